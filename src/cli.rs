@@ -1,0 +1,168 @@
+//! The command line, and nothing else: clap types that the commands convert into validated
+//! requests once. Every `init` question is a flag with an env var (see `answers::QUESTIONS`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "movim-setup",
+    version,
+    about = "Stand up, upgrade and diagnose a Movim deployment on Docker or Podman",
+    after_help = "Exit status: 0 done (doctor: no error), 1 failed (doctor: errors found), 2 bad usage or could not run."
+)]
+pub struct Cli {
+    /// Deployment directory (compose.yaml, movim.env, lock, backups)
+    #[arg(
+        long,
+        global = true,
+        env = "MOVIM_SETUP_DIR",
+        default_value = "./movim"
+    )]
+    pub dir: PathBuf,
+    /// Container engine (auto-detected: Docker, then Podman)
+    #[arg(long, global = true, env = "MOVIM_ENGINE", value_parser = ["docker", "podman"])]
+    pub engine: Option<String>,
+    /// Compose command to drive, e.g. "docker compose", "docker-compose", "podman-compose" (auto-detected)
+    #[arg(long, global = true, env = "MOVIM_COMPOSE")]
+    pub compose: Option<String>,
+    /// Never prompt: take defaults, fail naming the flag of any missing answer
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask, write the deployment directory, pin and pull images, migrate, start, prove healthy
+    #[command(
+        after_help = "Examples:\n  movim-setup init\n  movim-setup init --yes --domain movim.example.org --tls proxy --http-port 8080\n  MOVIM_DB_PASSWORD=… movim-setup init --yes --domain movim.example.org --database external --db-host 10.0.0.5"
+    )]
+    Init(InitArgs),
+    /// Upgrade to another Movim release with a backup and automatic rollback
+    Upgrade(UpgradeArgs),
+    /// Return to a recorded release
+    Rollback(RollbackArgs),
+    /// Read-only diagnostics, each finding with its fix
+    #[command(after_help = "Examples:\n  movim-setup doctor\n  movim-setup doctor --json")]
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Answers file (YAML; keys as the flags without dashes, e.g. `db_host:`)
+    #[arg(long, env = "MOVIM_ANSWERS")]
+    pub answers: Option<PathBuf>,
+    /// Compose project name (default: the directory's name)
+    #[arg(long, env = "MOVIM_PROJECT")]
+    pub project: Option<String>,
+    /// Public domain Movim is served at (https://DOMAIN/)
+    #[arg(long, env = "MOVIM_DOMAIN")]
+    pub domain: Option<String>,
+    /// HTTPS: bundled Caddy, or your own reverse proxy
+    #[arg(long, env = "MOVIM_TLS", value_parser = ["caddy", "proxy"])]
+    pub tls: Option<String>,
+    /// proxy mode: port on 127.0.0.1 that web listens on
+    #[arg(long, env = "MOVIM_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    /// caddy mode: ACME account e-mail
+    #[arg(long, env = "MOVIM_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// caddy mode: ACME directory URL (default Let's Encrypt)
+    #[arg(long, env = "MOVIM_ACME_CA")]
+    pub acme_ca: Option<String>,
+    /// Extra CA bundle (PEM) trusted by the containers and by this tool
+    #[arg(long, env = "MOVIM_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Database: bundled PostgreSQL or an external server
+    #[arg(long, env = "MOVIM_DATABASE", value_parser = ["bundled", "external"])]
+    pub database: Option<String>,
+    #[arg(long, env = "MOVIM_DB_HOST")]
+    pub db_host: Option<String>,
+    #[arg(long, env = "MOVIM_DB_PORT")]
+    pub db_port: Option<u16>,
+    #[arg(long, env = "MOVIM_DB_NAME")]
+    pub db_name: Option<String>,
+    #[arg(long, env = "MOVIM_DB_USER")]
+    pub db_user: Option<String>,
+    /// File holding the external database password (or set MOVIM_DB_PASSWORD; never in argv)
+    #[arg(long, env = "MOVIM_DB_PASSWORD_FILE")]
+    pub db_password_file: Option<PathBuf>,
+    /// XMPP server: bundled Prosody or an existing server
+    #[arg(long, env = "MOVIM_XMPP", value_parser = ["bundled", "external"])]
+    pub xmpp: Option<String>,
+    #[arg(long, env = "MOVIM_XMPP_DOMAIN")]
+    pub xmpp_domain: Option<String>,
+    /// Bundled Prosody: certificate (PEM, full chain) for the XMPP domain
+    #[arg(long, env = "MOVIM_XMPP_CERT")]
+    pub xmpp_cert: Option<PathBuf>,
+    /// Bundled Prosody: private key (PEM) for the XMPP domain
+    #[arg(long, env = "MOVIM_XMPP_KEY")]
+    pub xmpp_key: Option<PathBuf>,
+    /// Movim release tag (e.g. v0.29.2)
+    #[arg(long = "version", env = "MOVIM_VERSION")]
+    pub movim_version: Option<String>,
+    /// Prefix for movim-web, movim-fpm, movim-daemon (default ghcr.io/nadiamoe)
+    #[arg(long, env = "MOVIM_IMAGE_REPOSITORY")]
+    pub image_repository: Option<String>,
+    /// Prefix for postgres, prosody, caddy (default docker.io/library)
+    #[arg(long, env = "MOVIM_LIBRARY_REPOSITORY")]
+    pub library_repository: Option<String>,
+    /// Write the directory and pull, but do not start anything
+    #[arg(long)]
+    pub no_start: bool,
+    /// Show what would be written and stop
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Target Movim release (default: the newest tag the registry has that is newer)
+    #[arg(long = "to")]
+    pub to: Option<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Finish an interrupted upgrade
+    #[arg(long)]
+    pub resume: bool,
+    /// Upgrade even if the stack is not healthy now
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Release to return to (default: the one before the current)
+    #[arg(long = "to")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Write a redacted tar.gz for a bug report
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+}
+
+/// Parses the process arguments (clap exits with status 2 on bad usage).
+#[must_use]
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

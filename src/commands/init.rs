@@ -1,0 +1,563 @@
+//! `movim-setup init`: ask (or read) the answers, check the machine, pin every image by digest,
+//! pull, write the deployment directory in one transaction, migrate, start and prove healthy.
+//! Bad input is refused before anything is written; a re-run keeps secrets and answers, shows
+//! what it changes, backs up what it replaces, and does nothing when nothing changed.
+
+use super::Context;
+use super::stack::{self, Saved, Tools};
+use crate::answers::{self, Answers};
+use crate::cli::InitArgs;
+use crate::db;
+use crate::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::error::{ExitStatus, Failure, OrFail};
+use crate::fsx::{self, Transaction};
+use crate::lockfile::{self, LOCK_FILE, Lock, Release};
+use crate::registry::{ImageRef, RegistryClient};
+use crate::render::{self, ENV_FILE, Extras};
+use crate::secret::Secret;
+use crate::ui::{Defaults, Prompter, Terminal};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The uid Movim's fpm and daemon run as (www-data on Alpine); it must read `movim.env`.
+const MOVIM_UID: u32 = 82;
+/// Below this much free space in the deployment directory, init refuses to start.
+const MIN_FREE_BYTES: u64 = 1 << 30;
+
+pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
+    let saved = Saved::load(&ctx.dir)?;
+    let d_and_secret = collect_answers(ctx, &args, &saved)?;
+    let (d, password) = d_and_secret;
+    if let (Some(lock), Some(_)) = (&saved.lock, &saved.deployment)
+        && lock.movim != d.version.as_str()
+    {
+        return Err(Failure::usage(format!(
+            "this deployment runs Movim {}; init does not change releases",
+            lock.movim
+        ))
+        .next(format!(
+            "movim-setup upgrade --dir {} --to {}",
+            ctx.dir.display(),
+            d.version
+        )));
+    }
+    let extras = read_extras(&d)?;
+
+    ctx.ui.step("pre-flight checks");
+    let tools = Tools::connect(ctx).await?;
+    ctx.ui.info(&format!(
+        "engine: {} {} (API {}); compose: {} {}",
+        tools.engine.kind(),
+        tools.engine.version(),
+        tools.engine.api_version(),
+        tools.compose.flavor(),
+        tools.compose.version()
+    ));
+    check_disk(&ctx.dir)?;
+    check_ports(&tools, &d).await?;
+    check_dns(ctx, &d).await;
+    if let Database::External { .. } = &d.database {
+        check_external_db(ctx, &d, &password).await?;
+    }
+
+    let lock = pin(ctx, &d, saved.lock.as_ref()).await?;
+    let files = stack::rendered(&d, &password, &lock, &extras)?;
+    let changes = changes(&ctx.dir, &files, &lock)?;
+    if args.dry_run {
+        print_changes(ctx, &changes);
+        ctx.ui.step("dry run: nothing written, pulled or started");
+        return Ok(ExitStatus::Success);
+    }
+
+    pull(ctx, &tools, &lock).await?;
+
+    if changes.is_empty() {
+        ctx.ui.step("the deployment directory is up to date");
+    } else {
+        print_changes(ctx, &changes);
+        write(ctx, &files, &lock)?;
+    }
+    if args.no_start {
+        ctx.ui.step(&format!(
+            "written; start it with `movim-setup init --dir {}`",
+            ctx.dir.display()
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    if changes.is_empty() && running_healthy(&tools, &d).await {
+        stack::prove(ctx, &tools, &d).await?;
+    } else {
+        stack::bring_up(ctx, &tools, &d, &password).await?;
+    }
+    summary(ctx, &tools, &d);
+    Ok(ExitStatus::Success)
+}
+
+/// Merges flags/env, the answers file and the saved answers, asks for the rest, and settles the
+/// database password (kept from a previous run; for an external database the given one wins).
+fn collect_answers(
+    ctx: &Context,
+    args: &InitArgs,
+    saved: &Saved,
+) -> Result<(Deployment, Secret), Failure> {
+    let mut given = Answers {
+        project: args.project.clone(),
+        domain: args.domain.clone(),
+        tls: args.tls.clone(),
+        http_port: args.http_port,
+        acme_email: args.acme_email.clone(),
+        acme_ca: args.acme_ca.clone(),
+        ca_bundle: args.ca_bundle.clone(),
+        database: args.database.clone(),
+        db_host: args.db_host.clone(),
+        db_port: args.db_port,
+        db_name: args.db_name.clone(),
+        db_user: args.db_user.clone(),
+        db_password: std::env::var("MOVIM_DB_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new),
+        xmpp: args.xmpp.clone(),
+        xmpp_domain: args.xmpp_domain.clone(),
+        xmpp_cert: args.xmpp_cert.clone(),
+        xmpp_key: args.xmpp_key.clone(),
+        version: args.movim_version.clone(),
+        image_repository: args.image_repository.clone(),
+        library_repository: args.library_repository.clone(),
+    };
+    if let Some(file) = &args.db_password_file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Failure::usage(format!("cannot read --db-password-file {}", file.display())).because(e)
+        })?;
+        given.db_password = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+    }
+    let from_file = match &args.answers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!("cannot read --answers {}", path.display())).because(e)
+            })?;
+            Answers::from_yaml(&text, &path.display().to_string())?
+        }
+        None => Answers::default(),
+    };
+    let from_saved = saved
+        .deployment
+        .as_ref()
+        .map(Answers::from_deployment)
+        .unwrap_or_default();
+    let merged = given.or(from_file).or(from_saved);
+    let prompter: Box<dyn Prompter> = if ctx.yes || !std::io::stdin().is_terminal() {
+        Box::new(Defaults)
+    } else {
+        Box::new(Terminal)
+    };
+    let default_project = default_project(&ctx.dir);
+    let resolved = answers::resolve(merged, prompter.as_ref(), &default_project)?;
+    let d = resolved.deployment;
+    let password = match (&d.database, resolved.db_password, saved.db_password()) {
+        (Database::External { .. }, Some(given), _) => given,
+        (_, _, Some(kept)) => kept,
+        (Database::External { .. }, None, None) => {
+            return Err(Failure::usage("no password for the external database")
+                .next("MOVIM_DB_PASSWORD=… movim-setup init …   (or --db-password-file FILE)"));
+        }
+        (Database::Bundled, _, None) => Secret::generate(32),
+    };
+    Ok((d, password))
+}
+
+fn default_project(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let name: String = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let name = name.trim_start_matches(['-', '_']).to_owned();
+    if name.is_empty() {
+        "movim".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Reads the files the answers name: the CA bundle (with the system roots appended, since it
+/// replaces them in the containers) and Prosody's certificate and key.
+fn read_extras(d: &Deployment) -> Result<Extras, Failure> {
+    let pem = |flag: &str, path: &Path, marker: &str| -> Result<String, Failure> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!("cannot read {flag} {}", path.display())).because(e)
+        })?;
+        if !text.contains(marker) {
+            return Err(Failure::usage(format!(
+                "{flag} {} is not PEM ({marker} not found)",
+                path.display()
+            )));
+        }
+        Ok(text)
+    };
+    let mut extras = Extras::default();
+    if let Some(ca) = &d.ca_bundle {
+        let mut bundle = pem("--ca-bundle", ca, "BEGIN CERTIFICATE")?;
+        if let Ok(system) = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt") {
+            bundle.push('\n');
+            bundle.push_str(&system);
+        }
+        extras.ca_pem = Some(bundle);
+    }
+    if let Xmpp::Bundled {
+        cert: Some(cert),
+        key: Some(key),
+        ..
+    } = &d.xmpp
+    {
+        extras.xmpp_cert = Some((
+            pem("--xmpp-cert", cert, "BEGIN CERTIFICATE")?,
+            Secret::new(pem("--xmpp-key", key, "PRIVATE KEY")?),
+        ));
+    }
+    Ok(extras)
+}
+
+fn check_disk(dir: &Path) -> Result<(), Failure> {
+    let probe = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("."));
+    let free = fsx::free_bytes(probe)
+        .or_fail(|| format!("cannot tell the free space of {}", probe.display()))?;
+    if free < MIN_FREE_BYTES {
+        return Err(Failure::new(format!(
+            "only {} MiB free on {}; Movim's images and database need at least 1 GiB",
+            free >> 20,
+            probe.display()
+        ))
+        .next("df -h; docker system df"));
+    }
+    Ok(())
+}
+
+/// Every host port the stack publishes must be free, unless our own running service holds it.
+async fn check_ports(tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    let mut wanted: Vec<(&str, [u8; 4], u16, &str)> = Vec::new();
+    match d.tls {
+        Tls::Proxy { http_port } => wanted.push(("web", [127, 0, 0, 1], http_port, "--http-port")),
+        Tls::Caddy { .. } => {
+            wanted.push(("caddy", [0, 0, 0, 0], 80, "--tls proxy"));
+            wanted.push(("caddy", [0, 0, 0, 0], 443, "--tls proxy"));
+        }
+    }
+    if matches!(d.xmpp, Xmpp::Bundled { .. }) {
+        wanted.push(("prosody", [0, 0, 0, 0], 5222, "--xmpp external"));
+        wanted.push(("prosody", [0, 0, 0, 0], 5269, "--xmpp external"));
+    }
+    for (service, ip, port, flag) in wanted {
+        if let Some(c) = stack::container(tools, &d.project, service).await?
+            && c.running
+        {
+            continue;
+        }
+        if let Err(e) = std::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), port)) {
+            return Err(Failure::usage(format!(
+                "port {port} on {} is taken; {service} needs it",
+                std::net::Ipv4Addr::from(ip)
+            ))
+            .because(e)
+            .next(format!(
+                "ss -ltnp 'sport = :{port}'   (or choose another with {flag})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// DNS is only a warning: the domain often points here only once the stack runs.
+async fn check_dns(ctx: &Context, d: &Deployment) {
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::lookup_host((d.domain.as_str(), 443)),
+    )
+    .await;
+    let resolves = match lookup {
+        Ok(Ok(addrs)) => addrs.count() > 0,
+        _ => false,
+    };
+    if !resolves {
+        ctx.ui.warn(&format!(
+            "{} does not resolve yet; browsers will not reach Movim until it points at this machine (or your proxy)",
+            d.domain
+        ));
+    }
+}
+
+async fn check_external_db(
+    ctx: &Context,
+    d: &Deployment,
+    password: &Secret,
+) -> Result<(), Failure> {
+    let (host, port, name, user) = d.database.endpoint();
+    ctx.ui.info(&format!(
+        "checking the external database {user}@{host}:{port}/{name}"
+    ));
+    let target = db::DbTarget {
+        host: host.to_owned(),
+        port,
+        name: name.to_owned(),
+        user: user.to_owned(),
+        password: password.clone(),
+    };
+    let mut conn = db::connect(&target, Duration::from_secs(10))
+        .await
+        .map_err(|e| {
+            Failure::usage(format!(
+                "cannot log in to the external database {user}@{host}:{port}/{name}"
+            ))
+            .because(e)
+            .next(format!(
+                "psql -h {host} -p {port} -U {user} -d {name}   (check host, port, role, password)"
+            ))
+        })?;
+    let facts = db::facts(&mut conn)
+        .await
+        .or_fail(|| format!("cannot inspect the database {name}"))?;
+    if !facts.pgcrypto_installed && !(facts.pgcrypto_available && facts.can_create_extension) {
+        return Err(Failure::usage(format!(
+            "role {user} cannot `create extension pgcrypto` in {name}, which Movim's migrations run"
+        ))
+        .next(format!(
+            "psql -h {host} -U postgres -d {name} -c 'create extension if not exists pgcrypto'"
+        )));
+    }
+    Ok(())
+}
+
+/// Pins every image: a service whose unpinned reference is unchanged keeps its recorded digest
+/// (a re-pointed mutable tag never changes what a deployment runs); the others are resolved.
+async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock, Failure> {
+    ctx.ui.step("pinning images by digest");
+    let client = RegistryClient::new(d.ca_bundle.as_deref())
+        .or_fail(|| "cannot set up the registry client".to_owned())?;
+    let mut images = BTreeMap::new();
+    for (service, reference) in d.images() {
+        if let Some(kept) = saved
+            .and_then(|l| l.images.get(&service))
+            .filter(|p| p.split('@').next() == Some(reference.as_str()))
+        {
+            images.insert(service, kept.clone());
+            continue;
+        }
+        let image = ImageRef::parse(&reference)
+            .map_err(|e| Failure::usage(format!("bad image reference {reference}: {e}")))?;
+        let digest = client.resolve(&image).await.map_err(|e| {
+            Failure::new(format!("cannot resolve {reference} at its registry"))
+                .because(e)
+                .next("check --version and --image-repository, then: movim-setup init")
+        })?;
+        ctx.ui
+            .info(&format!("{service}: {}", image.pinned(&digest)));
+        images.insert(service, image.pinned(&digest));
+    }
+    let history = saved.map(|l| l.history.clone()).unwrap_or_default();
+    let mut lock = Lock {
+        movim: d.version.to_string(),
+        images,
+        history,
+    };
+    if lock.history.last().is_none_or(|r| r.images != lock.images) {
+        lock.history.push(Release {
+            movim: lock.movim.clone(),
+            images: lock.images.clone(),
+            at: lockfile::now_rfc3339(),
+            backup: None,
+            outcome: "installed".into(),
+        });
+    }
+    Ok(lock)
+}
+
+/// Pulls every pinned image the engine does not have yet, verifying its digest.
+async fn pull(ctx: &Context, tools: &Tools, lock: &Lock) -> Result<(), Failure> {
+    let mut missing = Vec::new();
+    for pinned in lock.images.values() {
+        let image = ImageRef::parse(pinned)
+            .map_err(|e| Failure::new(format!("bad pinned reference {pinned}: {e}")))?;
+        let digest = image.digest.clone().unwrap_or_default();
+        let by_digest = image.by_digest(&digest);
+        if !tools
+            .engine
+            .has_image(&by_digest)
+            .await
+            .or_fail(|| format!("cannot inspect {by_digest}"))?
+        {
+            missing.push((image, digest));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    ctx.ui.step(&format!("pulling {} image(s)", missing.len()));
+    let progress = ctx.ui.pull_progress();
+    for (image, digest) in missing {
+        tools
+            .engine
+            .pull(&image, &digest, progress.as_ref())
+            .await
+            .map_err(|e| {
+                Failure::new(format!("cannot pull {}", image.pinned(&digest)))
+                    .because(e)
+                    .next("movim-setup init   (re-run resolves and pulls again)")
+            })?;
+    }
+    Ok(())
+}
+
+/// A file that `init` would create or change.
+struct Change {
+    path: String,
+    created: bool,
+    secret: bool,
+}
+
+fn changes(
+    dir: &Path,
+    files: &BTreeMap<String, render::File>,
+    lock: &Lock,
+) -> Result<Vec<Change>, Failure> {
+    let lock_text = lock
+        .to_yaml()
+        .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
+    let mut out = Vec::new();
+    let all = files
+        .iter()
+        .map(|(p, f)| (p.as_str(), f.content.as_str(), f.secret))
+        .chain(std::iter::once((LOCK_FILE, lock_text.as_str(), false)));
+    for (path, content, secret) in all {
+        match std::fs::read_to_string(dir.join(path)) {
+            Ok(old) if old == content => {}
+            Ok(_) => out.push(Change {
+                path: path.to_owned(),
+                created: false,
+                secret,
+            }),
+            Err(_) => out.push(Change {
+                path: path.to_owned(),
+                created: true,
+                secret,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn print_changes(ctx: &Context, changes: &[Change]) {
+    if changes.is_empty() {
+        ctx.ui.step("no file would change");
+        return;
+    }
+    ctx.ui
+        .step(&format!("files to write in {}", ctx.dir.display()));
+    for c in changes {
+        let what = if c.created {
+            "create"
+        } else {
+            "update (old copy kept in backups/files/)"
+        };
+        let secret = if c.secret { " [holds secrets]" } else { "" };
+        ctx.ui.info(&format!("{what}: {}{secret}", c.path));
+    }
+}
+
+/// Writes the directory in one transaction: all files or none.
+fn write(
+    ctx: &Context,
+    files: &BTreeMap<String, render::File>,
+    lock: &Lock,
+) -> Result<(), Failure> {
+    std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
+    set_mode(&ctx.dir, 0o700)?;
+    let stamp = lockfile::now_rfc3339().replace(':', "");
+    let mut tx = Transaction::new(&ctx.dir, &stamp);
+    for (path, file) in files {
+        tx.write(path, file.content.as_bytes(), file.mode)
+            .or_fail(|| format!("cannot write {path}"))?;
+    }
+    let lock_text = lock
+        .to_yaml()
+        .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
+    tx.write(LOCK_FILE, lock_text.as_bytes(), 0o644)
+        .or_fail(|| format!("cannot write {LOCK_FILE}"))?;
+    hand_env_to_movim(ctx, &ctx.dir.join(ENV_FILE));
+    for backup in tx.commit() {
+        ctx.ui.info(&format!(
+            "kept the previous version as {}",
+            backup.display()
+        ));
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .or_fail(|| format!("cannot chmod {}", path.display()))
+}
+
+/// `movim.env` is 0600, so it must belong to the uid Movim runs as to be readable in the
+/// containers. Only root can give it away; others are told the command.
+fn hand_env_to_movim(ctx: &Context, env: &PathBuf) {
+    if let Err(e) = std::os::unix::fs::chown(env, Some(MOVIM_UID), Some(MOVIM_UID)) {
+        ctx.ui.warn(&format!(
+            "cannot hand {} to uid {MOVIM_UID} ({e}); Movim cannot read it until you run: sudo chown {MOVIM_UID}:{MOVIM_UID} {}",
+            env.display(),
+            env.display()
+        ));
+    }
+}
+
+async fn running_healthy(tools: &Tools, d: &Deployment) -> bool {
+    let Ok(all) = tools.engine.service_containers(&d.project).await else {
+        return false;
+    };
+    let wanted: Vec<String> = d.images().into_iter().map(|(s, _)| s).collect();
+    wanted.iter().all(|s| {
+        all.iter().any(|c| {
+            c.service.as_deref() == Some(s)
+                && c.running
+                && c.health.as_deref().is_none_or(|h| h == "healthy")
+        })
+    })
+}
+
+fn summary(ctx: &Context, tools: &Tools, d: &Deployment) {
+    ctx.ui.step(&format!(
+        "Movim {} is up and healthy: {}",
+        d.version,
+        d.domain.public_url()
+    ));
+    if let Tls::Proxy { http_port } = d.tls {
+        ctx.ui.info(&format!("point your reverse proxy at http://127.0.0.1:{http_port}, passing Host and websockets, e.g. for nginx:"));
+        for line in proxy_snippet(d, http_port).lines() {
+            ctx.ui.info(&format!("  {line}"));
+        }
+    }
+    ctx.ui.info(&format!(
+        "after your first login, make yourself admin: {} -p {} exec daemon php daemon.php setAdmin you@{}",
+        tools.compose.display_command(),
+        d.project,
+        d.xmpp.domain()
+    ));
+    ctx.ui.info("check it any time with: movim-setup doctor");
+}
+
+/// An nginx server block for the user's own proxy (TLS there, websockets passed through).
+#[must_use]
+pub fn proxy_snippet(d: &Deployment, http_port: u16) -> String {
+    format!(
+        "server {{\n    listen 443 ssl http2;\n    server_name {domain};\n    # ssl_certificate …; ssl_certificate_key …;\n    location / {{\n        proxy_pass http://127.0.0.1:{http_port};\n        proxy_set_header Host $host;\n        proxy_set_header X-Forwarded-Proto https;\n        proxy_http_version 1.1;\n        proxy_set_header Upgrade $http_upgrade;\n        proxy_set_header Connection \"upgrade\";\n        proxy_read_timeout 1h;\n    }}\n}}",
+        domain = d.domain
+    )
+}

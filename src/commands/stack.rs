@@ -1,0 +1,394 @@
+//! What `init`, `upgrade` and `rollback` share: reading the deployment directory, connecting to
+//! the engine and compose tool, and bringing the stack up in order with a health gate per
+//! service, ending with the proof a browser would give (websocket 101 and `/infos`).
+
+use super::Context;
+use crate::compose_cli::ComposeTool;
+use crate::db::{self, DbTarget};
+use crate::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::engine::{ContainerInfo, Engine, EngineKind};
+use crate::envfile;
+use crate::error::{Failure, OrFail};
+use crate::health;
+use crate::lockfile::{LOCK_FILE, Lock};
+use crate::render::{self, ANSWERS_FILE, ENV_FILE};
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long one service may take to become healthy.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The engine and the compose tool, found once per command.
+pub struct Tools {
+    pub engine: Engine,
+    pub compose: ComposeTool,
+}
+
+impl Tools {
+    pub async fn connect(ctx: &Context) -> Result<Self, Failure> {
+        let kind = match ctx.engine.as_deref() {
+            Some(k) => Some(
+                k.parse::<EngineKind>()
+                    .map_err(|e| Failure::usage(format!("--engine {k}: {e}")))?,
+            ),
+            None => None,
+        };
+        let engine = Engine::connect(kind).await.map_err(|e| {
+            Failure::new("the container engine is not reachable")
+                .because(e)
+                .next(
+                    "docker info   (or: systemctl start docker / podman system service --time=0 &)",
+                )
+        })?;
+        let compose =
+            crate::compose_cli::detect(ctx.compose.as_deref(), engine.kind() == EngineKind::Podman)
+                .await
+                .map_err(|e| {
+                    Failure::new("no compose tool found").because(e).next(
+                "install Docker Compose v2 (docker compose) or pass --compose \"docker-compose\"",
+            )
+                })?;
+        Ok(Self { engine, compose })
+    }
+}
+
+/// What a deployment directory holds today (any part may be missing on a first run).
+#[derive(Debug, Default)]
+pub struct Saved {
+    pub deployment: Option<Deployment>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub lock: Option<Lock>,
+}
+
+impl Saved {
+    pub fn load(dir: &Path) -> Result<Self, Failure> {
+        let read = |name: &str| -> Result<Option<String>, Failure> {
+            match std::fs::read_to_string(dir.join(name)) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(
+                    Failure::new(format!("cannot read {}", dir.join(name).display())).because(e),
+                ),
+            }
+        };
+        let broken = |name: &str, why: String| {
+            Failure::usage(format!("{} is not valid", dir.join(name).display()))
+                .detail(why)
+                .next(format!(
+                    "restore it from {}/backups/files/ or remove it and re-run movim-setup init",
+                    dir.display()
+                ))
+        };
+        let deployment = read(ANSWERS_FILE)?
+            .map(|t| {
+                serde_norway::from_str::<Deployment>(&t)
+                    .map_err(|e| broken(ANSWERS_FILE, e.to_string()))
+            })
+            .transpose()?;
+        let env = read(ENV_FILE)?
+            .map(|t| envfile::parse(&t).map_err(|e| broken(ENV_FILE, e)))
+            .transpose()?;
+        let lock = read(LOCK_FILE)?
+            .map(|t| Lock::parse(&t).map_err(|e| broken(LOCK_FILE, e)))
+            .transpose()?;
+        Ok(Self {
+            deployment,
+            env,
+            lock,
+        })
+    }
+
+    /// The secrets kept from a previous run.
+    #[must_use]
+    pub fn db_password(&self) -> Option<Secret> {
+        self.env
+            .as_ref()
+            .and_then(|e| e.get("DB_PASSWORD"))
+            .map(|p| Secret::new(p.clone()))
+    }
+}
+
+/// The container of one service of the project.
+pub async fn container(
+    tools: &Tools,
+    project: &str,
+    service: &str,
+) -> Result<Option<ContainerInfo>, Failure> {
+    let all = tools
+        .engine
+        .service_containers(project)
+        .await
+        .or_fail(|| format!("cannot list the containers of project {project}"))?;
+    Ok(all
+        .into_iter()
+        .find(|c| c.service.as_deref() == Some(service)))
+}
+
+/// A failure of `service`, with its last log lines and the commands to look further.
+pub async fn service_failure(
+    tools: &Tools,
+    d: &Deployment,
+    service: &str,
+    what: String,
+    cause: anyhow::Error,
+) -> Failure {
+    let mut f = Failure::new(what).because(cause);
+    if let Ok(Some(c)) = container(tools, &d.project, service).await
+        && let Ok(logs) = tools.engine.logs_tail(&c.id, 20).await
+    {
+        f = f.detail(format!("last log lines of {service}:"));
+        for line in logs.lines() {
+            f = f.detail(format!("| {line}"));
+        }
+    }
+    f.next(format!(
+        "{} -p {} logs {service}",
+        tools.compose.display_command(),
+        d.project
+    ))
+    .next("movim-setup doctor")
+}
+
+/// Starts `services` and waits until each is healthy.
+pub async fn start_healthy(
+    ctx: &Context,
+    tools: &Tools,
+    d: &Deployment,
+    services: &[&str],
+) -> Result<(), Failure> {
+    ctx.ui.step(&format!("starting {}", services.join(", ")));
+    if let Err(e) = tools.compose.up(&ctx.dir, &d.project, services).await {
+        return Err(service_failure(
+            tools,
+            d,
+            services[0],
+            format!("could not start {}", services.join(", ")),
+            e,
+        )
+        .await);
+    }
+    for service in services {
+        let Some(c) = container(tools, &d.project, service).await? else {
+            return Err(
+                Failure::new(format!("{service} has no container after `up`"))
+                    .next("movim-setup doctor"),
+            );
+        };
+        if let Err(e) = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await {
+            return Err(service_failure(
+                tools,
+                d,
+                service,
+                format!("{service} did not become healthy"),
+                e,
+            )
+            .await);
+        }
+        ctx.ui.info(&format!("{service} is healthy"));
+    }
+    Ok(())
+}
+
+/// The database as this tool reaches it: the bundled container's address, or the external host.
+pub async fn db_target(
+    tools: &Tools,
+    d: &Deployment,
+    password: &Secret,
+) -> Result<DbTarget, Failure> {
+    let (host, port, name, user) = d.database.endpoint();
+    let host = if d.database == Database::Bundled {
+        let c = container(tools, &d.project, "postgres")
+            .await?
+            .ok_or_else(|| {
+                Failure::new("the postgres container does not exist").next("movim-setup init")
+            })?;
+        c.ips.first().map(|(_, ip)| ip.to_string()).ok_or_else(|| {
+            Failure::new("the postgres container has no network address").next("movim-setup doctor")
+        })?
+    } else {
+        host.to_owned()
+    };
+    Ok(DbTarget {
+        host,
+        port,
+        name: name.to_owned(),
+        user: user.to_owned(),
+        password: password.clone(),
+    })
+}
+
+/// Applied migrations, or `None` before the first migration.
+pub async fn applied_migrations(target: &DbTarget) -> Result<Option<Vec<i64>>, anyhow::Error> {
+    let mut conn = db::connect(target, Duration::from_secs(10)).await?;
+    Ok(db::facts(&mut conn).await?.phinxlog)
+}
+
+/// Runs Movim's migrations as their own one-shot container and reports what they applied.
+pub async fn migrate(
+    ctx: &Context,
+    tools: &Tools,
+    d: &Deployment,
+    password: &Secret,
+) -> Result<(), Failure> {
+    ctx.ui
+        .step("running database migrations (one-shot daemon container)");
+    let target = db_target(tools, d, password).await?;
+    let before = applied_migrations(&target)
+        .await
+        .ok()
+        .flatten()
+        .map_or(0, |v| v.len());
+    let (code, output) = tools
+        .compose
+        .run_oneshot(
+            &ctx.dir,
+            &d.project,
+            "daemon",
+            &["php", "vendor/bin/phinx", "migrate"],
+        )
+        .await
+        .or_fail(|| "could not run the migrations".to_owned())?;
+    if code != 0 {
+        let mut f = Failure::new(format!(
+            "the migrations of Movim {} failed (exit {code})",
+            d.version
+        ));
+        for line in output
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            f = f.detail(format!("| {line}"));
+        }
+        return Err(f.next("movim-setup doctor"));
+    }
+    let after = applied_migrations(&target)
+        .await
+        .or_fail(|| "cannot read phinxlog after migrating".to_owned())?;
+    let after = after.map_or(0, |v| v.len());
+    ctx.ui.info(&format!(
+        "{} migration(s) applied now, {after} in all",
+        after.saturating_sub(before)
+    ));
+    Ok(())
+}
+
+/// Where this tool reaches web: the loopback port in proxy mode, else web's container address.
+pub async fn web_address(tools: &Tools, d: &Deployment) -> Result<SocketAddr, Failure> {
+    if let Tls::Proxy { http_port } = d.tls {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], http_port)));
+    }
+    let c = container(tools, &d.project, "web")
+        .await?
+        .ok_or_else(|| Failure::new("the web container does not exist").next("movim-setup init"))?;
+    c.ips
+        .first()
+        .map(|(_, ip)| SocketAddr::new(*ip, 80))
+        .ok_or_else(|| {
+            Failure::new("the web container has no network address").next("movim-setup doctor")
+        })
+}
+
+/// The proof: a websocket handshake through web with the public Origin, and `/infos` reporting
+/// the pinned version.
+pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    ctx.ui
+        .step("proving the stack: websocket handshake through web and /infos");
+    let addr = web_address(tools, d).await?;
+    let host = d.domain.as_str();
+    let origin = format!("https://{host}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let handshake = loop {
+        let attempt =
+            health::websocket_handshake(addr, host, &origin, "/ws/", Duration::from_secs(5)).await;
+        match attempt {
+            Ok(h) if h.is_upgraded() => break h,
+            other if std::time::Instant::now() >= deadline => {
+                let why = match other {
+                    Ok(h) => anyhow::anyhow!(
+                        "HTTP {}: {}",
+                        h.status,
+                        health::Handshake::explain(h.status)
+                    ),
+                    Err(e) => e,
+                };
+                return Err(service_failure(
+                    tools,
+                    d,
+                    "daemon",
+                    format!("no websocket handshake through web at {addr}/ws/"),
+                    why,
+                )
+                .await);
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    ctx.ui.info(&format!(
+        "websocket: HTTP {} with Origin {origin}",
+        handshake.status
+    ));
+    let infos = health::infos(addr, host, Duration::from_secs(10))
+        .await
+        .map_err(|e| {
+            Failure::new(format!("GET /infos through web at {addr} failed"))
+                .because(e)
+                .next("movim-setup doctor")
+        })?;
+    if infos.version != d.version.version() {
+        return Err(Failure::new(format!(
+            "/infos reports Movim {} but the deployment pins {}",
+            infos.version,
+            d.version.version()
+        ))
+        .next("movim-setup doctor"));
+    }
+    ctx.ui.info(&format!("/infos: Movim {}", infos.version));
+    Ok(())
+}
+
+/// Brings the whole stack up in dependency order, migrating before the Movim services start.
+pub async fn bring_up(
+    ctx: &Context,
+    tools: &Tools,
+    d: &Deployment,
+    password: &Secret,
+) -> Result<(), Failure> {
+    if d.database == Database::Bundled {
+        start_healthy(ctx, tools, d, &["postgres"]).await?;
+    }
+    if matches!(d.xmpp, Xmpp::Bundled { .. }) {
+        start_healthy(ctx, tools, d, &["prosody"]).await?;
+    }
+    migrate(ctx, tools, d, password).await?;
+    start_healthy(ctx, tools, d, &["fpm", "daemon"]).await?;
+    start_healthy(ctx, tools, d, &["web"]).await?;
+    if matches!(d.tls, Tls::Caddy { .. }) {
+        start_healthy(ctx, tools, d, &["caddy"]).await?;
+    }
+    prove(ctx, tools, d).await
+}
+
+/// The files `init` would write for this deployment (also what doctor compares against).
+pub fn rendered(
+    d: &Deployment,
+    password: &Secret,
+    lock: &Lock,
+    extras: &render::Extras,
+) -> Result<BTreeMap<String, render::File>, Failure> {
+    render::files(
+        d,
+        &render::Secrets {
+            db_password: password.clone(),
+        },
+        &lock.images,
+        extras,
+    )
+    .map_err(|e| Failure::new("cannot render the deployment files").detail(e))
+}

@@ -1,0 +1,432 @@
+//! The deployment as data: every answer `init` collects, parsed once into types that cannot hold
+//! an invalid value ("parse, don't validate"). Rendering, planning and doctor all read this model;
+//! nothing here does I/O.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// A DNS host name Movim is served at (no scheme, no port, no IP address: the session cookie is
+/// Secure-only and the daemon compares Origin hosts, so Movim needs a real name at a domain root).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let mut s = input.trim().to_ascii_lowercase();
+        for scheme in ["https://", "http://"] {
+            if let Some(rest) = s.strip_prefix(scheme) {
+                s = rest.to_owned();
+            }
+        }
+        if let Some(rest) = s.strip_suffix('/') {
+            s = rest.to_owned();
+        }
+        if s.is_empty() {
+            return Err("the domain is empty".into());
+        }
+        if s.contains('/') {
+            return Err(format!(
+                "`{input}` has a path; Movim must be served at the root of its own domain (e.g. movim.example.org)"
+            ));
+        }
+        if s.contains(':')
+            || s.parse::<IpAddr>().is_ok()
+            || s.trim_start_matches('[').parse::<IpAddr>().is_ok()
+        {
+            return Err(format!(
+                "`{input}` is an address or has a port; Movim needs a DNS name (its session cookie is Secure-only and HTTPS needs a certificate for a name)"
+            ));
+        }
+        if s.len() > 253 {
+            return Err(format!("`{input}` is longer than 253 characters"));
+        }
+        let labels: Vec<&str> = s.split('.').collect();
+        if labels.len() < 2 {
+            return Err(format!(
+                "`{input}` is not a fully qualified domain name (e.g. movim.example.org)"
+            ));
+        }
+        for label in &labels {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(format!(
+                    "`{input}` has an invalid label `{label}` (letters, digits and inner hyphens only)"
+                ));
+            }
+        }
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "`{input}` ends in a numeric label; that is not a domain name"
+            ));
+        }
+        Ok(Self(s))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `https://<domain>/`, the exact value the daemon wants in `DAEMON_URL`.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        format!("https://{}/", self.0)
+    }
+}
+
+impl TryFrom<String> for Domain {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Domain> for String {
+    fn from(d: Domain) -> Self {
+        d.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Movim release tag as published (`v0.29.2`, or a test world tag such as `v0.30.1-daemon-exits`).
+/// The version Movim itself reports in `/infos` is the part between `v` and the first `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MovimTag(String);
+
+impl MovimTag {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let s = input.trim();
+        let with_v = if s.starts_with('v') {
+            s.to_owned()
+        } else {
+            format!("v{s}")
+        };
+        let core = with_v[1..].split('-').next().unwrap_or_default();
+        let parts: Vec<&str> = core.split('.').collect();
+        let numeric = (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let tag_chars = with_v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !numeric || !tag_chars || with_v.len() > 128 {
+            return Err(format!(
+                "`{input}` is not a Movim release tag (vX.Y or vX.Y.Z, e.g. v0.29.2)"
+            ));
+        }
+        Ok(Self(with_v))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The version Movim reports in `/infos` (`0.29.2` for `v0.29.2-anything`).
+    #[must_use]
+    pub fn version(&self) -> &str {
+        self.0[1..].split('-').next().unwrap_or_default()
+    }
+
+    /// Numeric parts for ordering releases (`v0.30` = `v0.30.0`).
+    #[must_use]
+    pub fn numbers(&self) -> [u32; 3] {
+        let mut out = [0; 3];
+        for (slot, part) in out.iter_mut().zip(self.version().split('.')) {
+            *slot = part.parse().unwrap_or(0);
+        }
+        out
+    }
+}
+
+impl TryFrom<String> for MovimTag {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<MovimTag> for String {
+    fn from(t: MovimTag) -> Self {
+        t.0
+    }
+}
+
+impl fmt::Display for MovimTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The release `init` installs when nobody says otherwise: the last one the seed's images publish.
+pub const DEFAULT_TAG: &str = "v0.29.2";
+/// Where the seed's images live; `movim-web`, `movim-fpm` and `movim-daemon` are appended.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "ghcr.io/nadiamoe";
+/// Where the bundled services' images (postgres, prosody, caddy) come from.
+pub const DEFAULT_LIBRARY_REPOSITORY: &str = "docker.io/library";
+
+/// How HTTPS reaches Movim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Tls {
+    /// A bundled Caddy terminates TLS with automatic HTTPS (ACME) on 80/443.
+    Caddy {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acme_email: Option<String>,
+        /// ACME directory URL; Let's Encrypt when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acme_ca: Option<String>,
+    },
+    /// The user's own reverse proxy terminates TLS; web listens on 127.0.0.1:`http_port`.
+    Proxy { http_port: u16 },
+}
+
+impl Tls {
+    #[must_use]
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Caddy { .. } => "caddy",
+            Self::Proxy { .. } => "proxy",
+        }
+    }
+}
+
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+/// Where Movim's database lives. Passwords are not here: they are secrets, kept in `movim.env`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Database {
+    /// A `postgres` service in the same compose project.
+    Bundled,
+    /// A PostgreSQL server the user runs; the role needs the right to `create extension pgcrypto`.
+    External {
+        host: String,
+        port: u16,
+        name: String,
+        user: String,
+    },
+}
+
+impl Database {
+    #[must_use]
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Bundled => "bundled",
+            Self::External { .. } => "external",
+        }
+    }
+
+    /// Host, port, database and role as the containers see them.
+    #[must_use]
+    pub fn endpoint(&self) -> (&str, u16, &str, &str) {
+        match self {
+            Self::Bundled => (BUNDLED_DB_HOST, 5432, BUNDLED_DB_NAME, BUNDLED_DB_USER),
+            Self::External {
+                host,
+                port,
+                name,
+                user,
+            } => (host, *port, name, user),
+        }
+    }
+}
+
+pub const BUNDLED_DB_HOST: &str = "postgres";
+pub const BUNDLED_DB_NAME: &str = "movim";
+pub const BUNDLED_DB_USER: &str = "movim";
+
+/// The XMPP server Movim's daemon connects to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Xmpp {
+    /// A `prosody` service configured for Movim (design.md §2). The daemon rejects self-signed
+    /// certificates, so Prosody needs a real one: files the user names (`cert`, `key`).
+    Bundled {
+        domain: Domain,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cert: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<PathBuf>,
+    },
+    /// An XMPP server the user already runs.
+    External { domain: Domain },
+}
+
+impl Xmpp {
+    #[must_use]
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Bundled { .. } => "bundled",
+            Self::External { .. } => "external",
+        }
+    }
+
+    #[must_use]
+    pub fn domain(&self) -> &Domain {
+        match self {
+            Self::Bundled { domain, .. } | Self::External { domain } => domain,
+        }
+    }
+}
+
+/// Everything `init` decided, minus secrets. Saved as `movim-setup.yaml` so that a re-run keeps the
+/// answers and `upgrade`/`doctor` can re-render what `init` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Compose project name (container and volume prefix).
+    pub project: String,
+    pub domain: Domain,
+    pub tls: Tls,
+    pub database: Database,
+    pub xmpp: Xmpp,
+    pub version: MovimTag,
+    /// Prefix to which `movim-web`, `movim-fpm`, `movim-daemon` are appended.
+    pub image_repository: String,
+    /// Prefix for `postgres`, `prosody`, `caddy`.
+    pub library_repository: String,
+    /// A CA bundle (PEM) the containers trust in addition to the system roots: private CAs, or a
+    /// test ACME server's root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// The three Movim components, one image each.
+pub const MOVIM_COMPONENTS: [&str; 3] = ["web", "fpm", "daemon"];
+
+impl Deployment {
+    /// `<repository>/movim-<component>:<tag>` (unpinned; the lock file adds the digest).
+    #[must_use]
+    pub fn movim_image(&self, component: &str) -> String {
+        format!(
+            "{}/movim-{component}:{}",
+            self.image_repository.trim_end_matches('/'),
+            self.version
+        )
+    }
+
+    /// The images of the bundled services this deployment runs, by service name.
+    #[must_use]
+    pub fn bundled_images(&self) -> Vec<(&'static str, String)> {
+        let lib = self.library_repository.trim_end_matches('/');
+        let mut out = Vec::new();
+        if self.database == Database::Bundled {
+            out.push(("postgres", format!("{lib}/postgres:{POSTGRES_TAG}")));
+        }
+        if matches!(self.xmpp, Xmpp::Bundled { .. }) {
+            out.push(("prosody", format!("{lib}/prosody:{PROSODY_TAG}")));
+        }
+        if matches!(self.tls, Tls::Caddy { .. }) {
+            out.push(("caddy", format!("{lib}/caddy:{CADDY_TAG}")));
+        }
+        out
+    }
+
+    /// Every service and its unpinned image, Movim's first.
+    #[must_use]
+    pub fn images(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = MOVIM_COMPONENTS
+            .iter()
+            .map(|c| ((*c).to_owned(), self.movim_image(c)))
+            .collect();
+        out.extend(
+            self.bundled_images()
+                .into_iter()
+                .map(|(s, i)| (s.to_owned(), i)),
+        );
+        out
+    }
+}
+
+pub const POSTGRES_TAG: &str = "15";
+pub const PROSODY_TAG: &str = "0.12";
+pub const CADDY_TAG: &str = "2";
+
+/// A compose project name: what compose itself accepts (lowercase letters, digits, `-`, `_`,
+/// starting with a letter or digit).
+pub fn parse_project(input: &str) -> Result<String, String> {
+    let ok = !input.is_empty()
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && input.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(input.to_owned())
+    } else {
+        Err(format!(
+            "`{input}` is not a compose project name (lowercase letters, digits, - and _)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalised() {
+        assert_eq!(
+            Domain::parse("HTTPS://Movim.Example.org/").map(|d| d.public_url()),
+            Ok("https://movim.example.org/".into())
+        );
+    }
+
+    #[test]
+    fn bad_domains_are_refused_with_the_reason() {
+        for (bad, why) in [
+            ("", "empty"),
+            ("localhost", "fully qualified"),
+            ("192.168.1.10", "address"),
+            ("[::1]", "address"),
+            ("movim.example.org:8443", "port"),
+            ("example.org/movim", "path"),
+            ("-bad.example.org", "invalid label"),
+            ("a..b", "invalid label"),
+            ("ex ample.org", "invalid label"),
+            ("example.123", "numeric"),
+        ] {
+            let err = Domain::parse(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn tags_give_the_version_movim_reports() {
+        let t = MovimTag::parse("0.30.1-daemon-exits").expect("valid");
+        assert_eq!(t.as_str(), "v0.30.1-daemon-exits");
+        assert_eq!(t.version(), "0.30.1");
+        assert_eq!(
+            MovimTag::parse("v0.30").expect("valid").numbers(),
+            [0, 30, 0]
+        );
+        assert!(MovimTag::parse("latest").is_err());
+        assert!(MovimTag::parse("v1").is_err());
+        assert!(MovimTag::parse("v0.29.2 ; rm").is_err());
+    }
+
+    #[test]
+    fn project_names_follow_compose() {
+        assert!(parse_project("movim").is_ok());
+        assert!(parse_project("Movim").is_err());
+        assert!(parse_project("_x").is_err());
+    }
+}

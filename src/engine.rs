@@ -1,0 +1,897 @@
+//! The container engine (Docker, or Podman's Docker-compatible socket) through bollard: pulling by
+//! digest and proving the engine holds that digest, reading the state of a compose project's
+//! containers, and running commands inside them (health probes, migrations, `pg_dump` streamed to a
+//! file). Compose itself stays with the compose tool; this is what needs the engine's API.
+//!
+//! The API version is negotiated with the daemon: the test machines run Docker 20.10 (API 1.41)
+//! while users run 24–28, so nothing here relies on anything newer than 1.41.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    LogsOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+
+use crate::registry::{ImageRef, docker_config_credentials};
+
+/// Compose's labels; podman-compose sets the same ones.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+
+const DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
+const PODMAN_SYSTEM_SOCKET: &str = "unix:///run/podman/podman.sock";
+/// Connecting and the first answers must be quick; a silent socket is a dead engine.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often `wait_healthy` looks, and how long a container without a healthcheck must stay up.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const SETTLE_TIME: Duration = Duration::from_secs(2);
+/// How much stderr a streamed exec keeps for its error message.
+const STDERR_TAIL_BYTES: usize = 8 * 1024;
+
+/// Which engine the user runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Docker => "docker",
+            Self::Podman => "podman",
+        })
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "docker" => Ok(Self::Docker),
+            "podman" => Ok(Self::Podman),
+            other => Err(format!(
+                "unknown engine `{other}` (expected docker or podman)"
+            )),
+        }
+    }
+}
+
+/// The endpoints to try, in order, as `DOCKER_HOST`-style URLs. An explicit `DOCKER_HOST` or
+/// `CONTAINER_HOST` wins; otherwise the usual sockets of the engine asked for (both when none was).
+fn candidate_endpoints(
+    kind: Option<EngineKind>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let set = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+    if let Some(host) = set("DOCKER_HOST").or_else(|| set("CONTAINER_HOST")) {
+        return vec![host];
+    }
+    let mut podman = vec![PODMAN_SYSTEM_SOCKET.to_owned()];
+    if let Some(runtime_dir) = set("XDG_RUNTIME_DIR") {
+        podman.push(format!("unix://{runtime_dir}/podman/podman.sock"));
+    }
+    match kind {
+        Some(EngineKind::Docker) => vec![DOCKER_SOCKET.to_owned()],
+        Some(EngineKind::Podman) => podman,
+        None => std::iter::once(DOCKER_SOCKET.to_owned())
+            .chain(podman)
+            .collect(),
+    }
+}
+
+/// `/path` means `unix:///path`, as docker accepts it.
+fn normalise_endpoint(endpoint: &str) -> String {
+    if endpoint.starts_with('/') {
+        format!("unix://{endpoint}")
+    } else {
+        endpoint.to_owned()
+    }
+}
+
+fn socket_exists(endpoint: &str) -> bool {
+    endpoint
+        .strip_prefix("unix://")
+        .is_none_or(|path| std::path::Path::new(path).exists())
+}
+
+/// What to run when the engine does not answer.
+fn start_hint(kind: Option<EngineKind>) -> &'static str {
+    match kind {
+        Some(EngineKind::Podman) => {
+            "start Podman's API socket: `systemctl --user start podman.socket` (rootless), \
+             `sudo systemctl start podman.socket`, or `podman system service --time=0 &`"
+        }
+        _ => {
+            "start it with `sudo systemctl start docker` (for Podman: `podman system service \
+             --time=0 &`); if it runs, check that you may use its socket (the `docker` group)"
+        }
+    }
+}
+
+/// One connected engine, with what it said about itself.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+    kind: EngineKind,
+    version: String,
+    api_version: String,
+}
+
+impl Engine {
+    /// Connects to the engine the environment points at (`DOCKER_HOST`, then `CONTAINER_HOST`),
+    /// else to the usual socket of `kind` (Docker's, then Podman's, when `kind` is `None`).
+    pub async fn connect(kind: Option<EngineKind>) -> anyhow::Result<Self> {
+        let candidates = candidate_endpoints(kind, &|key| std::env::var(key).ok());
+        // Prefer a socket that exists, so the error names the one most likely meant.
+        let endpoint = candidates
+            .iter()
+            .find(|e| socket_exists(e))
+            .or(candidates.first())
+            .cloned()
+            .unwrap_or_else(|| DOCKER_SOCKET.to_owned());
+        Self::connect_to(&endpoint, kind).await
+    }
+
+    /// Connects to one endpoint (`unix:///…`, `tcp://…`, `http://…`), negotiates the API version
+    /// and asks the engine what it is. `kind` only shapes the hint when it does not answer: the
+    /// engine's own version answer decides [`Engine::kind`].
+    pub async fn connect_to(endpoint: &str, kind: Option<EngineKind>) -> anyhow::Result<Self> {
+        let endpoint = normalise_endpoint(endpoint);
+        let unreachable = |cause: String| {
+            anyhow::anyhow!(
+                "cannot reach the container engine at {endpoint}: {cause}; {}",
+                start_hint(kind)
+            )
+        };
+        let docker = match Docker::connect_with_host(&endpoint) {
+            Ok(docker) => docker,
+            Err(BollardError::SocketNotFoundError(path)) => {
+                return Err(unreachable(format!("the socket {path} does not exist")));
+            }
+            Err(e) => return Err(unreachable(e.to_string())),
+        };
+        let talk = async {
+            let docker = docker.negotiate_version().await?;
+            docker.ping().await?;
+            let version = docker.version().await?;
+            Ok::<_, BollardError>((docker, version))
+        };
+        let (docker, version) = match tokio::time::timeout(CONNECT_TIMEOUT, talk).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(unreachable(bollard_chain(&e))),
+            Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+        };
+        let is_podman = version
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.to_ascii_lowercase().contains("podman"))
+            || version
+                .platform
+                .as_ref()
+                .is_some_and(|p| p.name.to_ascii_lowercase().contains("podman"));
+        let client = docker.client_version();
+        Ok(Self {
+            endpoint,
+            kind: if is_podman {
+                EngineKind::Podman
+            } else {
+                EngineKind::Docker
+            },
+            version: version.version.unwrap_or_else(|| "unknown".to_owned()),
+            api_version: format!("{}.{}", client.major_version, client.minor_version),
+            docker,
+        })
+    }
+
+    /// Docker or Podman, as the engine described itself.
+    #[must_use]
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// The engine's version (`20.10.24`, `4.3.1`, …).
+    #[must_use]
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The API version negotiated with the engine (`1.41` on Docker 20.10).
+    #[must_use]
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// Where the engine was reached (`unix:///var/run/docker.sock`).
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Pulls `image` by `digest` (never by tag, so a re-pointed tag cannot slip in), reporting
+    /// progress, then proves the engine now holds exactly that digest. Local tags are left alone:
+    /// compose references images by digest.
+    pub async fn pull(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        progress: &dyn PullProgress,
+    ) -> anyhow::Result<()> {
+        let wanted = image.by_digest(digest);
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(&image.name())
+            .tag(digest)
+            .build();
+        let credentials = docker_config_credentials(&image.registry).map(|c| DockerCredentials {
+            username: Some(c.username),
+            password: Some(c.password.expose().to_owned()),
+            serveraddress: Some(image.registry.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| {
+                anyhow::anyhow!(
+                    "pulling {wanted} from {} failed: {}",
+                    image.registry,
+                    bollard_chain(&e)
+                )
+            })?;
+            let (current, total) = info
+                .progress_detail
+                .as_ref()
+                .map_or((None, None), |d| (to_u64(d.current), to_u64(d.total)));
+            progress.update(
+                &wanted,
+                info.id.as_deref().unwrap_or(""),
+                info.status.as_deref().unwrap_or(""),
+                current,
+                total,
+            );
+        }
+        progress.done(&wanted);
+
+        let inspected = self
+            .docker
+            .inspect_image(&wanted)
+            .await
+            .with_context(|| format!("{wanted} was pulled but the engine cannot show it"))?;
+        let repo_digests = inspected.repo_digests.unwrap_or_default();
+        let held = repo_digests.iter().any(|d| {
+            ImageRef::parse(d).is_ok_and(|r| {
+                r.registry == image.registry
+                    && r.repository == image.repository
+                    && r.digest.as_deref() == Some(digest)
+            })
+        });
+        if !held {
+            bail!(
+                "the registry served another digest: after pulling {wanted} the engine holds {} \
+                 instead",
+                if repo_digests.is_empty() {
+                    "no digest".to_owned()
+                } else {
+                    repo_digests.join(", ")
+                }
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the engine already holds `registry/repo@sha256:…`.
+    pub async fn has_image(&self, repo_at_digest: &str) -> anyhow::Result<bool> {
+        match self.docker.inspect_image(repo_at_digest).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => {
+                Err(anyhow::Error::new(e)
+                    .context(format!("cannot look up the image {repo_at_digest}")))
+            }
+        }
+    }
+
+    /// Every container of a compose project, stopped ones included, sorted by service then name.
+    pub async fn service_containers(&self, project: &str) -> anyhow::Result<Vec<ContainerInfo>> {
+        let filters = HashMap::from([("label", vec![format!("{PROJECT_LABEL}={project}")])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .with_context(|| {
+                format!("cannot list the containers of the compose project {project}")
+            })?;
+        let mut containers = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            match self.inspect(&id).await {
+                Ok(info) => containers.push(info),
+                // Removed between the listing and the inspection: it is not part of the project now.
+                Err(e) if e.downcast_ref::<BollardError>().is_some_and(is_not_found) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+        Ok(containers)
+    }
+
+    /// The state of one container (by id or name).
+    pub async fn inspect(&self, id: &str) -> anyhow::Result<ContainerInfo> {
+        Ok(ContainerInfo::from_inspect(&self.inspect_raw(id).await?))
+    }
+
+    async fn inspect_raw(&self, id: &str) -> anyhow::Result<ContainerInspectResponse> {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| {
+                let message = if is_not_found(&e) {
+                    format!("there is no container {id}")
+                } else {
+                    format!("cannot inspect the container {id}")
+                };
+                anyhow::Error::new(e).context(message)
+            })
+    }
+
+    /// The last `lines` lines of a container's stdout and stderr, interleaved as logged.
+    pub async fn logs_tail(&self, id: &str, lines: usize) -> anyhow::Result<String> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(false)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let item = item.with_context(|| format!("cannot read the logs of {id}"))?;
+            out.extend_from_slice(&item.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs `cmd` in a running container as its default user; returns the exit code and stdout and
+    /// stderr interleaved.
+    pub async fn exec(&self, id: &str, cmd: &[&str]) -> anyhow::Result<(i64, String)> {
+        let (exec_id, output) = self.start_exec(id, cmd, false).await?;
+        let mut combined = Vec::new();
+        let mut output = output;
+        while let Some(item) = output.next().await {
+            let item = item.with_context(|| exec_what(id, cmd, "reading the output of"))?;
+            combined.extend_from_slice(&item.into_bytes());
+        }
+        let code = self.exec_exit_code(&exec_id, id, cmd).await?;
+        Ok((code, String::from_utf8_lossy(&combined).into_owned()))
+    }
+
+    /// Runs `cmd` and writes its stdout to `sink` as it comes (a database dump may not fit in
+    /// memory). Returns the exit code and the last few KiB of stderr.
+    pub async fn exec_stream_stdout(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        mut sink: impl AsyncWrite + Unpin,
+    ) -> anyhow::Result<(i64, String)> {
+        let (exec_id, mut output) = self.start_exec(id, cmd, false).await?;
+        let mut stderr = TailBuffer::new(STDERR_TAIL_BYTES);
+        while let Some(item) = output.next().await {
+            match item.with_context(|| exec_what(id, cmd, "reading the output of"))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => sink
+                    .write_all(&message)
+                    .await
+                    .with_context(|| exec_what(id, cmd, "writing the output of"))?,
+                LogOutput::StdErr { message } => stderr.push(&message),
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+        sink.flush()
+            .await
+            .with_context(|| exec_what(id, cmd, "writing the output of"))?;
+        let code = self.exec_exit_code(&exec_id, id, cmd).await?;
+        Ok((code, stderr.into_string()))
+    }
+
+    /// Runs `cmd` with `source` streamed into its stdin (closed at the end of `source`). Returns the
+    /// exit code and the combined output (its last few KiB).
+    pub async fn exec_stream_stdin(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        mut source: impl AsyncRead + Unpin,
+    ) -> anyhow::Result<(i64, String)> {
+        let exec = self
+            .docker
+            .create_exec(id, exec_options(cmd, true))
+            .await
+            .with_context(|| exec_what(id, cmd, "cannot start"))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .with_context(|| exec_what(id, cmd, "cannot start"))?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            bail!(
+                "{}: the engine detached it",
+                exec_what(id, cmd, "cannot attach to")
+            );
+        };
+        // Feed stdin and drain the output together: a command that writes while it reads would
+        // otherwise block on a full pipe while we block on its stdin.
+        let feed = async {
+            tokio::io::copy(&mut source, &mut input).await?;
+            // Closing our half of the connection is what gives the command end-of-file.
+            input.shutdown().await
+        };
+        let drain = async {
+            let mut tail = TailBuffer::new(STDERR_TAIL_BYTES);
+            while let Some(item) = output.next().await {
+                tail.push(&item?.into_bytes());
+            }
+            Ok::<_, BollardError>(tail)
+        };
+        let (fed, drained) = tokio::join!(feed, drain);
+        let tail = drained.with_context(|| exec_what(id, cmd, "reading the output of"))?;
+        let code = self.exec_exit_code(&exec.id, id, cmd).await?;
+        // A command that stops reading early (it failed) breaks the pipe; its exit code says why.
+        if let Err(e) = fed
+            && code == 0
+        {
+            return Err(anyhow::Error::new(e).context(exec_what(id, cmd, "feeding the input of")));
+        }
+        Ok((code, tail.into_string()))
+    }
+
+    async fn start_exec(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        stdin: bool,
+    ) -> anyhow::Result<(String, ExecOutput)> {
+        let exec = self
+            .docker
+            .create_exec(id, exec_options(cmd, stdin))
+            .await
+            .with_context(|| exec_what(id, cmd, "cannot start"))?;
+        match self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .with_context(|| exec_what(id, cmd, "cannot start"))?
+        {
+            StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
+            StartExecResults::Detached => {
+                bail!(
+                    "{}: the engine detached it",
+                    exec_what(id, cmd, "cannot attach to")
+                )
+            }
+        }
+    }
+
+    /// The exit code once the engine has recorded it (the output can end a moment before).
+    async fn exec_exit_code(&self, exec_id: &str, id: &str, cmd: &[&str]) -> anyhow::Result<i64> {
+        for _ in 0..50 {
+            let state = self
+                .docker
+                .inspect_exec(exec_id)
+                .await
+                .with_context(|| exec_what(id, cmd, "cannot read the exit code of"))?;
+            if state.running != Some(true)
+                && let Some(code) = state.exit_code
+            {
+                return Ok(code);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!(
+            "{}: it still runs after its output ended",
+            exec_what(id, cmd, "no exit code for")
+        )
+    }
+
+    /// Waits until the container is healthy (or, without a healthcheck, has stayed up for 2 s).
+    /// Fails as soon as it exits or restarts, and after `timeout` with the last health-check output.
+    pub async fn wait_healthy(&self, id: &str, timeout: Duration) -> anyhow::Result<ContainerInfo> {
+        let deadline = Instant::now() + timeout;
+        // (started_at, restart_count) of the run being watched and when it was first seen up.
+        let mut up_since: Option<((Option<String>, i64), Instant)> = None;
+        loop {
+            let raw = self.inspect_raw(id).await?;
+            let info = ContainerInfo::from_inspect(&raw);
+            let who = info.describe();
+            match info.status.as_str() {
+                "exited" | "dead" | "restarting" => {
+                    let code = info
+                        .exit_code
+                        .or_else(|| raw.state.as_ref().and_then(|s| s.exit_code))
+                        .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+                    let oom = if info.oom_killed {
+                        " (killed: out of memory)"
+                    } else {
+                        ""
+                    };
+                    let movim = if info.service.as_deref() == Some("daemon") || code == "0" {
+                        " Movim's daemon exits 0 when database migrations are pending or \
+                         DAEMON_URL is missing."
+                    } else {
+                        ""
+                    };
+                    bail!(
+                        "{who} stopped ({}) with exit code {code}{oom} instead of becoming \
+                         healthy.{movim} See `docker logs {}`.",
+                        info.status,
+                        info.name
+                    );
+                }
+                _ => {}
+            }
+            match info.health.as_deref() {
+                Some("healthy") => return Ok(info),
+                None if info.running => {
+                    let run = (info.started_at.clone(), info.restart_count);
+                    match &up_since {
+                        Some((seen, since)) if *seen == run => {
+                            if since.elapsed() >= SETTLE_TIME {
+                                return Ok(info);
+                            }
+                        }
+                        _ => up_since = Some((run, Instant::now())),
+                    }
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                let last_check = raw
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.health.as_ref())
+                    .and_then(|h| h.log.as_ref())
+                    .and_then(|log| log.last())
+                    .map(|r| {
+                        format!(
+                            "; last health check (exit {}): {}",
+                            r.exit_code.unwrap_or(-1),
+                            r.output.as_deref().unwrap_or("").trim()
+                        )
+                    })
+                    .unwrap_or_default();
+                bail!(
+                    "{who} is not healthy after {timeout:?} (status {}, health {}){last_check}",
+                    info.status,
+                    info.health.as_deref().unwrap_or("none")
+                );
+            }
+            tokio::time::sleep(
+                POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+
+    /// Whether a named volume exists.
+    pub async fn volume_exists(&self, name: &str) -> anyhow::Result<bool> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => {
+                Err(anyhow::Error::new(e).context(format!("cannot look up the volume {name}")))
+            }
+        }
+    }
+}
+
+/// Receives pull progress; the terminal UI draws bars from it, plain output prints lines.
+pub trait PullProgress: Send + Sync {
+    /// One status line from the engine: `layer` is empty for image-level lines, `current`/`total`
+    /// are bytes when downloading or extracting.
+    fn update(
+        &self,
+        image: &str,
+        layer: &str,
+        status: &str,
+        current: Option<u64>,
+        total: Option<u64>,
+    );
+    /// The pull of `image` finished.
+    fn done(&self, image: &str);
+}
+
+/// A container's state, reduced to what the commands and doctor look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Without docker's leading `/`.
+    pub name: String,
+    /// The compose service (`com.docker.compose.service`).
+    pub service: Option<String>,
+    /// The image as the container was created with it (`registry/repo@sha256:…`).
+    pub image: String,
+    pub running: bool,
+    /// `created`, `running`, `paused`, `restarting`, `exited`, `dead`, …
+    pub status: String,
+    /// Set once the container has stopped.
+    pub exit_code: Option<i64>,
+    /// `healthy`, `unhealthy` or `starting`; `None` without a healthcheck.
+    pub health: Option<String>,
+    pub restart_count: i64,
+    pub oom_killed: bool,
+    /// RFC 3339, as the engine reports it; `None` if it never started.
+    pub started_at: Option<String>,
+    pub mounts: Vec<MountInfo>,
+    /// Address on each network the container is attached to.
+    pub ips: Vec<(String, IpAddr)>,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub destination: String,
+    /// Host path (bind mounts) or the volume's path on the host.
+    pub source: String,
+    /// Set for named volumes.
+    pub volume_name: Option<String>,
+    pub read_write: bool,
+}
+
+impl ContainerInfo {
+    fn from_inspect(c: &ContainerInspectResponse) -> Self {
+        let state = c.state.as_ref();
+        let status = state
+            .and_then(|s| s.status)
+            .map_or_else(String::new, |s| s.to_string());
+        let stopped = matches!(
+            state.and_then(|s| s.status),
+            Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+        );
+        let health = state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status)
+            .filter(|s| !matches!(s, HealthStatusEnum::NONE | HealthStatusEnum::EMPTY))
+            .map(|s| s.to_string());
+        let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
+        let mounts = c
+            .mounts
+            .iter()
+            .flatten()
+            .map(|m| MountInfo {
+                destination: m.destination.clone().unwrap_or_default(),
+                source: m.source.clone().unwrap_or_default(),
+                volume_name: m.name.clone().filter(|n| !n.is_empty()),
+                read_write: m.rw.unwrap_or(false),
+            })
+            .collect();
+        let mut ips: Vec<(String, IpAddr)> = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|(network, endpoint)| {
+                [
+                    endpoint.ip_address.as_deref(),
+                    endpoint.global_ipv6_address.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .filter_map(|ip| ip.parse().ok())
+                .map(|ip| (network.clone(), ip))
+                .collect::<Vec<_>>()
+            })
+            .collect();
+        ips.sort();
+        Self {
+            id: c.id.clone().unwrap_or_default(),
+            name: c
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            service: labels.and_then(|l| l.get(SERVICE_LABEL)).cloned(),
+            image: c
+                .config
+                .as_ref()
+                .and_then(|cfg| cfg.image.clone())
+                .unwrap_or_default(),
+            running: state.and_then(|s| s.running).unwrap_or(false),
+            status,
+            exit_code: if stopped {
+                state.and_then(|s| s.exit_code)
+            } else {
+                None
+            },
+            health,
+            restart_count: c.restart_count.unwrap_or(0),
+            oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
+            // The engine's zero time means "never started".
+            started_at: state
+                .and_then(|s| s.started_at.clone())
+                .filter(|t| !t.is_empty() && !t.starts_with("0001-01-01")),
+            mounts,
+            ips,
+        }
+    }
+
+    /// `container movim-daemon-1 (service daemon)`
+    fn describe(&self) -> String {
+        match &self.service {
+            Some(service) => format!("container {} (service {service})", self.name),
+            None => format!("container {}", self.name),
+        }
+    }
+}
+
+type ExecOutput = std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
+
+fn exec_options(cmd: &[&str], stdin: bool) -> CreateExecOptions<String> {
+    CreateExecOptions {
+        attach_stdin: Some(stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        cmd: Some(cmd.iter().map(|&s| s.to_owned()).collect()),
+        ..Default::default()
+    }
+}
+
+fn exec_what(id: &str, cmd: &[&str], what: &str) -> String {
+    format!("{what} `{}` in container {id}", cmd.join(" "))
+}
+
+fn to_u64(n: Option<i64>) -> Option<u64> {
+    n.and_then(|n| u64::try_from(n).ok())
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// bollard's messages hide the cause (permission denied, connection refused) in the chain.
+fn bollard_chain(e: &BollardError) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Keeps the last `cap` bytes written to it.
+struct TailBuffer {
+    cap: usize,
+    bytes: std::collections::VecDeque<u8>,
+}
+
+impl TailBuffer {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            bytes: std::collections::VecDeque::with_capacity(cap),
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let data = &data[data.len().saturating_sub(self.cap)..];
+        let overflow = (self.bytes.len() + data.len()).saturating_sub(self.cap);
+        self.bytes.drain(..overflow);
+        self.bytes.extend(data);
+    }
+
+    fn into_string(self) -> String {
+        let bytes: Vec<u8> = self.bytes.into();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn engine_kind_round_trips() {
+        for kind in [EngineKind::Docker, EngineKind::Podman] {
+            assert_eq!(kind.to_string().parse::<EngineKind>(), Ok(kind));
+        }
+        assert_eq!("Podman".parse::<EngineKind>(), Ok(EngineKind::Podman));
+        assert!(
+            "containerd"
+                .parse::<EngineKind>()
+                .unwrap_err()
+                .contains("docker or podman")
+        );
+    }
+
+    #[test]
+    fn endpoints_follow_the_environment_then_the_engine() {
+        let host = env(&[
+            ("DOCKER_HOST", "tcp://10.0.0.2:2375"),
+            ("CONTAINER_HOST", "unix:///x"),
+        ]);
+        assert_eq!(
+            candidate_endpoints(Some(EngineKind::Podman), &host),
+            ["tcp://10.0.0.2:2375"]
+        );
+        let container_host = env(&[
+            ("DOCKER_HOST", ""),
+            ("CONTAINER_HOST", "unix:///run/p.sock"),
+        ]);
+        assert_eq!(
+            candidate_endpoints(None, &container_host),
+            ["unix:///run/p.sock"]
+        );
+
+        let xdg = env(&[("XDG_RUNTIME_DIR", "/run/user/1000")]);
+        assert_eq!(
+            candidate_endpoints(Some(EngineKind::Docker), &xdg),
+            [DOCKER_SOCKET]
+        );
+        assert_eq!(
+            candidate_endpoints(Some(EngineKind::Podman), &xdg),
+            [
+                PODMAN_SYSTEM_SOCKET,
+                "unix:///run/user/1000/podman/podman.sock"
+            ]
+        );
+        assert_eq!(
+            candidate_endpoints(None, &xdg),
+            [
+                DOCKER_SOCKET,
+                PODMAN_SYSTEM_SOCKET,
+                "unix:///run/user/1000/podman/podman.sock"
+            ]
+        );
+        assert_eq!(normalise_endpoint("/var/run/docker.sock"), DOCKER_SOCKET);
+    }
+
+    #[test]
+    fn tail_buffer_keeps_the_end() {
+        let mut t = TailBuffer::new(5);
+        t.push(b"abc");
+        t.push(b"defg");
+        assert_eq!(t.into_string(), "cdefg");
+        let mut t = TailBuffer::new(3);
+        t.push(b"0123456789");
+        assert_eq!(t.into_string(), "789");
+    }
+}

@@ -1,0 +1,350 @@
+//! `movim.env`, the one file Movim's fpm and daemon read their settings from. Every key is defined
+//! once in [`KEYS`] (name, meaning, default, secret or not, validation); that table drives the
+//! rendered file, validation on read and doctor. Values are quoted so that `$`, `#`, quotes and
+//! spaces reach Movim (phpdotenv) and this tool (dotenvy) unchanged.
+
+use crate::deployment::Deployment;
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+
+/// One setting Movim reads from its `.env`.
+#[derive(Debug)]
+pub struct EnvKey {
+    pub name: &'static str,
+    pub meaning: &'static str,
+    /// `None`: derived from the deployment, or required.
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub required: bool,
+    pub validate: fn(&str) -> Result<(), String>,
+}
+
+fn any(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+fn not_empty(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        Err("is empty".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn port(v: &str) -> Result<(), String> {
+    v.parse::<u16>()
+        .map(|_| ())
+        .map_err(|_| format!("`{v}` is not a TCP port"))
+}
+
+fn pgsql(v: &str) -> Result<(), String> {
+    if v == "pgsql" {
+        Ok(())
+    } else {
+        Err(format!(
+            "is `{v}`; movim-setup deploys PostgreSQL, so it must be `pgsql`"
+        ))
+    }
+}
+
+fn daemon_port(v: &str) -> Result<(), String> {
+    if v == "8080" {
+        Ok(())
+    } else {
+        Err(format!(
+            "is `{v}`; the web image proxies /ws/ to port 8080 (hard-coded), so it must be 8080"
+        ))
+    }
+}
+
+fn all_interfaces(v: &str) -> Result<(), String> {
+    if v == "0.0.0.0" {
+        Ok(())
+    } else {
+        Err(format!(
+            "is `{v}`; the daemon must listen on 0.0.0.0 so the web container can reach it"
+        ))
+    }
+}
+
+fn daemon_url(v: &str) -> Result<(), String> {
+    let url = url::Url::parse(v).map_err(|e| format!("`{v}` is not a URL ({e})"))?;
+    if url.scheme() != "https" {
+        return Err(format!(
+            "`{v}` is not https; Movim's session cookie is Secure-only"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.port().is_some() {
+        return Err(format!(
+            "`{v}` must be exactly https://<host>/ (Movim is served at the root of its domain)"
+        ));
+    }
+    Ok(())
+}
+
+fn boolean(v: &str) -> Result<(), String> {
+    if matches!(v, "true" | "false") {
+        Ok(())
+    } else {
+        Err(format!("`{v}` is not true or false"))
+    }
+}
+
+/// Every key movim-setup writes, in the order it writes them.
+pub const KEYS: &[EnvKey] = &[
+    EnvKey {
+        name: "DB_DRIVER",
+        meaning: "database driver",
+        default: Some("pgsql"),
+        secret: false,
+        required: true,
+        validate: pgsql,
+    },
+    EnvKey {
+        name: "DB_HOST",
+        meaning: "database host as the containers see it",
+        default: None,
+        secret: false,
+        required: true,
+        validate: not_empty,
+    },
+    EnvKey {
+        name: "DB_PORT",
+        meaning: "database port",
+        default: Some("5432"),
+        secret: false,
+        required: true,
+        validate: port,
+    },
+    EnvKey {
+        name: "DB_DATABASE",
+        meaning: "database name",
+        default: None,
+        secret: false,
+        required: true,
+        validate: not_empty,
+    },
+    EnvKey {
+        name: "DB_USERNAME",
+        meaning: "database role",
+        default: None,
+        secret: false,
+        required: true,
+        validate: not_empty,
+    },
+    EnvKey {
+        name: "DB_PASSWORD",
+        meaning: "database password",
+        default: None,
+        secret: true,
+        required: true,
+        validate: any,
+    },
+    EnvKey {
+        name: "DAEMON_URL",
+        meaning: "public URL, exactly https://<host>/ (the daemon checks the websocket Origin against it)",
+        default: None,
+        secret: false,
+        required: true,
+        validate: daemon_url,
+    },
+    EnvKey {
+        name: "DAEMON_PORT",
+        meaning: "daemon websocket port (web proxies /ws/ to 8080)",
+        default: Some("8080"),
+        secret: false,
+        required: true,
+        validate: daemon_port,
+    },
+    EnvKey {
+        name: "DAEMON_INTERFACE",
+        meaning: "daemon listen address",
+        default: Some("0.0.0.0"),
+        secret: false,
+        required: true,
+        validate: all_interfaces,
+    },
+    EnvKey {
+        name: "DAEMON_DEBUG",
+        meaning: "daemon debug logging",
+        default: Some("false"),
+        secret: false,
+        required: false,
+        validate: boolean,
+    },
+    EnvKey {
+        name: "DAEMON_VERBOSE",
+        meaning: "daemon verbose logging",
+        default: Some("false"),
+        secret: false,
+        required: false,
+        validate: boolean,
+    },
+];
+
+#[must_use]
+pub fn key(name: &str) -> Option<&'static EnvKey> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The values of `movim.env` for a deployment and its database password.
+#[must_use]
+pub fn values(d: &Deployment, db_password: &Secret) -> Vec<(&'static str, String)> {
+    let (host, port, name, user) = d.database.endpoint();
+    KEYS.iter()
+        .map(|k| {
+            let v = match k.name {
+                "DB_HOST" => host.to_owned(),
+                "DB_PORT" => port.to_string(),
+                "DB_DATABASE" => name.to_owned(),
+                "DB_USERNAME" => user.to_owned(),
+                "DB_PASSWORD" => db_password.expose().to_owned(),
+                "DAEMON_URL" => d.domain.public_url(),
+                _ => k.default.unwrap_or_default().to_owned(),
+            };
+            (k.name, v)
+        })
+        .collect()
+}
+
+/// Renders `movim.env`. Comments stand on their own lines: phpdotenv has no inline comments.
+pub fn render(values: &[(&str, String)]) -> Result<String, String> {
+    let mut out = String::from(
+        "# Movim settings, written by movim-setup. Read by fpm and daemon as /var/www/movim/.env.\n# Edit with care: `movim-setup doctor` checks every key. No comments after values.\n",
+    );
+    for (name, value) in values {
+        let meaning = key(name).map_or("", |k| k.meaning);
+        out.push_str(&format!("# {meaning}\n{name}={}\n", quote(name, value)?));
+    }
+    Ok(out)
+}
+
+/// Quotes a value so that phpdotenv (Movim) and dotenvy (this tool) both read it back unchanged.
+/// Plain values stay bare; anything else goes in single quotes (literal in both parsers); a value
+/// holding a single quote goes in double quotes with `\\` and `\"` escaped, which both parsers
+/// read alike unless a `$` starts a variable reference there — that one value is refused.
+pub fn quote(name: &str, value: &str) -> Result<String, String> {
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(format!(
+            "{name} contains a line break; env files cannot hold it"
+        ));
+    }
+    let bare = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/@+,=%".contains(&b));
+    if bare {
+        return Ok(value.to_owned());
+    }
+    if !value.contains('\'') {
+        return Ok(format!("'{value}'"));
+    }
+    let bytes = value.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1).copied().unwrap_or(b' ');
+        if *b == b'$' && (next == b'{' || next.is_ascii_alphanumeric() || next == b'_') {
+            return Err(format!(
+                "{name} holds both a single quote and `${}`; phpdotenv and dotenvy would read it differently. Choose a value without one of them",
+                char::from(next)
+            ));
+        }
+    }
+    Ok(format!(
+        "\"{}\"",
+        value.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// Reads an env file the way this tool reads `movim.env` (dotenvy), keeping the order-free map.
+pub fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        let (k, v) = item.map_err(|e| format!("cannot parse: {e}"))?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Problems with the values of an existing `movim.env`, one line each (`KEY: why`).
+#[must_use]
+pub fn problems(values: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for k in KEYS {
+        match values.get(k.name) {
+            None if k.required => out.push((k.name.to_owned(), "is missing".to_owned())),
+            None => {}
+            Some(v) => {
+                if let Err(why) = (k.validate)(v) {
+                    out.push((k.name.to_owned(), why));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(value: &str) -> String {
+        let text = render(&[("DB_PASSWORD", value.to_owned())]).expect("renders");
+        parse(&text)
+            .expect("parses")
+            .remove("DB_PASSWORD")
+            .expect("present")
+    }
+
+    #[test]
+    fn awkward_values_survive_dotenvy() {
+        for v in [
+            "plain",
+            "p$a#s\"s' w",
+            "$#\"' ",
+            "a b",
+            "#",
+            "$HOME",
+            "${HOME}",
+            "'",
+            "\\",
+            "x\\\"y",
+            "",
+            "é ü",
+        ] {
+            assert_eq!(round_trip(v), v, "value {v:?}");
+        }
+    }
+
+    #[test]
+    fn values_both_parsers_would_read_differently_are_refused() {
+        let err = quote("DB_PASSWORD", "it's $HOME").expect_err("refused");
+        assert!(err.contains("DB_PASSWORD"));
+    }
+
+    #[test]
+    fn plain_values_stay_bare_and_specials_are_quoted() {
+        assert_eq!(
+            quote("K", "https://movim.example.org/"),
+            Ok("https://movim.example.org/".into())
+        );
+        assert_eq!(quote("K", "a#b"), Ok("'a#b'".into()));
+        assert_eq!(quote("K", "it's"), Ok("\"it's\"".into()));
+    }
+
+    #[test]
+    fn validation_names_each_broken_key() {
+        let mut v: BTreeMap<String, String> = KEYS
+            .iter()
+            .map(|k| (k.name.to_owned(), k.default.unwrap_or("x").to_owned()))
+            .collect();
+        v.insert("DAEMON_URL".into(), "http://movim.example.org/".into());
+        v.insert("DAEMON_PORT".into(), "9000".into());
+        v.insert("DAEMON_INTERFACE".into(), "127.0.0.1".into());
+        v.remove("DB_HOST");
+        let keys: Vec<String> = problems(&v).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["DB_HOST", "DAEMON_URL", "DAEMON_PORT", "DAEMON_INTERFACE"]
+        );
+    }
+}

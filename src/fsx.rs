@@ -1,0 +1,206 @@
+//! Changes to the deployment directory as a transaction: every file is written atomically (temp
+//! file, fsync, rename), every file it replaces is first copied to `backups/files/<time>/`, and if
+//! the transaction is dropped without [`Transaction::commit`] everything it wrote is put back.
+//! Crash-safe by construction: a kill leaves either the old or the new file, never half of one.
+
+use anyhow::{Context, Result};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Writes `content` to `path` atomically with `mode`, creating parent directories.
+pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().context("a file path without a directory")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .context("a file path without a name")?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(content)
+            .with_context(|| format!("cannot write {} (disk full?)", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("cannot flush {} (disk full?)", tmp.display()))?;
+        fs::rename(&tmp, path)
+            .with_context(|| format!("cannot move {} into place", path.display()))?;
+        if let Ok(d) = fs::File::open(dir) {
+            // Best effort: makes the rename itself durable on filesystems that need it.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// What one transaction did to one path, so it can be undone.
+#[derive(Debug)]
+enum Undo {
+    /// The path did not exist: remove it.
+    Remove(PathBuf),
+    /// The path existed: its old content and mode, and where the backup copy went.
+    Restore {
+        path: PathBuf,
+        old: Vec<u8>,
+        mode: u32,
+    },
+}
+
+/// A set of file changes under one directory that undoes itself unless committed.
+#[derive(Debug)]
+pub struct Transaction {
+    root: PathBuf,
+    backup_dir: PathBuf,
+    undo: Vec<Undo>,
+    backed_up: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Transaction {
+    /// Starts a transaction; backups of replaced files go to `root/backups/files/<stamp>/`.
+    #[must_use]
+    pub fn new(root: &Path, stamp: &str) -> Self {
+        Self {
+            root: root.to_owned(),
+            backup_dir: root.join("backups").join("files").join(stamp),
+            undo: Vec::new(),
+            backed_up: Vec::new(),
+            committed: false,
+        }
+    }
+
+    /// Writes `rel` (relative to the root) unless it already has exactly this content and mode.
+    /// Returns whether anything changed.
+    pub fn write(&mut self, rel: &str, content: &[u8], mode: u32) -> Result<bool> {
+        let path = self.root.join(rel);
+        match fs::read(&path) {
+            Ok(old) => {
+                let old_mode = fs::metadata(&path)?.permissions().mode() & 0o7777;
+                if old == content && old_mode == mode {
+                    return Ok(false);
+                }
+                let backup = self.backup_dir.join(rel);
+                write_atomic(&backup, &old, 0o600).with_context(|| {
+                    format!("cannot back up {} before replacing it", path.display())
+                })?;
+                self.backed_up.push(backup);
+                self.undo.push(Undo::Restore {
+                    path: path.clone(),
+                    old,
+                    mode: old_mode,
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.undo.push(Undo::Remove(path.clone()))
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        write_atomic(&path, content, mode)?;
+        Ok(true)
+    }
+
+    /// Backups this transaction made (paths of the copies).
+    #[must_use]
+    pub fn backups(&self) -> &[PathBuf] {
+        &self.backed_up
+    }
+
+    /// Keeps every change.
+    pub fn commit(mut self) -> Vec<PathBuf> {
+        self.committed = true;
+        std::mem::take(&mut self.backed_up)
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for undo in self.undo.drain(..).rev() {
+            // Undo is best effort by nature: a failure here leaves the backup copy in place.
+            let _ = match undo {
+                Undo::Remove(p) => fs::remove_file(p).map_err(anyhow::Error::from),
+                Undo::Restore { path, old, mode } => write_atomic(&path, &old, mode),
+            };
+        }
+    }
+}
+
+/// Free bytes on the filesystem holding `path` (statvfs through `df`, which every system has).
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    let out = std::process::Command::new("df")
+        .args(["-P", "-k"])
+        .arg(path)
+        .output()
+        .with_context(|| format!("cannot run df on {}", path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1).context("df printed nothing")?;
+    let avail: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .context("df line too short")?
+        .parse()?;
+    Ok(avail * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncommitted_transactions_put_everything_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("a"), "old").expect("seed");
+        {
+            let mut tx = Transaction::new(dir.path(), "t1");
+            assert!(tx.write("a", b"new", 0o600).expect("write"));
+            assert!(tx.write("sub/b", b"fresh", 0o644).expect("write"));
+            assert_eq!(
+                fs::read_to_string(dir.path().join("a")).expect("read"),
+                "new"
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a")).expect("read"),
+            "old"
+        );
+        assert!(!dir.path().join("sub/b").exists());
+    }
+
+    #[test]
+    fn committed_transactions_keep_changes_and_back_up_replaced_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("a"), "old").expect("seed");
+        let mut tx = Transaction::new(dir.path(), "t2");
+        assert!(tx.write("a", b"new", 0o600).expect("write"));
+        assert!(
+            !tx.write("a", b"new", 0o600)
+                .expect("same content is no change")
+        );
+        let backups = tx.commit();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a")).expect("read"),
+            "new"
+        );
+        assert_eq!(backups, vec![dir.path().join("backups/files/t2/a")]);
+        assert_eq!(fs::read_to_string(&backups[0]).expect("read"), "old");
+        let mode = fs::metadata(dir.path().join("a"))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

@@ -1,0 +1,1138 @@
+//! Tag → digest resolution straight from the registry (OCI distribution API), so the lock file pins
+//! what the registry serves *now* and the engine is only ever asked to pull by digest. It needs no
+//! engine: `init --dry-run`, `upgrade`'s plan and `doctor` can all ask "what does this tag point to?".
+//!
+//! Only the few requests resolution needs are implemented (one manifest GET, a bearer token when
+//! the registry asks for one) rather than a full OCI client: the digest is computed here from the
+//! manifest bytes and checked against what the registry claims.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::secret::Secret;
+
+/// Docker Hub's name in image references, and the host that actually serves its API.
+const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// The manifest kinds a tag may point to; a multi-arch tag points to a list/index, and its digest
+/// is what `docker pull` pins, so the index itself is what we hash.
+const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// The distribution spec lets registries refuse manifests above 4 MiB; anything bigger is not a
+/// manifest and is not read into memory.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An image reference normalised the way `docker` does it (`postgres` is
+/// `docker.io/library/postgres:latest`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    /// `docker.io`, `ghcr.io`, `127.0.0.1:5000`, …
+    pub registry: String,
+    /// `library/postgres`, `nadiamoe/movim-web`, …
+    pub repository: String,
+    /// `None` only when the reference names a digest and no tag.
+    pub tag: Option<String>,
+    /// `sha256:<64 hex>`
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses a reference as `docker pull` would: no registry part means Docker Hub (with
+    /// `library/` for one-component names), and no tag and no digest means `:latest`.
+    pub fn parse(reference: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("`{reference}` is not an image reference: {why}");
+        if reference.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if reference.chars().any(char::is_whitespace) {
+            return Err(bad("it contains whitespace"));
+        }
+        let (name_tag, digest) = match reference.split_once('@') {
+            Some((name_tag, digest)) => {
+                check_digest(digest).map_err(|why| bad(&why))?;
+                (name_tag, Some(digest.to_owned()))
+            }
+            None => (reference, None),
+        };
+        // A `:` after the last `/` starts the tag; one before it belongs to a registry port.
+        let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name_tag[last_slash..].rfind(':') {
+            Some(i) => {
+                let at = last_slash + i;
+                (&name_tag[..at], Some(name_tag[at + 1..].to_owned()))
+            }
+            None => (name_tag, None),
+        };
+        if let Some(tag) = &tag {
+            check_tag(tag).map_err(|why| bad(&why))?;
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_owned(), rest.to_owned())
+            }
+            _ => (DOCKER_HUB.to_owned(), name.to_owned()),
+        };
+        if registry.is_empty() || registry.ends_with(':') {
+            return Err(bad("the registry host is incomplete"));
+        }
+        let registry = if registry == "index.docker.io" {
+            DOCKER_HUB.to_owned()
+        } else {
+            registry
+        };
+        check_repository(&repository).map_err(|why| bad(&why))?;
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        let tag = match (tag, &digest) {
+            (None, None) => Some("latest".to_owned()),
+            (tag, _) => tag,
+        };
+        Ok(Self {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// `registry/repository`, the name without tag or digest.
+    #[must_use]
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// `registry/repository:tag@digest` — the form the lock file records: the tag for humans, the
+    /// digest for the engine (which ignores the tag when a digest is present).
+    #[must_use]
+    pub fn pinned(&self, digest: &str) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}:{tag}@{digest}", self.name()),
+            None => self.by_digest(digest),
+        }
+    }
+
+    /// `registry/repository@digest` — what is pulled and what compose references.
+    #[must_use]
+    pub fn by_digest(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.name())
+    }
+
+    /// The host (and port) serving the registry API: Docker Hub's API is not on `docker.io`.
+    #[must_use]
+    pub fn api_host(&self) -> &str {
+        if self.registry == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            &self.registry
+        }
+    }
+
+    /// What the manifest is asked for by: the digest when the reference has one, else the tag.
+    fn manifest_reference(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for ImageRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+fn check_digest(digest: &str) -> Result<(), String> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| format!("the digest `{digest}` is not sha256:<hex>"))?;
+    if hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "the digest `{digest}` is not sha256 followed by 64 lowercase hex digits"
+        ))
+    }
+}
+
+fn check_tag(tag: &str) -> Result<(), String> {
+    let mut chars = tag.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && tag.len() <= 128 {
+        Ok(())
+    } else {
+        Err(format!(
+            "the tag `{tag}` is not valid (letters, digits, `_.-`, at most 128)"
+        ))
+    }
+}
+
+fn check_repository(repository: &str) -> Result<(), String> {
+    for component in repository.split('/') {
+        let valid = !component.is_empty()
+            && component.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && component
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && component
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return Err(format!(
+                "the repository `{repository}` must be lowercase letters, digits and `._-` \
+                 separated by `/`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Docker treats these as insecure registries by default, so images on them are served over plain
+/// HTTP; everything else is HTTPS.
+fn is_loopback_host(host_port: &str) -> bool {
+    let host = if let Some(rest) = host_port.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(h, _)| h)
+    } else {
+        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Registry credentials from the docker CLI's config. The password never reaches a printout.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// Credentials `docker login` stored for `registry` in `$DOCKER_CONFIG/config.json` (or
+/// `~/.docker/config.json`), if any. Only inline `auths.<host>.auth` entries are read; credential
+/// helpers (`credsStore`, `credHelpers`) are not run.
+#[must_use]
+pub fn docker_config_credentials(registry: &str) -> Option<Credentials> {
+    let path = docker_config_path()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    credentials_from_config(&text, registry)
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(PathBuf::from(home).join(".docker").join("config.json"))
+}
+
+fn credentials_from_config(config_json: &str, registry: &str) -> Option<Credentials> {
+    let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
+    let auths = config.get("auths")?.as_object()?;
+    let wanted = config_key_host(registry);
+    auths.iter().find_map(|(key, entry)| {
+        if config_key_host(key) != wanted {
+            return None;
+        }
+        let encoded = entry.get("auth")?.as_str()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (username, password) = decoded.split_once(':')?;
+        Some(Credentials {
+            username: username.to_owned(),
+            password: Secret::new(password),
+        })
+    })
+}
+
+/// `https://index.docker.io/v1/`, `index.docker.io`, `registry-1.docker.io` and `docker.io` are
+/// all Docker Hub in config.json keys; other keys may carry a scheme or a path.
+fn config_key_host(key: &str) -> String {
+    let no_scheme = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = no_scheme
+        .split('/')
+        .next()
+        .unwrap_or(no_scheme)
+        .to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
+        _ => host,
+    }
+}
+
+/// Why resolution failed, kept distinct so commands can tell the user the right thing: a typo in
+/// a tag, a missing login, a network problem, or a registry serving something it should not.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{image}: not found at {registry} (the tag or repository does not exist): {detail}")]
+    NotFound {
+        image: String,
+        registry: String,
+        detail: String,
+    },
+    #[error(
+        "{image}: {registry} refused access ({detail}); if the image is private, run \
+         `docker login {registry}` (credentials are read from docker's config.json)"
+    )]
+    Unauthorized {
+        image: String,
+        registry: String,
+        detail: String,
+    },
+    #[error("{image}: cannot reach the registry {registry} at {url}: {detail}")]
+    Unreachable {
+        image: String,
+        registry: String,
+        url: String,
+        detail: String,
+    },
+    #[error(
+        "{image}: {registry} answered digest {claimed} but the manifest hashes to {computed}; \
+         refusing to pin it"
+    )]
+    DigestMismatch {
+        image: String,
+        registry: String,
+        claimed: String,
+        computed: String,
+    },
+    #[error("{image}: unexpected answer from {registry}: {detail}")]
+    Protocol {
+        image: String,
+        registry: String,
+        detail: String,
+    },
+}
+
+/// Talks to registries over HTTPS (HTTP for loopback ones), with the system's roots plus an
+/// optional extra CA bundle.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    /// Overrides the docker config path (tests); `None` reads the usual place at each request.
+    docker_config: Option<PathBuf>,
+}
+
+impl RegistryClient {
+    /// A client trusting the platform's roots and, when given, the PEM certificates in
+    /// `ca_bundle` (for private registries or a private CA).
+    pub fn new(ca_bundle: Option<&Path>) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("movim-setup/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_bundle {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA bundle {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!("the CA bundle {} is not PEM certificates", path.display())
+            })?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "the CA bundle {} holds no certificate",
+                path.display()
+            );
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .context("cannot set up the HTTPS client for registries")?;
+        Ok(Self {
+            http,
+            docker_config: None,
+        })
+    }
+
+    /// Reads credentials from this docker config file instead of the usual place.
+    #[must_use]
+    pub fn with_docker_config(mut self, config_json: PathBuf) -> Self {
+        self.docker_config = Some(config_json);
+        self
+    }
+
+    fn credentials(&self, registry: &str) -> Option<Credentials> {
+        match &self.docker_config {
+            Some(path) => credentials_from_config(&std::fs::read_to_string(path).ok()?, registry),
+            None => docker_config_credentials(registry),
+        }
+    }
+
+    /// The digest (`sha256:<hex>`) of the manifest `image` points to right now.
+    pub async fn resolve(&self, image: &ImageRef) -> anyhow::Result<String> {
+        Ok(self.resolve_checked(image).await?)
+    }
+
+    async fn resolve_checked(&self, image: &ImageRef) -> Result<String, RegistryError> {
+        let ctx = Ctx {
+            image: image.to_string(),
+            registry: image.registry.clone(),
+        };
+        let scheme = if is_loopback_host(image.api_host()) {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!(
+            "{scheme}://{}/v2/{}/manifests/{}",
+            image.api_host(),
+            image.repository,
+            image.manifest_reference()
+        );
+        let credentials = self.credentials(&image.registry);
+
+        let mut response = self.get_manifest(&ctx, &url, None).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let challenge = response
+                .headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(Challenge::parse)
+                .min_by_key(|c| matches!(c, Challenge::Basic { .. }));
+            let authorization = match challenge {
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                }) => {
+                    let scope =
+                        scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
+                    let token = self
+                        .bearer_token(
+                            &ctx,
+                            &realm,
+                            service.as_deref(),
+                            &scope,
+                            credentials.as_ref(),
+                        )
+                        .await?;
+                    format!("Bearer {token}")
+                }
+                Some(Challenge::Basic { .. }) => match &credentials {
+                    Some(c) => basic_header(c),
+                    None => return Err(ctx.unauthorized("it asks for a login and none is stored")),
+                },
+                None => {
+                    return Err(ctx.unauthorized("401 without a usable WWW-Authenticate challenge"));
+                }
+            };
+            response = self.get_manifest(&ctx, &url, Some(&authorization)).await?;
+        }
+
+        let status = response.status();
+        let claimed = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match status {
+            s if s.is_success() => {}
+            reqwest::StatusCode::NOT_FOUND => {
+                let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
+                return Err(RegistryError::NotFound {
+                    image: ctx.image,
+                    registry: ctx.registry,
+                    detail: if detail.is_empty() {
+                        "404".to_owned()
+                    } else {
+                        detail
+                    },
+                });
+            }
+            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => {
+                let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
+                let hint = if credentials.is_some() {
+                    "the stored login was refused"
+                } else {
+                    "anonymous access denied; the repository may be private or not exist"
+                };
+                return Err(
+                    ctx.unauthorized(&format!("{status}: {hint} {detail}").trim_end().to_owned())
+                );
+            }
+            other => {
+                let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
+                return Err(ctx.protocol(
+                    format!("HTTP {other} for {url} {detail}")
+                        .trim_end()
+                        .to_owned(),
+                ));
+            }
+        }
+
+        let body = read_capped(&ctx, response).await?;
+        let computed = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if let Some(claimed) = claimed
+            && claimed != computed
+        {
+            return Err(RegistryError::DigestMismatch {
+                image: ctx.image,
+                registry: ctx.registry,
+                claimed,
+                computed,
+            });
+        }
+        if let Some(asked) = &image.digest
+            && asked != &computed
+        {
+            return Err(RegistryError::DigestMismatch {
+                image: ctx.image,
+                registry: ctx.registry,
+                claimed: asked.clone(),
+                computed,
+            });
+        }
+        Ok(computed)
+    }
+
+    async fn get_manifest(
+        &self,
+        ctx: &Ctx,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut request = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPES.join(", "));
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        request.send().await.map_err(|e| ctx.unreachable(url, &e))
+    }
+
+    async fn bearer_token(
+        &self,
+        ctx: &Ctx,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, RegistryError> {
+        let mut url = url::Url::parse(realm)
+            .map_err(|e| ctx.protocol(format!("the token realm `{realm}` is not a URL: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", scope);
+        }
+        let mut request = self.http.get(url.as_str());
+        if let Some(c) = credentials {
+            request = request.header(reqwest::header::AUTHORIZATION, basic_header(c));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ctx.unreachable(realm, &e))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            let what = if credentials.is_some() {
+                "the token service refused the stored login"
+            } else {
+                "the token service refused anonymous access"
+            };
+            return Err(ctx.unauthorized(&format!("{what} ({status})")));
+        }
+        if !status.is_success() {
+            return Err(ctx.protocol(format!("the token service {realm} answered {status}")));
+        }
+        let body = read_capped(ctx, response).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            ctx.protocol(format!("the token service {realm} answered no JSON: {e}"))
+        })?;
+        answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ctx.protocol(format!("the token service {realm} answered no token")))
+    }
+}
+
+/// Who the errors are about.
+struct Ctx {
+    image: String,
+    registry: String,
+}
+
+impl Ctx {
+    fn unauthorized(&self, detail: &str) -> RegistryError {
+        RegistryError::Unauthorized {
+            image: self.image.clone(),
+            registry: self.registry.clone(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn protocol(&self, detail: String) -> RegistryError {
+        RegistryError::Protocol {
+            image: self.image.clone(),
+            registry: self.registry.clone(),
+            detail,
+        }
+    }
+
+    fn unreachable(&self, url: &str, error: &reqwest::Error) -> RegistryError {
+        let what = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        RegistryError::Unreachable {
+            image: self.image.clone(),
+            registry: self.registry.clone(),
+            url: url.to_owned(),
+            detail: format!("{what}: {}", error_chain(error)),
+        }
+    }
+}
+
+/// reqwest's top-level message hides the cause (DNS, refused, TLS); the chain says it.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+fn basic_header(c: &Credentials) -> String {
+    let raw = format!("{}:{}", c.username, c.password.expose());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// Reads a body, refusing more than a manifest can be.
+async fn read_capped(ctx: &Ctx, mut response: reqwest::Response) -> Result<Vec<u8>, RegistryError> {
+    let url = response.url().to_string();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ctx.unreachable(&url, &e))?
+    {
+        if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(ctx.protocol(format!(
+                "{url} answered more than {MAX_MANIFEST_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The registry's own words (`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]}`), short.
+fn error_summary(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<Errors>(body) {
+        Ok(e) => e
+            .errors
+            .iter()
+            .map(|e| {
+                [e.code.as_deref(), e.message.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(_) => String::from_utf8_lossy(body)
+            .chars()
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_owned(),
+    }
+}
+
+/// One `WWW-Authenticate` challenge, as registries send them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// `Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="…"`
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+    /// `Basic realm="Registry Realm"`
+    Basic { realm: Option<String> },
+}
+
+impl Challenge {
+    /// Parses one header value; unknown schemes and a bearer challenge without a realm give
+    /// `None`. Parameter values may be quoted (with `\` escapes) and contain commas, as `scope`
+    /// does for `pull,push`.
+    #[must_use]
+    pub fn parse(header: &str) -> Option<Self> {
+        let header = header.trim();
+        let (scheme, rest) = header
+            .split_once(char::is_whitespace)
+            .unwrap_or((header, ""));
+        let params = parse_auth_params(rest);
+        let get = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
+        };
+        if scheme.eq_ignore_ascii_case("bearer") {
+            Some(Self::Bearer {
+                realm: get("realm")?,
+                service: get("service"),
+                scope: get("scope"),
+            })
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            Some(Self::Basic {
+                realm: get("realm"),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+fn parse_auth_params(input: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut chars = input.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next() != Some('=') {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| *c != ',')));
+            value = value.trim().to_owned();
+        }
+        params.push((key, value));
+    }
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    fn parsed(s: &str) -> ImageRef {
+        ImageRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn normalises_like_docker() {
+        let cases = [
+            ("postgres", "docker.io/library/postgres:latest"),
+            ("postgres:15", "docker.io/library/postgres:15"),
+            (
+                "nadiamoe/movim-web:v0.29.2",
+                "docker.io/nadiamoe/movim-web:v0.29.2",
+            ),
+            (
+                "index.docker.io/library/caddy:2",
+                "docker.io/library/caddy:2",
+            ),
+            (
+                "ghcr.io/nadiamoe/movim-web",
+                "ghcr.io/nadiamoe/movim-web:latest",
+            ),
+            (
+                "ghcr.io/nadiamoe/movim-web:v0.29.2",
+                "ghcr.io/nadiamoe/movim-web:v0.29.2",
+            ),
+            ("localhost/x", "localhost/x:latest"),
+            ("localhost:5000/x:1", "localhost:5000/x:1"),
+            (
+                "127.0.0.1:5000/library/postgres:15",
+                "127.0.0.1:5000/library/postgres:15",
+            ),
+            (
+                "127.0.0.1:5000/movim/movim-daemon:v0.29.2",
+                "127.0.0.1:5000/movim/movim-daemon:v0.29.2",
+            ),
+            ("[::1]:5000/a/b:c", "[::1]:5000/a/b:c"),
+            // A first component without `.`/`:` and not `localhost` is a Docker Hub namespace.
+            ("myuser/app:1", "docker.io/myuser/app:1"),
+        ];
+        for (input, canonical) in cases {
+            assert_eq!(parsed(input).to_string(), canonical, "{input}");
+            // Canonical forms are fixed points.
+            assert_eq!(parsed(canonical).to_string(), canonical, "{canonical}");
+        }
+    }
+
+    #[test]
+    fn splits_fields_and_keeps_digests() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let r = parsed(&format!("127.0.0.1:5000/movim/movim-web:v0.29.2@{d}"));
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository, "movim/movim-web");
+        assert_eq!(r.tag.as_deref(), Some("v0.29.2"));
+        assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(r.manifest_reference(), d);
+
+        let by_digest_only = parsed(&format!("postgres@{d}"));
+        assert_eq!(by_digest_only.tag, None, "a digest alone implies no tag");
+        assert_eq!(
+            by_digest_only.to_string(),
+            format!("docker.io/library/postgres@{d}")
+        );
+    }
+
+    #[test]
+    fn pinned_and_by_digest_forms() {
+        let d = format!("sha256:{}", "0f".repeat(32));
+        let r = parsed("ghcr.io/nadiamoe/movim-fpm:v0.29.2");
+        assert_eq!(
+            r.pinned(&d),
+            format!("ghcr.io/nadiamoe/movim-fpm:v0.29.2@{d}")
+        );
+        assert_eq!(r.by_digest(&d), format!("ghcr.io/nadiamoe/movim-fpm@{d}"));
+        assert_eq!(
+            parsed("postgres:15").pinned(&d),
+            format!("docker.io/library/postgres:15@{d}")
+        );
+    }
+
+    #[test]
+    fn api_host_and_scheme() {
+        assert_eq!(parsed("postgres").api_host(), "registry-1.docker.io");
+        assert_eq!(parsed("ghcr.io/a/b").api_host(), "ghcr.io");
+        assert!(is_loopback_host("127.0.0.1:5000"));
+        assert!(is_loopback_host("127.1.2.3"));
+        assert!(is_loopback_host("localhost:5000"));
+        assert!(is_loopback_host("[::1]:5000"));
+        assert!(!is_loopback_host("ghcr.io"));
+        assert!(!is_loopback_host("registry.local:5000"));
+        assert!(!is_loopback_host("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn rejects_malformed_references() {
+        for bad in [
+            "",
+            "Postgres",
+            "ghcr.io/Nadiamoe/x",
+            "a b",
+            "postgres:",
+            "postgres:-x",
+            "postgres@sha256:abc",
+            "postgres@md5:0123",
+            "ghcr.io/",
+            "a//b",
+        ] {
+            let err = ImageRef::parse(bad).expect_err(bad);
+            assert!(err.contains("is not an image reference"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn parses_www_authenticate() {
+        assert_eq!(
+            Challenge::parse(
+                r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:nadiamoe/movim-web:pull""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://ghcr.io/token".into(),
+                service: Some("ghcr.io".into()),
+                scope: Some("repository:nadiamoe/movim-web:pull".into()),
+            })
+        );
+        // Commas inside quotes, spaces after commas, case-insensitive scheme and keys.
+        assert_eq!(
+            Challenge::parse(
+                r#"bearer Realm="https://auth.docker.io/token", scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: None,
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic {
+                realm: Some("Registry Realm".into())
+            })
+        );
+        assert_eq!(
+            Challenge::parse("Basic"),
+            Some(Challenge::Basic { realm: None })
+        );
+        assert_eq!(Challenge::parse(r#"Bearer service="x""#), None, "no realm");
+        assert_eq!(Challenge::parse(r#"Negotiate abc"#), None);
+        assert_eq!(
+            Challenge::parse(r#"Bearer realm=https://t.example/token,service=reg"#),
+            Some(Challenge::Bearer {
+                realm: "https://t.example/token".into(),
+                service: Some("reg".into()),
+                scope: None,
+            })
+        );
+    }
+
+    #[test]
+    fn reads_credentials_from_docker_config() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cr:et");
+        let config = format!(
+            r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"ghcr.io":{{"auth":"{auth}"}}}}}}"#
+        );
+        let hub = credentials_from_config(&config, "docker.io").unwrap();
+        assert_eq!(hub.username, "alice");
+        assert_eq!(
+            hub.password.expose(),
+            "s3cr:et",
+            "only the first `:` separates"
+        );
+        assert!(credentials_from_config(&config, "ghcr.io").is_some());
+        assert!(credentials_from_config(&config, "quay.io").is_none());
+        assert!(
+            !format!("{hub:?}").contains("s3cr"),
+            "Debug must not print the password"
+        );
+    }
+
+    /// A one-route HTTP/1.1 server on loopback: every request gets `respond(path, headers)`.
+    /// Returns the registry host (`127.0.0.1:<port>`).
+    async fn serve(
+        respond: impl Fn(&str, &str) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync + 'static,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let respond = std::sync::Arc::new(respond);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let respond = respond.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = socket.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let (status, headers, body) = respond(&path, &text);
+                    let mut head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    socket.write_all(head.as_bytes()).await.unwrap();
+                    socket.write_all(&body).await.unwrap();
+                    socket.shutdown().await.ok();
+                });
+            }
+        });
+        addr.to_string()
+    }
+
+    const MANIFEST: &[u8] =
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+
+    fn manifest_digest() -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(MANIFEST)))
+    }
+
+    #[tokio::test]
+    async fn refuses_a_digest_header_that_does_not_match_the_body() {
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let claimed = wrong.clone();
+        let host = serve(move |_, _| {
+            (
+                200,
+                vec![("Docker-Content-Digest".into(), claimed.clone())],
+                MANIFEST.to_vec(),
+            )
+        })
+        .await;
+        let image = parsed(&format!("{host}/movim/movim-web:v0.29.2"));
+        let err = RegistryClient::new(None)
+            .unwrap()
+            .resolve(&image)
+            .await
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!(
+                "answered digest {wrong} but the manifest hashes to {}",
+                manifest_digest()
+            )),
+            "{message}"
+        );
+        assert!(matches!(
+            err.downcast_ref::<RegistryError>(),
+            Some(RegistryError::DigestMismatch { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn follows_an_anonymous_bearer_challenge_and_hashes_the_body() {
+        let host = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+        let realm_host = host.clone();
+        let addr = serve(move |path, request| {
+            let authorised = request.lines().any(|l| l.eq_ignore_ascii_case("authorization: bearer t0k"));
+            if path.starts_with("/token?") {
+                assert!(path.contains("scope=repository%3Amovim%2Fmovim-web%3Apull"), "{path}");
+                assert!(path.contains("service=test-registry"), "{path}");
+                (200, vec![], br#"{"token":"t0k"}"#.to_vec())
+            } else if !authorised {
+                let realm = format!("http://{}/token", realm_host.get().unwrap());
+                let challenge = format!(
+                    r#"Bearer realm="{realm}",service="test-registry",scope="repository:movim/movim-web:pull""#
+                );
+                (401, vec![("WWW-Authenticate".into(), challenge)], Vec::new())
+            } else if path == "/v2/movim/movim-web/manifests/v0.29.2" {
+                assert!(request.contains("application/vnd.oci.image.index.v1+json"), "{request}");
+                (200, vec![("Docker-Content-Digest".into(), manifest_digest())], MANIFEST.to_vec())
+            } else {
+                (404, vec![], br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#.to_vec())
+            }
+        })
+        .await;
+        host.set(addr.clone()).unwrap();
+        let client = RegistryClient::new(None).unwrap();
+
+        let found = client
+            .resolve(&parsed(&format!("{addr}/movim/movim-web:v0.29.2")))
+            .await
+            .unwrap();
+        assert_eq!(found, manifest_digest());
+
+        let err = client
+            .resolve(&parsed(&format!("{addr}/movim/movim-web:nope")))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<RegistryError>(),
+                Some(RegistryError::NotFound { .. })
+            ),
+            "{err:#}"
+        );
+        assert!(format!("{err:#}").contains("MANIFEST_UNKNOWN"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn says_unreachable_when_nothing_listens() {
+        // Bind then drop to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let image = parsed(&format!("127.0.0.1:{port}/a/b:c"));
+        let err = RegistryClient::new(None)
+            .unwrap()
+            .resolve(&image)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<RegistryError>(),
+                Some(RegistryError::Unreachable { .. })
+            ),
+            "{err:#}"
+        );
+        assert!(
+            format!("{err}").contains(&format!("127.0.0.1:{port}/a/b:c")),
+            "{err}"
+        );
+    }
+}
