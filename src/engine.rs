@@ -817,6 +817,7 @@ impl TailBuffer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
     use super::*;
 

@@ -221,8 +221,8 @@ pub fn render(values: &[(&str, String)]) -> Result<String, String> {
 
 /// Quotes a value so that phpdotenv (Movim) and dotenvy (this tool) both read it back unchanged.
 /// Plain values stay bare; anything else goes in single quotes (literal in both parsers); a value
-/// holding a single quote goes in double quotes with `\\` and `\"` escaped, which both parsers
-/// read alike unless a `$` starts a variable reference there — that one value is refused.
+/// holding a single quote or a backslash goes in double quotes with `\\`, `\"` and `\$` escaped, the three
+/// escapes both parsers share (so no `${VAR}` is ever expanded).
 pub fn quote(name: &str, value: &str) -> Result<String, String> {
     if value.contains(['\n', '\r', '\0']) {
         return Err(format!(
@@ -236,22 +236,16 @@ pub fn quote(name: &str, value: &str) -> Result<String, String> {
     if bare {
         return Ok(value.to_owned());
     }
-    if !value.contains('\'') {
+    // dotenvy reads `\\` as an escape even in single quotes; phpdotenv does not.
+    if !value.contains(['\'', '\\']) {
         return Ok(format!("'{value}'"));
-    }
-    let bytes = value.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        let next = bytes.get(i + 1).copied().unwrap_or(b' ');
-        if *b == b'$' && (next == b'{' || next.is_ascii_alphanumeric() || next == b'_') {
-            return Err(format!(
-                "{name} holds both a single quote and `${}`; phpdotenv and dotenvy would read it differently. Choose a value without one of them",
-                char::from(next)
-            ));
-        }
     }
     Ok(format!(
         "\"{}\"",
-        value.replace('\\', "\\\\").replace('"', "\\\"")
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
     ))
 }
 
@@ -316,8 +310,8 @@ mod tests {
     }
 
     #[test]
-    fn values_both_parsers_would_read_differently_are_refused() {
-        let err = quote("DB_PASSWORD", "it's $HOME").expect_err("refused");
+    fn line_breaks_are_refused() {
+        let err = quote("DB_PASSWORD", "a\nb").expect_err("refused");
         assert!(err.contains("DB_PASSWORD"));
     }
 
@@ -329,6 +323,10 @@ mod tests {
         );
         assert_eq!(quote("K", "a#b"), Ok("'a#b'".into()));
         assert_eq!(quote("K", "it's"), Ok("\"it's\"".into()));
+        assert_eq!(
+            quote("K", "it's $HOME\\"),
+            Ok("\"it's \\$HOME\\\\\"".into())
+        );
     }
 
     #[test]

@@ -493,9 +493,7 @@ impl RegistryClient {
                 } else {
                     "anonymous access denied; the repository may be private or not exist"
                 };
-                return Err(
-                    ctx.unauthorized(&format!("{status}: {hint} {detail}").trim_end().to_owned())
-                );
+                return Err(ctx.unauthorized(format!("{status}: {hint} {detail}").trim_end()));
             }
             other => {
                 let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
@@ -798,6 +796,7 @@ fn parse_auth_params(input: &str) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
