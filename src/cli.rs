@@ -39,7 +39,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  movim-setup init\n  movim-setup init --yes --domain movim.example.org --tls proxy --http-port 8080\n  MOVIM_DB_PASSWORD=… movim-setup init --yes --domain movim.example.org --database external --db-host 10.0.0.5"
     )]
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Upgrade to another Movim release with a backup and automatic rollback
     Upgrade(UpgradeArgs),
     /// Return to a recorded release

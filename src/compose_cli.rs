@@ -329,11 +329,18 @@ impl ComposeTool {
         dir: &Path,
         project: &str,
         service: &str,
+        entrypoint: Option<&str>,
         cmd: &[&str],
     ) -> anyhow::Result<(i32, String)> {
+        // Movim's daemon image runs a script that ignores its arguments, so one-shot commands
+        // name their program as the entrypoint.
+        let mut opts = vec!["run", "--rm", "--no-deps", "-T"];
+        if let Some(e) = entrypoint {
+            opts.extend(["--entrypoint", e]);
+        }
         let mut tail = vec![service];
         tail.extend_from_slice(cmd);
-        let args = self.args(dir, project, &["run", "--rm", "--no-deps", "-T"], &tail);
+        let args = self.args(dir, project, &opts, &tail);
         let out = self
             .exec(Some(dir), &args, RUN_TIMEOUT, Capture::Combined)
             .await?;

@@ -87,9 +87,11 @@ fn explain_connect_error(t: &DbTarget, e: sqlx::Error) -> anyhow::Error {
             Some(code) => format!("{} (SQLSTATE {code})", db.message()),
             None => db.message().to_owned(),
         },
-        other => other.to_string(),
+        // DNS, TLS, protocol: sqlx's own chain says it best.
+        _ => return anyhow!(e).context(format!("cannot connect to the database {target}")),
     };
-    anyhow!(e).context(format!("cannot connect to the database {target}: {reason}"))
+    // The reason above already carries the server's message; sqlx's chain would repeat it.
+    anyhow!("cannot connect to the database {target}: {reason}")
 }
 
 /// What doctor and upgrade need to know about the database.

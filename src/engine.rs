@@ -38,6 +38,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often `wait_healthy` looks, and how long a container without a healthcheck must stay up.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLE_TIME: Duration = Duration::from_secs(2);
+/// A pull that reports nothing for this long is stuck (the engine reports every layer's bytes).
+const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much stderr a streamed exec keeps for its error message.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
 
@@ -244,7 +246,14 @@ impl Engine {
             ..Default::default()
         });
         let mut stream = self.docker.create_image(Some(options), None, credentials);
-        while let Some(item) = stream.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout(PULL_STALL_TIMEOUT, stream.next()).await else {
+                bail!(
+                    "pulling {wanted} from {} stalled: no progress for {PULL_STALL_TIMEOUT:?}",
+                    image.registry
+                );
+            };
+            let Some(item) = next else { break };
             let info = item.map_err(|e| {
                 anyhow::anyhow!(
                     "pulling {wanted} from {} failed: {}",
@@ -452,11 +461,11 @@ impl Engine {
             }
             Ok::<_, BollardError>(tail)
         };
-        let (fed, drained) = tokio::join!(feed, drain);
+        let (input_result, drained) = tokio::join!(feed, drain);
         let tail = drained.with_context(|| exec_what(id, cmd, "reading the output of"))?;
         let code = self.exec_exit_code(&exec.id, id, cmd).await?;
         // A command that stops reading early (it failed) breaks the pipe; its exit code says why.
-        if let Err(e) = fed
+        if let Err(e) = input_result
             && code == 0
         {
             return Err(anyhow::Error::new(e).context(exec_what(id, cmd, "feeding the input of")));

@@ -20,6 +20,9 @@ const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Responses are for diagnosis, not content: stop reading past this.
 const MAX_RESPONSE: usize = 256 * 1024;
 
+/// How long a refused handshake's body may take to arrive.
+const REFUSAL_BODY_WAIT: Duration = Duration::from_secs(2);
+
 /// How many body bytes an error message quotes.
 const QUOTED_BODY: usize = 200;
 
@@ -113,11 +116,13 @@ pub async fn websocket_handshake(
             body: String::new(),
         });
     }
-    // A refusal's body often says why (nginx error page, the daemon's reason); a late or truncated
-    // body must not turn a clear status into an error, so a timeout here keeps what arrived.
-    let body = read_body(&mut stream, &head, rest, deadline)
-        .await
-        .unwrap_or_default();
+    // A refusal's body often says why (nginx error page, the daemon's reason), but a late or
+    // unframed one must neither turn a clear status into an error nor hold the caller for the whole
+    // timeout: give it a moment and keep what arrived.
+    let mut raw = rest;
+    let body_deadline = deadline.min(Instant::now() + REFUSAL_BODY_WAIT);
+    let _ = read_body(&mut stream, &head, &mut raw, body_deadline).await;
+    let body = decode_body(&head, raw);
     Ok(Handshake {
         status: head.status,
         accept_valid,
@@ -152,9 +157,11 @@ pub async fn infos(addr: SocketAddr, host: &str, timeout: Duration) -> anyhow::R
         .await
         .with_context(what)?;
     let (head, rest) = read_head(&mut stream, deadline).await.with_context(what)?;
-    let body = read_body(&mut stream, &head, rest, deadline)
+    let mut raw = rest;
+    read_body(&mut stream, &head, &mut raw, deadline)
         .await
         .with_context(what)?;
+    let body = decode_body(&head, raw);
 
     if head.status != 200 {
         let quoted = String::from_utf8_lossy(&body[..body.len().min(QUOTED_BODY)]).into_owned();
@@ -234,6 +241,12 @@ impl Head {
             .map(|(_, v)| v.as_str())
     }
 
+    fn content_length(&self) -> Option<usize> {
+        self.header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .map(|n| n.min(MAX_RESPONSE))
+    }
+
     fn is_chunked(&self) -> bool {
         self.header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
@@ -289,38 +302,43 @@ fn parse_head(bytes: &[u8]) -> anyhow::Result<Head> {
     Ok(Head { status, headers })
 }
 
-/// Reads the body as the head describes it: `Content-Length`, chunked, or up to EOF.
+/// Reads the raw body into `raw` until the head's framing says it is complete (`Content-Length`,
+/// the last chunk) or the server closes. On an error, `raw` keeps what arrived.
 async fn read_body<R: AsyncRead + Unpin>(
     stream: &mut R,
     head: &Head,
-    mut buf: Vec<u8>,
+    raw: &mut Vec<u8>,
     deadline: Instant,
-) -> anyhow::Result<Vec<u8>> {
-    let length = head
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .map(|n| n.min(MAX_RESPONSE));
+) -> anyhow::Result<()> {
+    let length = head.content_length();
     let chunked = head.is_chunked();
     let mut chunk = [0u8; 4096];
     loop {
-        if length.is_some_and(|n| buf.len() >= n) {
-            buf.truncate(length.unwrap_or(buf.len()));
-            return Ok(buf);
-        }
-        if chunked && let Some(body) = dechunk(&buf) {
-            return Ok(body);
-        }
-        if buf.len() >= MAX_RESPONSE {
-            return Ok(buf);
+        let complete = length.is_some_and(|n| raw.len() >= n)
+            || (chunked && dechunk(raw).is_some())
+            || raw.len() >= MAX_RESPONSE;
+        if complete {
+            return Ok(());
         }
         let n = within(deadline, stream.read(&mut chunk))
             .await
             .context("reading the response body")?;
         if n == 0 {
-            return Ok(if chunked { dechunk_partial(&buf) } else { buf });
+            return Ok(());
         }
-        buf.extend_from_slice(&chunk[..n]);
+        raw.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// The body without its framing, as much of it as arrived.
+fn decode_body(head: &Head, mut raw: Vec<u8>) -> Vec<u8> {
+    if head.is_chunked() {
+        return dechunk(&raw).unwrap_or_else(|| dechunk_partial(&raw));
+    }
+    if let Some(n) = head.content_length() {
+        raw.truncate(n);
+    }
+    raw
 }
 
 /// The decoded body once the terminating zero-size chunk has arrived, `None` before.
@@ -561,6 +579,33 @@ mod tests {
         assert!(Handshake::explain(502).contains("DAEMON_INTERFACE"));
         assert!(Handshake::explain(403).contains("DAEMON_URL"));
         assert!(Handshake::explain(404).contains("/ws/"));
+    }
+
+    #[tokio::test]
+    async fn an_unframed_refusal_keeps_its_body_without_waiting_for_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            read_request(&mut sock).await;
+            sock.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n<h1>502 Bad Gateway</h1>")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let started = Instant::now();
+        let hs = websocket_handshake(
+            addr,
+            "movim.test",
+            "https://movim.test",
+            "/ws/",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(hs.status, 502);
+        assert_eq!(hs.body, "<h1>502 Bad Gateway</h1>");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod commands;
 // The pure core.
 pub mod answers;
 pub mod deployment;
+pub mod doctor;
 pub mod envfile;
 pub mod lockfile;
 pub mod render;

@@ -429,40 +429,9 @@ impl RegistryClient {
 
         let mut response = self.get_manifest(&ctx, &url, None).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            let challenge = response
-                .headers()
-                .get_all(reqwest::header::WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .filter_map(Challenge::parse)
-                .min_by_key(|c| matches!(c, Challenge::Basic { .. }));
-            let authorization = match challenge {
-                Some(Challenge::Bearer {
-                    realm,
-                    service,
-                    scope,
-                }) => {
-                    let scope =
-                        scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
-                    let token = self
-                        .bearer_token(
-                            &ctx,
-                            &realm,
-                            service.as_deref(),
-                            &scope,
-                            credentials.as_ref(),
-                        )
-                        .await?;
-                    format!("Bearer {token}")
-                }
-                Some(Challenge::Basic { .. }) => match &credentials {
-                    Some(c) => basic_header(c),
-                    None => return Err(ctx.unauthorized("it asks for a login and none is stored")),
-                },
-                None => {
-                    return Err(ctx.unauthorized("401 without a usable WWW-Authenticate challenge"));
-                }
-            };
+            let authorization = self
+                .authorization(&ctx, image, &response, credentials.as_ref())
+                .await?;
             response = self.get_manifest(&ctx, &url, Some(&authorization)).await?;
         }
 
@@ -530,6 +499,42 @@ impl RegistryClient {
         Ok(computed)
     }
 
+    /// The `Authorization` value answering a 401's challenge: an (anonymous, or logged-in) bearer
+    /// token from the realm, or basic credentials when the registry asks for those.
+    async fn authorization(
+        &self,
+        ctx: &Ctx,
+        image: &ImageRef,
+        unauthorized: &reqwest::Response,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, RegistryError> {
+        let challenge = unauthorized
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(Challenge::parse)
+            .min_by_key(|c| matches!(c, Challenge::Basic { .. }));
+        match challenge {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                let scope =
+                    scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
+                let token = self
+                    .bearer_token(ctx, &realm, service.as_deref(), &scope, credentials)
+                    .await?;
+                Ok(format!("Bearer {token}"))
+            }
+            Some(Challenge::Basic { .. }) => credentials
+                .map(basic_header)
+                .ok_or_else(|| ctx.unauthorized("it asks for a login and none is stored")),
+            None => Err(ctx.unauthorized("401 without a usable WWW-Authenticate challenge")),
+        }
+    }
+
     async fn get_manifest(
         &self,
         ctx: &Ctx,
@@ -584,11 +589,6 @@ impl RegistryClient {
             return Err(ctx.protocol(format!("the token service {realm} answered {status}")));
         }
         let body = read_capped(ctx, response).await?;
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
             ctx.protocol(format!("the token service {realm} answered no JSON: {e}"))
         })?;
@@ -598,6 +598,13 @@ impl RegistryClient {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ctx.protocol(format!("the token service {realm} answered no token")))
     }
+}
+
+/// A token service's answer (`token` as Docker spells it, or `access_token` as `OAuth2` does).
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    token: Option<String>,
+    access_token: Option<String>,
 }
 
 /// Who the errors are about.
@@ -787,8 +794,8 @@ fn parse_auth_params(input: &str) -> Vec<(String, String)> {
                 }
             }
         } else {
-            value.extend(std::iter::from_fn(|| chars.next_if(|c| *c != ',')));
-            value = value.trim().to_owned();
+            let raw: String = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+            value.push_str(raw.trim());
         }
         params.push((key, value));
     }
@@ -946,9 +953,9 @@ mod tests {
             Some(Challenge::Basic { realm: None })
         );
         assert_eq!(Challenge::parse(r#"Bearer service="x""#), None, "no realm");
-        assert_eq!(Challenge::parse(r#"Negotiate abc"#), None);
+        assert_eq!(Challenge::parse("Negotiate abc"), None);
         assert_eq!(
-            Challenge::parse(r#"Bearer realm=https://t.example/token,service=reg"#),
+            Challenge::parse("Bearer realm=https://t.example/token,service=reg"),
             Some(Challenge::Bearer {
                 realm: "https://t.example/token".into(),
                 service: Some("reg".into()),
@@ -1010,7 +1017,10 @@ mod tests {
                         body.len()
                     );
                     for (k, v) in headers {
-                        head.push_str(&format!("{k}: {v}\r\n"));
+                        head.push_str(&k);
+                        head.push_str(": ");
+                        head.push_str(&v);
+                        head.push_str("\r\n");
                     }
                     head.push_str("\r\n");
                     socket.write_all(head.as_bytes()).await.unwrap();

@@ -144,10 +144,12 @@ impl Default for Ui {
     }
 }
 
+/// One image's bar and its layers' (current, total) bytes.
+type ImageBar = (ProgressBar, HashMap<String, (u64, u64)>);
+
 struct Bars {
     multi: MultiProgress,
-    /// image → (bar, layer → (current, total))
-    bars: Mutex<HashMap<String, (ProgressBar, HashMap<String, (u64, u64)>)>>,
+    bars: Mutex<HashMap<String, ImageBar>>,
 }
 
 impl PullProgress for Bars {

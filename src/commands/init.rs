@@ -324,7 +324,9 @@ async fn check_external_db(
     let facts = db::facts(&mut conn)
         .await
         .or_fail(|| format!("cannot inspect the database {name}"))?;
-    if !facts.pgcrypto_installed && !(facts.pgcrypto_available && facts.can_create_extension) {
+    let can_have_pgcrypto =
+        facts.pgcrypto_installed || (facts.pgcrypto_available && facts.can_create_extension);
+    if !can_have_pgcrypto {
         return Err(Failure::usage(format!(
             "role {user} cannot `create extension pgcrypto` in {name}, which Movim's migrations run"
         ))

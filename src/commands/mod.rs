@@ -32,7 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         yes: cli.yes,
     };
     match cli.command {
-        Command::Init(args) => init::run(&ctx, args).await,
+        Command::Init(args) => init::run(&ctx, *args).await,
         Command::Upgrade(args) => upgrade::run(&ctx, args).await,
         Command::Rollback(args) => rollback::run(&ctx, args).await,
         Command::Doctor(args) => doctor::run(&ctx, args).await,

@@ -11,6 +11,7 @@ use crate::envfile;
 use crate::error::{Failure, OrFail};
 use crate::health;
 use crate::lockfile::{LOCK_FILE, Lock};
+use crate::render::compose::PREPARE_SERVICE;
 use crate::render::{self, ANSWERS_FILE, ENV_FILE};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
@@ -247,7 +248,8 @@ pub async fn migrate(
             &ctx.dir,
             &d.project,
             "daemon",
-            &["php", "vendor/bin/phinx", "migrate"],
+            Some("php"),
+            &["vendor/bin/phinx", "migrate"],
         )
         .await
         .or_fail(|| "could not run the migrations".to_owned())?;
@@ -276,6 +278,35 @@ pub async fn migrate(
         "{} migration(s) applied now, {after} in all",
         after.saturating_sub(before)
     ));
+    Ok(())
+}
+
+/// Hands the shared volumes to uid 82 (the `prepare` one-shot service); idempotent.
+pub async fn prepare_volumes(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    ctx.ui.step("handing the shared volumes to uid 82");
+    let (code, output) = tools
+        .compose
+        .run_oneshot(&ctx.dir, &d.project, PREPARE_SERVICE, None, &[])
+        .await
+        .or_fail(|| "could not run the prepare one-shot".to_owned())?;
+    if code != 0 {
+        let mut f = Failure::new(format!("preparing the shared volumes failed (exit {code})"));
+        for line in output
+            .lines()
+            .rev()
+            .take(10)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            f = f.detail(format!("| {line}"));
+        }
+        return Err(f.next(format!(
+            "{} -p {} run --rm prepare",
+            tools.compose.display_command(),
+            d.project
+        )));
+    }
     Ok(())
 }
 
@@ -366,6 +397,7 @@ pub async fn bring_up(
     if matches!(d.xmpp, Xmpp::Bundled { .. }) {
         start_healthy(ctx, tools, d, &["prosody"]).await?;
     }
+    prepare_volumes(ctx, tools, d).await?;
     migrate(ctx, tools, d, password).await?;
     start_healthy(ctx, tools, d, &["fpm", "daemon"]).await?;
     start_healthy(ctx, tools, d, &["web"]).await?;

@@ -23,8 +23,12 @@ pub struct Volume {}
 pub struct Service {
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    pub restart: String,
+    /// Absent means compose's default, `no` (which YAML 1.1 parsers would read as false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -85,6 +89,10 @@ const WEB: &str = include_str!("../../compose/web.yaml");
 const POSTGRES: &str = include_str!("../../compose/postgres.yaml");
 const PROSODY: &str = include_str!("../../compose/prosody.yaml");
 const CADDY: &str = include_str!("../../compose/caddy.yaml");
+const PREPARE: &str = include_str!("../../compose/prepare.yaml");
+
+/// The one-shot service that hands the shared volumes to Movim's uid.
+pub const PREPARE_SERVICE: &str = "prepare";
 
 /// Where a CA bundle given with `--ca-bundle` is mounted in the containers that make TLS
 /// connections (daemon and fpm to the XMPP server, Caddy to the ACME server).
@@ -160,6 +168,7 @@ pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<Compos
                 .insert("SSL_CERT_FILE".into(), CA_MOUNT.into());
         }
     }
+    let prepare = fragment("prepare", &[PREPARE], &vars("daemon")?)?;
     let mut web = fragment("web", &[WEB], &vars("web")?)?;
     web.depends_on = healthy(&["fpm", "daemon"]);
     match &d.tls {
@@ -198,6 +207,7 @@ pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<Compos
     services.insert("fpm".to_owned(), fpm);
     services.insert("daemon".to_owned(), daemon);
     services.insert("web".to_owned(), web);
+    services.insert(PREPARE_SERVICE.to_owned(), prepare);
     Ok(ComposeFile { services, volumes })
 }
 

@@ -1,0 +1,201 @@
+//! One builder for running the `movim-setup` binary in tests, so that CLI tests read like a spec:
+//! `Setup::init(&dir).args([...]).run().success()`. Also a guard that tears a test's compose
+//! project down (containers and volumes) however the test ends.
+
+#![allow(dead_code)] // each test binary uses a different part of this helper
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Setup {
+    cmd: Command,
+    line: String,
+}
+
+impl Setup {
+    /// `movim-setup <verb> --dir <dir>` with a clean environment for the tool's own variables.
+    pub fn new(verb: &str, dir: &Path) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_movim-setup"));
+        cmd.arg(verb).arg("--dir").arg(dir).stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MOVIM_") && k != "MOVIM_WORLD_DIR" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        Self {
+            cmd,
+            line: format!("movim-setup {verb} --dir {}", dir.display()),
+        }
+    }
+
+    pub fn init(dir: &Path) -> Self {
+        Self::new("init", dir)
+    }
+
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.line.push(' ');
+        self.line.push_str(&a.as_ref().to_string_lossy());
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let output = self.cmd.output().expect("movim-setup runs");
+        Run {
+            line: self.line,
+            output,
+        }
+    }
+}
+
+pub struct Run {
+    pub line: String,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "`{}` exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.line,
+            self.output.status.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert!(
+            self.output.status.success(),
+            "expected success: {}",
+            self.show()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(
+            self.output.status.code(),
+            Some(code),
+            "expected exit {code}: {}",
+            self.show()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr().contains(needle),
+            "expected stderr to contain {needle:?}: {}",
+            self.show()
+        );
+        self
+    }
+}
+
+/// Removes a compose project's containers, networks and volumes when dropped.
+pub struct Project {
+    pub name: String,
+}
+
+impl Project {
+    pub fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self {
+            name: format!("t{prefix}{}{:x}", std::process::id(), nanos),
+        }
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output();
+        if let Ok(out) = ids {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", "-v"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+        for kind in ["volume", "network"] {
+            if let Ok(out) = Command::new("docker")
+                .args([kind, "ls", "-q", "--filter", &label])
+                .output()
+            {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                if !ids.is_empty() {
+                    let _ = Command::new("docker")
+                        .args([kind, "rm"])
+                        .args(&ids)
+                        .output();
+                }
+            }
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A snapshot of a directory (relative path → content) to prove a command changed nothing.
+pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if dir.exists() {
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((
+                        p.strip_prefix(dir).expect("prefix").to_owned(),
+                        std::fs::read(&p).expect("read"),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
