@@ -482,16 +482,31 @@ fn infos(addr: SocketAddr) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("/infos is not JSON ({e}): {}", response.body()))
 }
 
+/// RFC 6455's `Sec-WebSocket-Accept` for a key.
+fn accept_for(key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(
+        Sha1::new()
+            .chain_update(key.as_bytes())
+            .chain_update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+            .finalize(),
+    )
+}
+
+/// The test's own expectation agrees with RFC 6455 §1.3's worked example, so a stand-in that
+/// shares a wrong GUID with the test cannot pass.
+#[test]
+fn the_expected_accept_matches_the_rfc_example() {
+    assert_eq!(
+        accept_for("dGhlIHNhbXBsZSBub25jZQ=="),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
+
 /// A websocket handshake on `/ws/` (RFC 6455) with `origin`; returns the response, the stream and
 /// the `Sec-WebSocket-Accept` a correct server must send.
 fn handshake(addr: SocketAddr, origin: Option<&str>) -> (Response, TcpStream, String) {
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
-    let accept = base64::engine::general_purpose::STANDARD.encode(
-        Sha1::new()
-            .chain_update(key.as_bytes())
-            .chain_update(b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85")
-            .finalize(),
-    );
+    let accept = accept_for(&key);
     let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
     let request = format!(
         "GET /ws/ HTTP/1.1\r\nHost: {PUBLIC_HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -13,7 +13,7 @@ namespace Shim;
 
 final class Daemon
 {
-    private const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC11B85';
+    private const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
     /** @var resource */
     private $wsServer;
