@@ -281,17 +281,22 @@ impl Report {
             let _ = write!(out, "\n{}\n", area.title());
             for f in findings {
                 if f.severity == Severity::Ok {
-                    let _ = writeln!(out, "  ok     {}", f.summary);
+                    let _ = writeln!(out, "  {:<10} {}", "ok", f.summary);
                     continue;
                 }
                 number += 1;
                 let label = match f.severity {
                     Severity::Error => "ERROR",
-                    _ => "warn ",
+                    _ => "warn",
                 };
-                let lead = format!("  {number:>2}. {label} ");
-                let pad = " ".repeat(lead.len());
-                let _ = writeln!(out, "{lead}{} [{}]", f.summary, f.id);
+                let pad = " ".repeat(13);
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {} [{}]",
+                    format!("{number}. {label}"),
+                    f.summary,
+                    f.id
+                );
                 for d in &f.details {
                     let _ = writeln!(out, "{pad}| {d}");
                 }
@@ -392,12 +397,12 @@ pub fn line_diff(old: &str, new: &str, max_lines: usize) -> Vec<String> {
             ops.push((' ', a[i]));
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', b[j]));
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(('-', a[i]));
             i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
         }
     }
     const CONTEXT: usize = 1;
@@ -506,9 +511,11 @@ mod tests {
     #[test]
     fn text_numbers_problems_in_reading_order() {
         let text = sample().to_text();
-        let env = text.find("1. ERROR  movim.env").expect("env problem first");
-        let daemon = text.find("2. ERROR  daemon").expect("then containers");
-        let xmpp = text.find("3. warn   example.org").expect("then xmpp");
+        let env = text
+            .find("  1. ERROR   movim.env")
+            .expect("env problem first");
+        let daemon = text.find("  2. ERROR   daemon").expect("then containers");
+        let xmpp = text.find("  3. warn    example.org").expect("then xmpp");
         assert!(env < daemon && daemon < xmpp, "{text}");
         assert!(
             text.contains("fix: chmod 600 /srv/movim/movim.env"),

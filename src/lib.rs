@@ -13,6 +13,7 @@ pub mod deployment;
 pub mod doctor;
 pub mod envfile;
 pub mod lockfile;
+pub mod plan;
 pub mod render;
 pub mod secret;
 
@@ -22,6 +23,8 @@ pub mod db;
 pub mod engine;
 pub mod fsx;
 pub mod health;
+pub mod journal;
+pub mod backup;
 pub mod registry;
 pub mod ui;
 

@@ -23,11 +23,29 @@ pub struct Release {
     pub images: BTreeMap<String, String>,
     /// RFC 3339 time the release became current.
     pub at: String,
-    /// Database backup taken before leaving the previous release, relative to the directory.
+    /// Database backup taken before leaving the previous release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup: Option<String>,
-    /// `installed`, `upgraded`, `rolled-back`.
+    pub backup: Option<BackupRef>,
+    /// `installed`, `upgrading` (written before the health gate), `upgraded`, `rolled-back`.
     pub outcome: String,
+}
+
+/// A database dump in `backups/`, as `upgrade` and `rollback` record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRef {
+    /// Relative to the deployment directory: `backups/db-<time>-<version>.dump`.
+    pub file: String,
+    pub bytes: u64,
+    /// Hex SHA-256 of the file, checked before it is restored.
+    pub sha256: String,
+    /// The pinned image whose `pg_dump` made it, when it was not the bundled postgres container
+    /// (external databases): restores use the same tool.
+    #[serde(
+        default,
+        rename = "backup-tool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tool: Option<String>,
 }
 
 impl Lock {

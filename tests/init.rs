@@ -13,28 +13,36 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// `init --yes` for the world's images with the proxy TLS mode on a free loopback port.
-fn init(dir: &Path, project: &Project, port: u16) -> Setup {
+/// `init --yes` for the world's images with the proxy TLS mode on a free loopback port; each
+/// `(flag, value)` of `overrides` replaces the default of that flag.
+fn init_with(dir: &Path, project: &Project, port: u16, overrides: &[(&str, &str)]) -> Setup {
     let w = world::World::get();
-    Setup::init(dir).args([
-        "--yes",
-        "--project",
-        &project.name,
-        "--domain",
-        "movim.test",
-        "--tls",
-        "proxy",
-        "--http-port",
-        &port.to_string(),
-        "--xmpp",
-        "external",
-        "--xmpp-domain",
-        "example.test",
-        "--image-repository",
-        &w.movim_repository(),
-        "--library-repository",
-        &format!("{}/library", w.registry),
-    ])
+    let port = port.to_string();
+    let library = format!("{}/library", w.registry);
+    let repository = w.movim_repository();
+    let mut flags: Vec<(&str, &str)> = vec![
+        ("--project", &project.name),
+        ("--domain", "movim.test"),
+        ("--tls", "proxy"),
+        ("--http-port", &port),
+        ("--xmpp", "external"),
+        ("--xmpp-domain", "example.test"),
+        ("--image-repository", &repository),
+        ("--library-repository", &library),
+    ];
+    for (flag, value) in overrides {
+        flags.retain(|(f, _)| f != flag);
+        flags.push((flag, value));
+    }
+    let mut setup = Setup::init(dir).arg("--yes");
+    for (flag, value) in flags {
+        setup = setup.args([flag, value]);
+    }
+    setup
+}
+
+fn init(dir: &Path, project: &Project, port: u16) -> Setup {
+    init_with(dir, project, port, &[])
 }
 
 /// A websocket handshake through web, done by the test itself (not by the tool under test).
@@ -236,4 +244,344 @@ fn an_unreachable_external_database_is_refused_and_nothing_is_written() {
         .code(2)
         .stderr_has("cannot log in to the external database");
     assert!(!dir.exists());
+}
+
+/// Runs `docker` and returns trimmed stdout, failing the test on a non-zero exit.
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The host's address on Docker's default bridge (docker0).
+fn docker0_address() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "docker0"])
+        .output()
+        .expect("ip runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cidr = text
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("docker0 has no IPv4 address: {text}"));
+    cidr.split('/').next().unwrap_or_default().to_owned()
+}
+
+/// Removes a container when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn an_external_database_with_an_awkward_password_works_end_to_end() {
+    let w = world::World::get();
+    let password = "p$a#s\"s' w";
+    let name = format!("movim-extdb-{}", std::process::id());
+    // The host's address on Docker's default bridge: reachable from the host (this tool) and
+    // from the compose project's containers, and from nowhere else.
+    let gateway = docker0_address();
+    let port = free_port();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-e",
+        "POSTGRES_USER=movimext",
+        "-e",
+        &format!("POSTGRES_PASSWORD={password}"),
+        "-e",
+        "POSTGRES_DB=movimext",
+        "-p",
+        &format!("{gateway}:{port}:5432"),
+        &w.library_image("postgres:15"),
+    ]);
+    let _guard = Container(name.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::process::Command::new("docker")
+        .args([
+            "exec",
+            &name,
+            "pg_isready",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "movimext",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "external postgres never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("ext");
+    let http = free_port();
+    let run = init(&dir, &project, http)
+        .args([
+            "--database",
+            "external",
+            "--db-host",
+            &gateway,
+            "--db-port",
+            &port.to_string(),
+        ])
+        .args(["--db-name", "movimext", "--db-user", "movimext"])
+        .env("MOVIM_DB_PASSWORD", password)
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("websocket: HTTP 101"),
+        "{}",
+        run.stderr()
+    );
+    // Movim (real phpdotenv) logged in with the password and migrated the external database.
+    let applied = docker(&[
+        "exec",
+        &name,
+        "psql",
+        "-U",
+        "movimext",
+        "-d",
+        "movimext",
+        "-tAc",
+        "select count(*) from phinxlog",
+    ]);
+    assert_eq!(applied, "5");
+    assert_eq!(infos(http)["version"], "0.29.2");
+    // No bundled postgres, and the password is nowhere but in movim.env.
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).expect("compose");
+    assert!(!compose.contains("postgres:"), "{compose}");
+    for file in [
+        "compose.yaml",
+        "movim-setup.yaml",
+        "movim-setup.lock",
+        ".env",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("file");
+        assert!(!text.contains("p$a#s"), "{file} leaks the password");
+    }
+    assert!(
+        !run.stderr().contains("p$a#s") && !run.stdout().contains("p$a#s"),
+        "output leaks the password"
+    );
+}
+
+#[test]
+fn a_mutable_tag_re_pointed_at_the_registry_does_not_change_a_pinned_deployment() {
+    let w = world::World::get();
+    let scratch = format!("{}/scratch-init-{}", w.registry, std::process::id());
+    let point = |tag: &str| {
+        for c in ["web", "fpm", "daemon"] {
+            let target = format!("{scratch}/movim-{c}:v0.29.2");
+            docker(&["pull", "-q", &w.movim_image(c, tag)]);
+            docker(&["tag", &w.movim_image(c, tag), &target]);
+            docker(&["push", "-q", &target]);
+        }
+    };
+    point("v0.29.2");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("tag");
+    let port = free_port();
+    let with_scratch = || init_with(&dir, &project, port, &[("--image-repository", &scratch)]);
+    with_scratch().run().success();
+    let pinned = pinned_images(&dir);
+
+    point("v0.30.0"); // the seed's tags are mutable: same tag, other content
+    let again = with_scratch().run().success();
+    assert!(again.stderr().contains("up to date"), "{}", again.stderr());
+    assert_eq!(
+        pinned_images(&dir),
+        pinned,
+        "the lock must keep the digests it pinned"
+    );
+    assert_eq!(
+        infos(port)["version"],
+        "0.29.2",
+        "the stack must keep running what it pinned"
+    );
+}
+
+/// A certificate for `domain` signed by the world's CA (the daemon rejects self-signed ones).
+fn world_certificate(dir: &Path, domain: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let w = world::World::get();
+    let key = dir.join("xmpp.key");
+    let csr = dir.join("xmpp.csr");
+    let crt = dir.join("xmpp.crt");
+    let ext = dir.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=DNS:{domain},DNS:*.{domain}\n"),
+    )
+    .expect("ext");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (k, c, r, e) = (
+        key.to_string_lossy(),
+        csr.to_string_lossy(),
+        crt.to_string_lossy(),
+        ext.to_string_lossy(),
+    );
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &k,
+        "-out",
+        &c,
+        "-subj",
+        &format!("/CN={domain}"),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &c,
+        "-CA",
+        &w.ca_cert.to_string_lossy(),
+        "-CAkey",
+        &w.ca_key.to_string_lossy(),
+        "-CAcreateserial",
+        "-out",
+        &r,
+        "-days",
+        "30",
+        "-extfile",
+        &e,
+    ]);
+    (crt, key)
+}
+
+#[test]
+fn a_bundled_prosody_with_a_ca_signed_certificate_starts_with_the_stack() {
+    let w = world::World::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("xmpp");
+    let (crt, key) = world_certificate(tmp.path(), "example.test");
+    let port = free_port();
+    let run = init_with(&dir, &project, port, &[("--xmpp", "bundled")])
+        .arg("--xmpp-cert")
+        .arg(&crt)
+        .arg("--xmpp-key")
+        .arg(&key)
+        .arg("--ca-bundle")
+        .arg(&w.ca_cert)
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("prosody is healthy"),
+        "{}",
+        run.stderr()
+    );
+    // The daemon reaches Prosody by the XMPP domain (a network alias) and trusts its certificate
+    // through the CA bundle movim-setup mounted.
+    let daemon = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", project.name),
+        "--filter",
+        "label=com.docker.compose.service=daemon",
+    ]);
+    let check = "$c = stream_context_create(['ssl' => ['cafile' => getenv('SSL_CERT_FILE'), 'peer_name' => 'example.test']]); \
+                 $s = stream_socket_client('tcp://example.test:5222', $e, $m, 5, STREAM_CLIENT_CONNECT, $c); \
+                 fwrite($s, \"<?xml version='1.0'?><stream:stream to='example.test' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\"); \
+                 $r = fread($s, 4096); if (strpos($r, 'starttls') === false) { exit(1); } \
+                 fwrite($s, \"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\"); fread($s, 4096); \
+                 exit(stream_socket_enable_crypto($s, true, STREAM_CRYPTO_METHOD_TLS_CLIENT) ? 0 : 2);";
+    let out = std::process::Command::new("docker")
+        .args(["exec", &daemon, "php", "-r", check])
+        .output()
+        .expect("exec");
+    assert!(
+        out.status.success(),
+        "TLS to the bundled Prosody from the daemon failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_interactive_installer_asks_through_a_terminal() {
+    let w = world::World::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("tty");
+    let port = free_port();
+    // Everything but the domain and the port comes from flags; those two are typed at the prompts.
+    let script = serde_json::json!([
+        ["Public domain of Movim", "movim.test\r"],
+        ["HTTPS", "\r"],
+        ["Port on 127.0.0.1", format!("{port}\r")],
+    ]);
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/pty_drive.py"
+        ))
+        .arg(script.to_string())
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_movim-setup"))
+        .args(["init", "--dir"])
+        .arg(&dir)
+        .args([
+            "--project",
+            &project.name,
+            "--database",
+            "bundled",
+            "--xmpp",
+            "external",
+            "--xmpp-domain",
+            "example.test",
+        ])
+        .args([
+            "--version",
+            "v0.29.2",
+            "--image-repository",
+            &w.movim_repository(),
+        ])
+        .args(["--library-repository", &format!("{}/library", w.registry)])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("pty driver runs");
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "interactive init failed: {transcript}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(transcript.contains("websocket: HTTP 101"), "{transcript}");
+    assert_eq!(infos(port)["version"], "0.29.2");
 }
