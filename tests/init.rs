@@ -585,3 +585,209 @@ fn the_interactive_installer_asks_through_a_terminal() {
     assert!(transcript.contains("websocket: HTTP 101"), "{transcript}");
     assert_eq!(infos(port)["version"], "0.29.2");
 }
+
+/// Pebble (Let's Encrypt's test ACME server) on the docker0 address, so that the bundled Caddy
+/// reaches it from its container; killed when dropped.
+struct Pebble {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    address: String,
+}
+
+impl Pebble {
+    fn start() -> Self {
+        let w = world::World::get();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let address = docker0_address();
+        // Pebble's own API certificate comes from the world CA, which Caddy trusts via --ca-bundle.
+        let key = dir.path().join("pebble.key");
+        let csr = dir.path().join("pebble.csr");
+        let crt = dir.path().join("pebble.crt");
+        let ext = dir.path().join("ext.cnf");
+        std::fs::write(&ext, format!("subjectAltName=IP:{address},IP:127.0.0.1\n")).expect("ext");
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (k, c, r, e) = (
+            key.to_string_lossy(),
+            csr.to_string_lossy(),
+            crt.to_string_lossy(),
+            ext.to_string_lossy(),
+        );
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &k,
+            "-out",
+            &c,
+            "-subj",
+            "/CN=pebble",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &c,
+            "-CA",
+            &w.ca_cert.to_string_lossy(),
+            "-CAkey",
+            &w.ca_key.to_string_lossy(),
+            "-CAcreateserial",
+            "-out",
+            &r,
+            "-days",
+            "2",
+            "-extfile",
+            &e,
+        ]);
+        let config = dir.path().join("pebble.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({"pebble": {
+                "listenAddress": format!("{address}:14000"),
+                "managementListenAddress": format!("{address}:15000"),
+                "certificate": crt, "privateKey": key,
+                "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false
+            }})
+            .to_string(),
+        )
+        .expect("config");
+        let child = std::process::Command::new("pebble")
+            .arg("-config")
+            .arg(&config)
+            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pebble (Debian package `pebble`) runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect((address.as_str(), 14000)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pebble did not listen on {address}:14000"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Self {
+            child,
+            dir,
+            address,
+        }
+    }
+
+    /// The root pebble signs certificates with (generated at each start).
+    fn root(&self) -> std::path::PathBuf {
+        let w = world::World::get();
+        let path = self.dir.path().join("root.pem");
+        let out = std::process::Command::new("curl")
+            .args([
+                "-fsS",
+                "--cacert",
+                &w.ca_cert.to_string_lossy(),
+                "-o",
+                &path.to_string_lossy(),
+            ])
+            .arg(format!("https://{}:15000/roots/0", self.address))
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_bundled_caddy_obtains_a_real_acme_certificate_and_serves_movim_over_https() {
+    let w = world::World::get();
+    let pebble = Pebble::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("caddy");
+    let acme = format!("https://{}:14000/dir", pebble.address);
+    let run = init_with(&dir, &project, free_port(), &[("--tls", "caddy")])
+        .args([
+            "--acme-ca",
+            &acme,
+            "--acme-email",
+            "admin@movim.test",
+            "--ca-bundle",
+        ])
+        .arg(&w.ca_cert)
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("caddy is healthy"),
+        "{}",
+        run.stderr()
+    );
+    // Through Caddy on 443, with the certificate pebble issued for movim.test.
+    let root = pebble.root();
+    let curl = |extra: &[&str]| {
+        let mut last = String::new();
+        for _ in 0..60 {
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-sS",
+                    "-i",
+                    "--http1.1",
+                    "--max-time",
+                    "3",
+                    "--cacert",
+                    &root.to_string_lossy(),
+                ])
+                .args(["--resolve", "movim.test:443:127.0.0.1"])
+                .args(extra)
+                .output()
+                .expect("curl");
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if last.starts_with("HTTP/1.1 101") || last.starts_with("HTTP/1.1 200") {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(500)); // the certificate may still be on its way
+        }
+        panic!("no answer over HTTPS through Caddy: {last}");
+    };
+    let infos = curl(&["https://movim.test/infos"]);
+    assert!(infos.contains("\"version\":\"0.29.2\""), "{infos}");
+    let ws = curl(&[
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "-H",
+        "Origin: https://movim.test",
+        "https://movim.test/ws/",
+    ]);
+    assert!(ws.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{ws}");
+}

@@ -53,7 +53,7 @@ ensure_host_packages() {
 	local missing=() pair cmd pkg
 	for pair in curl:curl openssl:openssl flock:util-linux debootstrap:debootstrap \
 		docker-registry:docker-registry docker-compose:docker-compose podman:podman \
-		python3:python3 sha256sum:coreutils ss:iproute2; do
+		python3:python3 sha256sum:coreutils ss:iproute2 ip:iproute2 pebble:pebble; do
 		cmd="${pair%%:*}" pkg="${pair#*:}"
 		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 	done
