@@ -791,3 +791,56 @@ fn the_bundled_caddy_obtains_a_real_acme_certificate_and_serves_movim_over_https
     ]);
     assert!(ws.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{ws}");
 }
+
+#[test]
+fn a_re_run_with_a_changed_answer_keeps_the_secret_and_backs_up_what_it_replaces() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("rerun");
+    init(&dir, &project, free_port())
+        .arg("--no-start")
+        .run()
+        .success();
+    let env_before = std::fs::read_to_string(dir.join("movim.env")).expect("env");
+    let compose_before = std::fs::read_to_string(dir.join("compose.yaml")).expect("compose");
+
+    // The new port comes from an answers file; everything else from the saved answers.
+    let new_port = free_port();
+    let answers = tmp.path().join("answers.yaml");
+    std::fs::write(&answers, format!("http_port: {new_port}\n")).expect("answers");
+    let run = Setup::init(&dir)
+        .args(["--yes", "--no-start", "--answers"])
+        .arg(&answers)
+        .run()
+        .success();
+    assert!(
+        run.stderr()
+            .contains("update (old copy kept in backups/files/): compose.yaml"),
+        "{}",
+        run.stderr()
+    );
+
+    assert_eq!(
+        std::fs::read_to_string(dir.join("movim.env")).expect("env"),
+        env_before,
+        "secrets must be kept"
+    );
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).expect("compose");
+    assert!(
+        compose.contains(&format!("127.0.0.1:{new_port}:80")),
+        "{compose}"
+    );
+    let backups: Vec<_> = std::fs::read_dir(dir.join("backups/files"))
+        .expect("backups")
+        .collect();
+    assert_eq!(backups.len(), 1);
+    let kept = backups[0]
+        .as_ref()
+        .expect("entry")
+        .path()
+        .join("compose.yaml");
+    assert_eq!(
+        std::fs::read_to_string(kept).expect("backup"),
+        compose_before
+    );
+}

@@ -126,6 +126,16 @@ fn healthy(on: &[&str]) -> BTreeMap<String, DependsOn> {
         .collect()
 }
 
+/// A plain `compose up` (by hand) runs `prepare` to completion before fpm and the daemon.
+fn prepared() -> BTreeMap<String, DependsOn> {
+    BTreeMap::from([(
+        PREPARE_SERVICE.to_owned(),
+        DependsOn {
+            condition: "service_completed_successfully".into(),
+        },
+    )])
+}
+
 /// Builds the compose file for a deployment whose images are `pinned` (service → `repo:tag@digest`).
 pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<ComposeFile, String> {
     let image = |service: &str| {
@@ -156,8 +166,10 @@ pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<Compos
     };
     let mut fpm = fragment("fpm", &[MOVIM_COMMON, FPM], &vars("fpm")?)?;
     fpm.depends_on = healthy(&db_dep);
+    fpm.depends_on.extend(prepared());
     let mut daemon = fragment("daemon", &[MOVIM_COMMON, DAEMON], &vars("daemon")?)?;
     daemon.depends_on = healthy(&db_dep);
+    daemon.depends_on.extend(prepared());
     if matches!(d.xmpp, Xmpp::Bundled { .. }) {
         daemon.depends_on.extend(healthy(&["prosody"]));
     }
