@@ -41,8 +41,14 @@ pub enum Command {
     )]
     Init(Box<InitArgs>),
     /// Upgrade to another Movim release with a backup and automatic rollback
+    #[command(
+        after_help = "Examples:\n  movim-setup upgrade --to v0.30.0 --dry-run\n  movim-setup upgrade --to v0.30.0\n  movim-setup upgrade --resume   (after an interrupted run)"
+    )]
     Upgrade(UpgradeArgs),
-    /// Return to a recorded release
+    /// Return to a recorded release (or undo an interrupted upgrade)
+    #[command(
+        after_help = "Examples:\n  movim-setup rollback\n  movim-setup rollback --to v0.29.2"
+    )]
     Rollback(RollbackArgs),
     /// Read-only diagnostics, each finding with its fix
     #[command(after_help = "Examples:\n  movim-setup doctor\n  movim-setup doctor --json")]
@@ -119,7 +125,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
-    /// Target Movim release (default: the newest tag the registry has that is newer)
+    /// Target Movim release tag, e.g. v0.30.0
     #[arg(long = "to")]
     pub to: Option<String>,
     /// Print the plan and change nothing
@@ -131,6 +137,9 @@ pub struct UpgradeArgs {
     /// Upgrade even if the stack is not healthy now
     #[arg(long)]
     pub force: bool,
+    /// Database dumps to keep in backups/ (besides those a recorded release still needs)
+    #[arg(long, env = "MOVIM_KEEP_BACKUPS", default_value_t = 3)]
+    pub keep_backups: usize,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +147,9 @@ pub struct RollbackArgs {
     /// Release to return to (default: the one before the current)
     #[arg(long = "to")]
     pub to: Option<String>,
+    /// Database dumps to keep in backups/ (besides those a recorded release still needs)
+    #[arg(long, env = "MOVIM_KEEP_BACKUPS", default_value_t = 3)]
+    pub keep_backups: usize,
 }
 
 #[derive(Debug, Args)]

@@ -18,13 +18,13 @@ pub mod render;
 pub mod secret;
 
 // Adapters.
+pub mod backup;
 pub mod compose_cli;
 pub mod db;
 pub mod engine;
 pub mod fsx;
 pub mod health;
 pub mod journal;
-pub mod backup;
 pub mod registry;
 pub mod ui;
 

@@ -214,7 +214,10 @@ pub enum Refusal {
     /// A rollback needs the dump taken when leaving the target, and it is gone.
     NoBackup,
     Unhealthy(String),
-    Disk { needed: u64, free: u64 },
+    Disk {
+        needed: u64,
+        free: u64,
+    },
 }
 
 impl Refusal {
@@ -241,9 +244,9 @@ impl Refusal {
                 "the database has migrations {} does not know, and the backup taken when leaving it is no longer kept",
                 p.to
             ),
-            Self::Unhealthy(why) => format!(
-                "the stack is not healthy now ({why}); fix it first, or pass --force"
-            ),
+            Self::Unhealthy(why) => {
+                format!("the stack is not healthy now ({why}); fix it first, or pass --force")
+            }
             Self::Disk { needed, free } => format!(
                 "the backup needs up to {} but only {} is free where backups/ lives",
                 human(*needed),
@@ -391,13 +394,10 @@ impl Plan {
             Step::Migrate => "run the database migrations (one-shot daemon container)".to_owned(),
             Step::Restore => match &self.restore {
                 Some(b) => format!(
-                    "restore the database from {} (taken when leaving {})",
+                    "restore the database from {} (taken when leaving {}; what was written since stays only in the backup of step 3)",
                     b.file, self.to
                 ),
-                None => format!(
-                    "keep the database ({} reads it as it is)",
-                    self.to
-                ),
+                None => format!("keep the database ({} reads it as it is)", self.to),
             },
             Step::Start => "start fpm and daemon, then web".to_owned(),
             Step::Prove => format!(
@@ -445,12 +445,9 @@ impl Plan {
                     .to_owned()
             }
             Migrations::UpToDate => format!("none pending for {}", self.to),
-            Migrations::Pending(m) => format!(
-                "{} pending in {}: {}",
-                m.len(),
-                self.to,
-                m.join(", ")
-            ),
+            Migrations::Pending(m) => {
+                format!("{} pending in {}: {}", m.len(), self.to, m.join(", "))
+            }
             Migrations::Newer(m) => format!(
                 "the database has {} migration(s) {} does not know: {}",
                 m.len(),
@@ -475,7 +472,13 @@ impl Plan {
         }
         let _ = writeln!(out, "steps:");
         for (n, step) in self.steps.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {:8} {}", n + 1, step.name(), self.describe(*step));
+            let _ = writeln!(
+                out,
+                "  {}. {:8} {}",
+                n + 1,
+                step.name(),
+                self.describe(*step)
+            );
         }
         let _ = writeln!(
             out,
@@ -501,15 +504,24 @@ pub fn rollback_target(history: &[Release], to: Option<&str>) -> Result<usize, S
             )
         }),
         Some(tag) => {
-            let wanted = MovimTag::parse(tag).map(|t| t.to_string()).unwrap_or_else(|_| tag.to_owned());
+            let wanted = MovimTag::parse(tag)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| tag.to_owned());
             history[..current]
                 .iter()
                 .rposition(|r| r.movim == wanted)
                 .ok_or_else(|| {
-                    let known: Vec<&str> = history[..current].iter().map(|r| r.movim.as_str()).collect();
+                    let known: Vec<&str> = history[..current]
+                        .iter()
+                        .map(|r| r.movim.as_str())
+                        .collect();
                     format!(
                         "no release {wanted} is recorded before the current one (recorded: {})",
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     )
                 })
         }
@@ -629,7 +641,11 @@ mod tests {
             backup_leaving(&h, 0).map(|b| b.file.as_str()),
             Some("backups/a.dump")
         );
-        assert!(rollback_target(&h, Some("v0.30.1")).unwrap_err().contains("recorded: v0.29.2, v0.30.0"));
+        assert!(
+            rollback_target(&h, Some("v0.30.1"))
+                .unwrap_err()
+                .contains("recorded: v0.29.2, v0.30.0")
+        );
         assert!(rollback_target(&h[..1], None).is_err());
     }
 

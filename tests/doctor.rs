@@ -457,17 +457,33 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
         "insert into phinxlog select * from doctor_test_saved; drop table doctor_test_saved",
     );
 
-    // 6. The /ws/ proxy broken: the daemon is down, nginx answers 502.
+    // 6. The daemon stopped: no websocket through web (nginx waits for it, then answers 504).
     let daemon = container(&project, "daemon");
     sh("docker", &["stop", &daemon]);
     let d = Doctor::run(&dir, &password);
-    let summary = d.expect("web.websocket", "error", 1);
-    assert!(summary.contains("502"), "{summary}");
     d.expect("container.daemon.running", "error", 1);
+    let summary = d.expect("web.websocket", "error", 1);
+    assert!(summary.contains("daemon is not running"), "{summary}");
     sh("docker", &["start", &daemon]);
     wait_healthy(&daemon);
 
-    // 7. DAEMON_URL naming another host: every websocket would be refused.
+    // 7. The /ws/ proxy broken: the daemon listens on loopback only, nginx answers 502.
+    std::fs::write(
+        &env_path,
+        env_text.replace("DAEMON_INTERFACE=0.0.0.0", "DAEMON_INTERFACE=127.0.0.1"),
+    )
+    .expect("edit env");
+    sh("docker", &["restart", &daemon]);
+    wait_healthy(&daemon);
+    let d = Doctor::run(&dir, &password);
+    let summary = d.expect("web.websocket", "error", 1);
+    assert!(summary.contains("HTTP 502"), "{summary}");
+    d.expect("env.key.DAEMON_INTERFACE", "error", 1);
+    std::fs::write(&env_path, &env_text).expect("restore env");
+    sh("docker", &["restart", &daemon]);
+    wait_healthy(&daemon);
+
+    // 8. DAEMON_URL naming another host: every websocket would be refused.
     std::fs::write(
         &env_path,
         env_text.replace(
@@ -478,7 +494,7 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
     .expect("edit env");
     Doctor::run(&dir, &password).expect("env.daemon_url.host", "error", 1);
 
-    // 8. The daemon exiting 0 in a loop (DAEMON_URL missing).
+    // 9. The daemon exiting 0 in a loop (DAEMON_URL missing).
     std::fs::write(
         &env_path,
         env_text
@@ -505,11 +521,17 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
     sh("docker", &["restart", &daemon]);
     wait_healthy(&daemon);
 
-    // 9. An interrupted upgrade.
+    // 10. An interrupted upgrade.
     std::fs::write(dir.join("upgrade.journal"), "{}\n").expect("journal");
     let summary = Doctor::run(&dir, &password).expect("upgrade.journal", "error", 1);
     assert!(summary.contains("interrupted"), "{summary}");
     std::fs::remove_file(dir.join("upgrade.journal")).expect("rm journal");
+
+    // 11. Another run holding the lock (this test's live pid stands in for it): a warning.
+    let run_lock = dir.join("movim-setup.run-lock");
+    std::fs::write(&run_lock, format!("pid {}\n", std::process::id())).expect("lock");
+    Doctor::run(&dir, &password).expect("upgrade.run_lock", "warn", 0);
+    std::fs::remove_file(&run_lock).expect("rm lock");
 
     // Every fault undone: healthy again.
     Doctor::run(&dir, &password).expect_healthy();

@@ -39,6 +39,7 @@ use crate::envfile;
 use crate::error::{ExitStatus, Failure};
 use crate::fsx;
 use crate::health;
+use crate::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
 use crate::lockfile::{LOCK_FILE, Lock};
 use crate::render::{
     self, ANSWERS_FILE, CA_FILE, COMPOSE_FILE, ENV_FILE, Extras, compose::ComposeFile,
@@ -50,10 +51,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Written by `upgrade` while it runs; its presence afterwards means a run was interrupted.
-pub const JOURNAL_FILE: &str = "upgrade.journal";
-/// Held by a running `upgrade`/`rollback` so that two runs never overlap.
-pub const RUN_LOCK_FILE: &str = "movim-setup.run-lock";
 /// The uid Movim's fpm and daemon run as (www-data on Alpine).
 const MOVIM_UID: u32 = 82;
 /// How much of each service's log the bundle keeps.
@@ -105,16 +102,10 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
     let setup = Setup::read(&dir);
     let mut report = Report::new(env!("CARGO_PKG_VERSION"), dir.display().to_string());
 
-    // The engine and compose tool answer slowly (sockets, subprocesses); the file checks are quick
-    // and synchronous, so they run while those are awaited.
-    let (engine, compose, local) = {
-        let engine = async { Engine::connect(kind).await };
-        let compose = async {
-            compose_cli::detect(ctx.compose.as_deref(), kind == Some(EngineKind::Podman)).await
-        };
-        let local = async { local_checks(&setup) };
-        tokio::join!(engine, compose, local)
-    };
+    let (engine, compose) = tokio::join!(
+        Engine::connect(kind),
+        compose_cli::detect(ctx.compose.as_deref(), kind == Some(EngineKind::Podman)),
+    );
     let engine = match engine {
         Ok(e) => {
             report.push(Finding::ok(
@@ -158,6 +149,8 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
         }
     };
     let hints = Hints::new(&setup, compose.as_ref());
+    // Quick and synchronous (a few files and `df`); the fixes name the compose tool just found.
+    let local = local_checks(&setup, &hints);
 
     let stack = match (&engine, &setup.deployment) {
         (Some(engine), Ok(d)) => Some(
@@ -360,13 +353,12 @@ struct Local {
     rest: Vec<Finding>,
 }
 
-fn local_checks(s: &Setup) -> Local {
-    let mut rest = check_env(s);
+fn local_checks(s: &Setup, hints: &Hints) -> Local {
+    let mut rest = check_env(s, hints);
     rest.extend(check_images(s));
     rest.extend(check_drift(s));
     rest.push(check_disk(&s.dir));
-    rest.push(check_journal(&s.dir));
-    rest.push(check_run_lock(&s.dir));
+    rest.extend(check_upgrade(&s.dir));
     Local {
         files: check_files(s),
         rest,
@@ -451,7 +443,7 @@ fn check_files(s: &Setup) -> Vec<Finding> {
 }
 
 /// `movim.env`: private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
-fn check_env(s: &Setup) -> Vec<Finding> {
+fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
     let mut out = Vec::new();
     let path = s.path(ENV_FILE);
     if let Ok(meta) = std::fs::metadata(&path) {
@@ -511,7 +503,7 @@ fn check_env(s: &Setup) -> Vec<Finding> {
     }
     let restart = format!(
         "then restart what reads it: {} restart fpm daemon",
-        Hints::new(s, None).compose
+        hints.compose
     );
     for (key, why) in problems {
         let secret = envfile::key(&key).is_some_and(|k| k.secret);
@@ -838,10 +830,44 @@ fn check_disk(dir: &Path) -> Finding {
     }
 }
 
-fn check_journal(dir: &Path) -> Finding {
+/// The live process holding the run lock, if any. `upgrade` writes `pid N` and `proc-start T`
+/// (the process's start time in clock ticks, so a reused pid is not mistaken for it) into the
+/// file and removes it when done; a file left by a killed run names a dead process. Reading the
+/// file, never locking it, keeps doctor from ever getting in a real run's way.
+fn run_lock_holder(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join(RUN_LOCK_FILE)).ok()?;
+    let pid: u32 = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| !w.is_empty())?
+        .parse()
+        .ok()?;
+    let ticks: Option<u64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("proc-start "))
+        .and_then(|v| v.trim().parse().ok());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 of /proc/<pid>/stat, counted after the parenthesised command name.
+    let started = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|v| v.parse::<u64>().ok());
+    (pid != std::process::id() && ticks.is_none_or(|t| started == Some(t))).then_some(pid)
+}
+
+/// An interrupted upgrade (its journal left behind) and a run holding the lock now.
+fn check_upgrade(dir: &Path) -> Vec<Finding> {
+    let holder = run_lock_holder(dir);
     let journal = dir.join(JOURNAL_FILE);
-    match std::fs::metadata(&journal) {
-        Ok(meta) => {
+    let mut out = Vec::new();
+    out.push(match (std::fs::metadata(&journal), holder) {
+        (Err(_), _) => Finding::ok(Area::Upgrade, "upgrade.journal", "no interrupted upgrade"),
+        (Ok(_), Some(pid)) => Finding::warn(
+            Area::Upgrade,
+            "upgrade.journal",
+            format!("an upgrade or rollback is under way (pid {pid})"),
+        )
+        .hint("wait for it to finish, then run: movim-setup doctor"),
+        (Ok(meta), None) => {
             let age = meta
                 .modified()
                 .ok()
@@ -854,55 +880,54 @@ fn check_journal(dir: &Path) -> Finding {
                 "upgrade.journal",
                 format!("an upgrade was interrupted: {} exists{age}", journal.display()),
             )
+            .details(journal_summary(&journal))
             .hint(format!(
                 "finish it: movim-setup upgrade --resume --dir {d}   (or undo it: movim-setup rollback --dir {d})",
                 d = dir.display()
             ))
         }
-        Err(_) => Finding::ok(Area::Upgrade, "upgrade.journal", "no interrupted upgrade"),
-    }
-}
-
-/// The run lock is held when another process has it locked (flock) or when the pid written in it
-/// is alive. Probing with a shared lock that is released at once changes nothing.
-fn check_run_lock(dir: &Path) -> Finding {
-    let path = dir.join(RUN_LOCK_FILE);
-    let Ok(file) = std::fs::File::open(&path) else {
-        return Finding::ok(
-            Area::Upgrade,
-            "upgrade.run_lock",
-            "no other movim-setup run holds the lock",
-        );
-    };
-    let flocked = matches!(
-        file.try_lock_shared(),
-        Err(std::fs::TryLockError::WouldBlock)
-    );
-    drop(file);
-    let pid: Option<u32> = std::fs::read_to_string(&path).ok().and_then(|t| {
-        t.split(|c: char| !c.is_ascii_digit())
-            .find(|w| !w.is_empty())
-            .and_then(|w| w.parse().ok())
     });
-    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-    if flocked || alive {
-        let who = pid.map_or_else(String::new, |p| format!(" (pid {p})"));
-        Finding::warn(
+    out.push(match holder {
+        Some(pid) => Finding::warn(
             Area::Upgrade,
             "upgrade.run_lock",
             format!(
-                "another movim-setup run{who} holds {}: what doctor saw may be changing under it",
-                path.display()
+                "movim-setup (pid {pid}) holds {}: what doctor saw may be changing under it",
+                dir.join(RUN_LOCK_FILE).display()
             ),
         )
-        .hint("wait for it to finish, then run: movim-setup doctor")
-    } else {
-        Finding::ok(
+        .hint("wait for it to finish, then run: movim-setup doctor"),
+        None => Finding::ok(
             Area::Upgrade,
             "upgrade.run_lock",
             "no other movim-setup run holds the lock",
-        )
+        ),
+    });
+    out
+}
+
+/// What an interrupted run was doing, from the journal's JSON (read loosely: the journal's own
+/// module owns its format).
+fn journal_summary(path: &Path) -> Vec<String> {
+    let Ok(v) = std::fs::read_to_string(path)
+        .map_err(|_| ())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|_| ()))
+    else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = Vec::new();
+    if let (Some(from), Some(to)) = (v.pointer("/from/movim"), v.pointer("/to/movim")) {
+        let kind = v.get("kind").map_or_else(|| "run".to_owned(), text);
+        out.push(format!("{kind} from Movim {} to {}", text(from), text(to)));
     }
+    if let Some(step) = v.get("current").filter(|c| !c.is_null()) {
+        out.push(format!("stopped during: {}", text(step)));
+    }
+    out
 }
 
 fn human_age(d: Duration) -> String {
@@ -1047,7 +1072,11 @@ async fn last_lines(engine: &Engine, c: &ContainerInfo, n: usize) -> Vec<String>
     match tokio::time::timeout(PROBE_TIMEOUT, engine.logs_tail(&c.id, n)).await {
         Ok(Ok(text)) => {
             let mut out = vec![format!("last log lines of {}:", c.name)];
-            out.extend(text.lines().map(|l| format!("  {l}")));
+            out.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| format!("  {l}")),
+            );
             out
         }
         _ => Vec::new(),
@@ -1108,11 +1137,11 @@ async fn check_containers(
         } else if !c.running {
             let code = c
                 .exit_code
-                .map_or_else(String::new, |e| format!(" with exit code {e}"));
+                .map_or_else(String::new, |e| format!(" with code {e}"));
             let mut f = Finding::error(
                 Area::Containers,
                 c_id("running"),
-                format!("{service} ({}) is {}{code}", c.name, c.status),
+                format!("{service} ({}) is not running: {}{code}", c.name, c.status),
             );
             if service == "daemon" && c.exit_code == Some(0) {
                 f = f.detail(DAEMON_QUIRK);
@@ -1586,6 +1615,7 @@ async fn check_web(
             return out;
         }
     };
+    let daemon_down = container_of(all, "daemon").is_none_or(|c| !c.running);
     let (handshake, infos, dns) = tokio::join!(
         health::websocket_handshake(addr, host, &origin, "/ws/", Duration::from_secs(5)),
         health::infos(addr, host, Duration::from_secs(5)),
@@ -1599,8 +1629,8 @@ async fn check_web(
         ),
         Ok(h) => {
             let hint = match h.status {
-                502 => format!(
-                    "the daemon is down or not on 0.0.0.0:8080; read why: {}",
+                502 | 504 => format!(
+                    "the daemon is down or not listening on 0.0.0.0:8080; read why: {}",
                     hints.logs("daemon")
                 ),
                 403 => format!(
@@ -1614,11 +1644,7 @@ async fn check_web(
                     hints.compose
                 ),
             };
-            let body = h
-                .body
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| format!("body: {}", l.trim()));
+            let body = answer_line(&h.body).map(|l| format!("it said: {l}"));
             Finding::error(
                 Area::Web,
                 "web.websocket",
@@ -1631,6 +1657,16 @@ async fn check_web(
             .details(body)
             .hint(hint)
         }
+        Err(e) if daemon_down => Finding::error(
+            Area::Web,
+            "web.websocket",
+            format!("no websocket handshake with web at {addr}: the daemon is not running"),
+        )
+        .detail(format!("{e:#}"))
+        .detail(
+            "nginx waits for the daemon's address until its proxy timeout (60 s), then answers 504",
+        )
+        .hint(format!("start the daemon: {} up -d daemon", hints.compose)),
         Err(e) => Finding::error(
             Area::Web,
             "web.websocket",
@@ -1693,6 +1729,19 @@ async fn check_web(
         );
     }
     out
+}
+
+/// The gist of an error page: its HTML title, else its first non-empty line.
+fn answer_line(body: &str) -> Option<String> {
+    if let Some((_, rest)) = body.split_once("<title>")
+        && let Some((title, _)) = rest.split_once("</title>")
+    {
+        return Some(title.trim().to_owned());
+    }
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.chars().take(200).collect())
 }
 
 /// The public HTTPS certificate, validated the way a browser would (chain, name, dates) by a real
@@ -1812,7 +1861,7 @@ foreach ($targets as [$h, $p]) {
     set_error_handler(function ($n, $m) use (&$err) { $err .= $m . ' '; return true; });
     $ok = stream_socket_enable_crypto($s, true, STREAM_CRYPTO_METHOD_TLS_CLIENT);
     restore_error_handler();
-    if ($ok !== true) { echo "badcert $h:$p " . trim($err) . "\n"; exit(4); }
+    if ($ok !== true) { echo "badcert $h:$p " . trim(preg_replace('/\s+/', ' ', $err)) . "\n"; exit(4); }
     $cert = stream_context_get_params($s)['options']['ssl']['peer_certificate'] ?? null;
     $info = $cert ? openssl_x509_parse($cert) : null;
     echo "tls $h:$p " . ($info['validTo_time_t'] ?? 0) . "\n";
@@ -1844,6 +1893,7 @@ async fn check_xmpp(
             .hint(format!("start the stack: {}", hints.init)),
         ];
     };
+    let service = c.service.as_deref().unwrap_or("daemon");
     let cmd = ["php", "-r", XMPP_PHP, domain];
     let (code, output) = match tokio::time::timeout(XMPP_TIMEOUT, engine.exec(&c.id, &cmd)).await {
         Ok(Ok(r)) => r,
@@ -1856,7 +1906,7 @@ async fn check_xmpp(
                 )
                 .detail(format!("{e:#}"))
                 .hint(format!(
-                    "{} exec daemon getent hosts {domain}",
+                    "{} exec {service} getent hosts {domain}",
                     hints.compose
                 )),
             ];
@@ -1869,7 +1919,7 @@ async fn check_xmpp(
                     format!("looking up {domain} from inside {} timed out", c.name),
                 )
                 .hint(format!(
-                    "check the container's resolver: {} exec daemon getent hosts {domain}",
+                    "check the container's resolver: {} exec {service} getent hosts {domain}",
                     hints.compose
                 )),
             ];
@@ -1885,7 +1935,7 @@ async fn check_xmpp(
                 "xmpp.dns",
                 format!("{domain} does not resolve inside {} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does", c.name),
             )
-            .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {} exec daemon getent hosts {domain}", hints.compose)),
+            .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {} exec {service} getent hosts {domain}", hints.compose)),
         );
         return out;
     }
@@ -1898,7 +1948,7 @@ async fn check_xmpp(
             )
             .details(lines.iter().take(5).cloned())
             .hint(format!(
-                "{} exec daemon getent hosts {domain}",
+                "{} exec {service} getent hosts {domain}",
                 hints.compose
             )),
         );
@@ -1918,7 +1968,7 @@ async fn check_xmpp(
         out.push(
             Finding::error(Area::Xmpp, "xmpp.connect", format!("the daemon cannot connect to the XMPP server of {domain}"))
                 .details(lines.iter().filter(|l| l.starts_with("noconnect")).cloned())
-                .hint(format!("make sure the XMPP server listens on 5222 and the firewall lets the containers in, then: {} exec daemon getent hosts {domain}", hints.compose)),
+                .hint(format!("make sure the XMPP server listens on 5222 and the firewall lets the containers in, then: {} exec {service} getent hosts {domain}", hints.compose)),
         );
         return out;
     }
@@ -2097,6 +2147,42 @@ mod tests {
                 "EXTRA=`1` is not written by init",
             ]
         );
+    }
+
+    #[test]
+    fn error_pages_are_summed_up_by_their_title() {
+        assert_eq!(
+            answer_line("<html>\r\n<head><title>502 Bad Gateway</title></head>").as_deref(),
+            Some("502 Bad Gateway")
+        );
+        assert_eq!(
+            answer_line("\n Origin refused \n").as_deref(),
+            Some("Origin refused")
+        );
+        assert_eq!(answer_line(""), None);
+    }
+
+    #[test]
+    fn an_interrupted_journal_says_what_it_was_doing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(JOURNAL_FILE);
+        std::fs::write(
+            &path,
+            r#"{"kind": "upgrade", "from": {"movim": "v0.29.2"}, "to": {"movim": "v0.30.0"}, "current": "migrate"}"#,
+        )
+        .expect("write");
+        assert_eq!(
+            journal_summary(&path),
+            [
+                "upgrade from Movim v0.29.2 to v0.30.0",
+                "stopped during: migrate"
+            ]
+        );
+        std::fs::write(&path, "not json").expect("write");
+        assert!(journal_summary(&path).is_empty());
+        let f = check_upgrade(dir.path());
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[1].severity, Severity::Ok);
     }
 
     #[test]

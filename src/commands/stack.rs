@@ -424,3 +424,49 @@ pub fn rendered(
     )
     .map_err(|e| Failure::new("cannot render the deployment files").detail(e))
 }
+
+/// Pulls every pinned image (`repo:tag@sha256:…`) the engine does not hold yet, verifying each
+/// digest; `hint` is the command to run again after a failure.
+pub async fn pull_pinned(
+    ctx: &Context,
+    tools: &Tools,
+    pinned: &[String],
+    hint: &str,
+) -> Result<(), Failure> {
+    let mut missing = Vec::new();
+    for reference in pinned {
+        let image = crate::registry::ImageRef::parse(reference)
+            .map_err(|e| Failure::new(format!("bad pinned reference {reference}: {e}")))?;
+        let Some(digest) = image.digest.clone() else {
+            return Err(Failure::new(format!("{reference} is not pinned by digest")));
+        };
+        let by_digest = image.by_digest(&digest);
+        if !tools
+            .engine
+            .has_image(&by_digest)
+            .await
+            .or_fail(|| format!("cannot inspect {by_digest}"))?
+        {
+            missing.push((image, digest));
+        }
+    }
+    if missing.is_empty() {
+        ctx.ui.info("every image is here already");
+        return Ok(());
+    }
+    ctx.ui
+        .step(&format!("pulling {} image(s) by digest", missing.len()));
+    let progress = ctx.ui.pull_progress();
+    for (image, digest) in missing {
+        tools
+            .engine
+            .pull(&image, &digest, progress.as_ref())
+            .await
+            .map_err(|e| {
+                Failure::new(format!("cannot pull {}", image.pinned(&digest)))
+                    .because(e)
+                    .next(hint.to_owned())
+            })?;
+    }
+    Ok(())
+}
