@@ -421,19 +421,18 @@ fn a_mutable_tag_re_pointed_at_the_registry_does_not_change_a_pinned_deployment(
     );
 }
 
-/// A certificate for `domain` signed by the world's CA (the daemon rejects self-signed ones).
-fn world_certificate(dir: &Path, domain: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+/// A key and certificate for `subject_alt_name` (openssl syntax), signed by the world's CA; the
+/// files are `<dir>/<name>.key` and `<dir>/<name>.crt`.
+fn world_certificate(
+    dir: &Path,
+    name: &str,
+    subject_alt_name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let w = world::World::get();
-    let key = dir.join("xmpp.key");
-    let csr = dir.join("xmpp.csr");
-    let crt = dir.join("xmpp.crt");
-    let ext = dir.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        format!("subjectAltName=DNS:{domain},DNS:*.{domain}\n"),
-    )
-    .expect("ext");
-    let run = |args: &[&str]| {
+    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let (key, csr, crt, ext) = (path("key"), path("csr"), path("crt"), path("cnf"));
+    std::fs::write(&ext, format!("subjectAltName={subject_alt_name}\n")).expect("ext");
+    let openssl = |args: &[&std::ffi::OsStr]| {
         let out = std::process::Command::new("openssl")
             .args(args)
             .output()
@@ -444,41 +443,37 @@ fn world_certificate(dir: &Path, domain: &str) -> (std::path::PathBuf, std::path
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let (k, c, r, e) = (
-        key.to_string_lossy(),
-        csr.to_string_lossy(),
-        crt.to_string_lossy(),
-        ext.to_string_lossy(),
-    );
-    run(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &k,
-        "-out",
-        &c,
-        "-subj",
-        &format!("/CN={domain}"),
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let subject = format!("/CN={name}");
+    openssl(&[
+        os("req"),
+        os("-new"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+        os("-subj"),
+        std::ffi::OsStr::new(&subject),
     ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &c,
-        "-CA",
-        &w.ca_cert.to_string_lossy(),
-        "-CAkey",
-        &w.ca_key.to_string_lossy(),
-        "-CAcreateserial",
-        "-out",
-        &r,
-        "-days",
-        "30",
-        "-extfile",
-        &e,
+    openssl(&[
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        w.ca_cert.as_os_str(),
+        os("-CAkey"),
+        w.ca_key.as_os_str(),
+        os("-CAcreateserial"),
+        os("-out"),
+        crt.as_os_str(),
+        os("-days"),
+        os("30"),
+        os("-extfile"),
+        ext.as_os_str(),
     ]);
     (crt, key)
 }
@@ -489,7 +484,11 @@ fn a_bundled_prosody_with_a_ca_signed_certificate_starts_with_the_stack() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("movim");
     let project = Project::new("xmpp");
-    let (crt, key) = world_certificate(tmp.path(), "example.test");
+    let (crt, key) = world_certificate(
+        tmp.path(),
+        "example.test",
+        "DNS:example.test,DNS:*.example.test",
+    );
     let port = free_port();
     let run = init_with(&dir, &project, port, &[("--xmpp", "bundled")])
         .arg("--xmpp-cert")
@@ -596,62 +595,11 @@ struct Pebble {
 
 impl Pebble {
     fn start() -> Self {
-        let w = world::World::get();
         let dir = tempfile::tempdir().expect("tempdir");
         let address = docker0_address();
         // Pebble's own API certificate comes from the world CA, which Caddy trusts via --ca-bundle.
-        let key = dir.path().join("pebble.key");
-        let csr = dir.path().join("pebble.csr");
-        let crt = dir.path().join("pebble.crt");
-        let ext = dir.path().join("ext.cnf");
-        std::fs::write(&ext, format!("subjectAltName=IP:{address},IP:127.0.0.1\n")).expect("ext");
-        let openssl = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let (k, c, r, e) = (
-            key.to_string_lossy(),
-            csr.to_string_lossy(),
-            crt.to_string_lossy(),
-            ext.to_string_lossy(),
-        );
-        openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &k,
-            "-out",
-            &c,
-            "-subj",
-            "/CN=pebble",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &c,
-            "-CA",
-            &w.ca_cert.to_string_lossy(),
-            "-CAkey",
-            &w.ca_key.to_string_lossy(),
-            "-CAcreateserial",
-            "-out",
-            &r,
-            "-days",
-            "2",
-            "-extfile",
-            &e,
-        ]);
+        let (crt, key) =
+            world_certificate(dir.path(), "pebble", &format!("IP:{address},IP:127.0.0.1"));
         let config = dir.path().join("pebble.json");
         std::fs::write(
             &config,
