@@ -44,6 +44,16 @@ impl Handshake {
         self.status == 101 && self.accept_valid
     }
 
+    /// One line for a report: the status and what it means, including a 101 whose accept hash is
+    /// wrong (something answered that is not a websocket server speaking for our key).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        if self.status == 101 && !self.accept_valid {
+            return "HTTP 101 but with a wrong Sec-WebSocket-Accept: whatever answered is not a conforming websocket server".to_owned();
+        }
+        format!("HTTP {}: {}", self.status, Self::explain(self.status))
+    }
+
     /// What this status means for someone hosting Movim, with where to look.
     #[must_use]
     pub fn explain(status: u16) -> &'static str {
@@ -63,6 +73,10 @@ impl Handshake {
                  the browser uses"
             }
             404 => "the proxy has no `/ws/` location forwarding to the daemon",
+            504 => {
+                "the proxy timed out reaching the daemon: it is down or its address changed since \
+                 web started (restart web after recreating the daemon)"
+            }
             _ => "unexpected answer to a websocket handshake",
         }
     }

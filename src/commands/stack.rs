@@ -342,11 +342,7 @@ pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), F
             Ok(h) if h.is_upgraded() => break h,
             other if std::time::Instant::now() >= deadline => {
                 let why = match other {
-                    Ok(h) => anyhow::anyhow!(
-                        "HTTP {}: {}",
-                        h.status,
-                        health::Handshake::explain(h.status)
-                    ),
+                    Ok(h) => anyhow::anyhow!(h.describe()),
                     Err(e) => e,
                 };
                 return Err(service_failure(
