@@ -792,3 +792,37 @@ fn a_re_run_with_a_changed_answer_keeps_the_secret_and_backs_up_what_it_replaces
         compose_before
     );
 }
+
+/// Unmounts a tmpfs when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_nearly_full_disk_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let small = tmp.path().join("small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .expect("mount runs");
+    assert!(
+        mounted.success(),
+        "mounting a 16 MiB tmpfs needs root (the test world runs as root)"
+    );
+    let _guard = Tmpfs(small.clone());
+    let dir = small.join("movim");
+    let project = Project::new("disk");
+    init(&dir, &project, free_port())
+        .run()
+        .code(1)
+        .stderr_has("MiB free on")
+        .stderr_has("at least 1 GiB");
+    assert!(!dir.exists());
+}

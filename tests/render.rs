@@ -49,6 +49,38 @@ fn combos() -> Vec<(&'static str, Deployment)> {
     let example = Domain::parse("example.org").expect("valid");
     vec![
         (
+            "caddy_bundled-db_external-xmpp",
+            deployment(
+                Tls::Caddy {
+                    acme_email: None,
+                    acme_ca: None,
+                },
+                Database::Bundled,
+                Xmpp::External {
+                    domain: example.clone(),
+                },
+                false,
+            ),
+        ),
+        (
+            "proxy_external-db_bundled-xmpp-no-cert",
+            deployment(
+                Tls::Proxy { http_port: 9443 },
+                Database::External {
+                    host: "10.0.0.5".into(),
+                    port: 5432,
+                    name: "movim".into(),
+                    user: "movim".into(),
+                },
+                Xmpp::Bundled {
+                    domain: example.clone(),
+                    cert: None,
+                    key: None,
+                },
+                false,
+            ),
+        ),
+        (
             "proxy_bundled-db_external-xmpp",
             deployment(
                 Tls::Proxy { http_port: 8080 },
@@ -92,7 +124,7 @@ fn rendered(d: &Deployment) -> BTreeMap<String, render::File> {
             .ca_bundle
             .as_ref()
             .map(|_| "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into()),
-        xmpp_cert: matches!(d.xmpp, Xmpp::Bundled { .. }).then(|| {
+        xmpp_cert: matches!(d.xmpp, Xmpp::Bundled { cert: Some(_), .. }).then(|| {
             (
                 "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n".into(),
                 Secret::new("-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n"),
@@ -150,7 +182,10 @@ fn compose_files_validate_against_the_official_schema() {
 
 #[test]
 fn the_web_container_only_reads_the_shared_public_tree() {
-    let (_, d) = &combos()[0];
+    let (_, d) = &combos()
+        .into_iter()
+        .find(|(name, _)| *name == "proxy_bundled-db_external-xmpp")
+        .expect("the default combination");
     let text = &rendered(d)["compose.yaml"].content;
     let file: serde_json::Value = serde_norway::from_str(text).expect("yaml");
     let web_volumes = file["services"]["web"]["volumes"]
