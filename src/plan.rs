@@ -358,19 +358,16 @@ fn short_image(pinned: &str) -> String {
 #[must_use]
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes;
     let mut unit = 0;
-    let mut tenths = 0;
-    while value >= 1024 && unit < UNITS.len() - 1 {
-        tenths = (value % 1024) * 10 / 1024;
-        value /= 1024;
+    while unit < UNITS.len() - 1 && u128::from(bytes) >= 1u128 << (10 * (unit + 1)) {
         unit += 1;
     }
     if unit == 0 {
-        format!("{value} B")
-    } else {
-        format!("{value}.{tenths} {}", UNITS[unit])
+        return format!("{bytes} B");
     }
+    let div = 1u128 << (10 * unit);
+    let tenths = (u128::from(bytes) * 10 + div / 2) / div;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 impl Plan {

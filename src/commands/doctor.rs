@@ -1201,7 +1201,7 @@ async fn check_containers(
             );
         }
         if let Some(locked) = lock.and_then(|l| l.images.get(&service))
-            && &c.image != locked
+            && !c.runs_image(locked)
         {
             out.push(
                 Finding::warn(

@@ -44,7 +44,10 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         )));
     }
     let extras = read_extras(&d)?;
-    if let Xmpp::Bundled { cert: None, domain, .. } = &d.xmpp {
+    if let Xmpp::Bundled {
+        cert: None, domain, ..
+    } = &d.xmpp
+    {
         ctx.ui.warn(&format!(
             "the bundled Prosody has no certificate for {domain}: Movim's daemon rejects self-signed ones, so logins fail until you re-run with --xmpp-cert FILE --xmpp-key FILE"
         ));

@@ -3,10 +3,10 @@
 //! service, ending with the proof a browser would give (websocket 101 and `/infos`).
 
 use super::Context;
-use crate::compose_cli::ComposeTool;
+use crate::compose_cli::{ComposeTool, Flavor};
 use crate::db::{self, DbTarget};
 use crate::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::engine::{ContainerInfo, Engine, EngineKind};
+use crate::engine::{self, ContainerInfo, Engine, EngineKind};
 use crate::envfile;
 use crate::error::{Failure, OrFail};
 use crate::health;
@@ -15,6 +15,7 @@ use crate::render::compose::PREPARE_SERVICE;
 use crate::render::{self, ANSWERS_FILE, ENV_FILE};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -37,14 +38,18 @@ impl Tools {
             ),
             None => None,
         };
-        let engine = Engine::connect(kind).await.map_err(|e| {
-            Failure::new("the container engine is not reachable")
-                .because(e)
-                .next(
-                    "docker info   (or: systemctl start docker / podman system service --time=0 &)",
-                )
-        })?;
-        let compose =
+        let engine = match Engine::connect(kind).await {
+            Ok(engine) => engine,
+            Err(e) if kind == Some(EngineKind::Podman) => start_podman(ctx, e).await?,
+            Err(e) => {
+                return Err(Failure::new("the container engine is not reachable")
+                    .because(e)
+                    .next(
+                        "docker info   (or: systemctl start docker / podman system service --time=0 &)",
+                    ));
+            }
+        };
+        let mut compose =
             crate::compose_cli::detect(ctx.compose.as_deref(), engine.kind() == EngineKind::Podman)
                 .await
                 .map_err(|e| {
@@ -52,8 +57,52 @@ impl Tools {
                 "install Docker Compose v2 (docker compose) or pass --compose \"docker-compose\"",
             )
                 })?;
+        // podman-compose drives the `podman` CLI; Docker's compose tools need the socket named.
+        if engine.kind() == EngineKind::Podman
+            && matches!(
+                compose.flavor(),
+                Flavor::DockerPlugin | Flavor::Standalone2 | Flavor::Standalone1
+            )
+        {
+            compose = compose.with_env("DOCKER_HOST", engine.endpoint());
+        }
         Ok(Self { engine, compose })
     }
+}
+
+/// Podman's API socket is often not served (systemd starts it on demand, and without systemd
+/// nothing does): on a terminal, offer to start it; otherwise fail naming the exact command.
+async fn start_podman(ctx: &Context, cause: anyhow::Error) -> Result<Engine, Failure> {
+    let endpoint = engine::podman_endpoint();
+    let command = engine::podman_service_command(&endpoint);
+    let asked = !ctx.yes
+        && std::io::stdin().is_terminal()
+        && dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "Podman's API does not answer at {endpoint}. Start `{command}` in the background?"
+            ))
+            .default(true)
+            .interact()
+            .unwrap_or(false);
+    if !asked {
+        return Err(Failure::new("Podman's API socket is not answering")
+            .because(cause)
+            .next(format!("{command} &"))
+            .next("or, with systemd: systemctl start podman.socket   (rootless: systemctl --user start podman.socket)"));
+    }
+    ctx.ui.step(&format!("starting `{command}`"));
+    engine::start_podman_service(&endpoint).await.map_err(|e| {
+        Failure::new("could not start Podman's API service")
+            .because(e)
+            .next(format!("{command} &"))
+    })?;
+    Engine::connect_to(&endpoint, Some(EngineKind::Podman))
+        .await
+        .map_err(|e| {
+            Failure::new("Podman's API service started but does not answer")
+                .because(e)
+                .next(format!("{command} &"))
+        })
 }
 
 /// What a deployment directory holds today (any part may be missing on a first run).

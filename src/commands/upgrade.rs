@@ -91,7 +91,7 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
         }
         None => {}
     }
-    let to = target(&args)?;
+    let to = target(ctx, &args, &d.version)?;
     let mut to_d = d.clone();
     to_d.version = to.clone();
     let to_images = pin_target(ctx, &to_d, &lock).await?;
@@ -127,7 +127,7 @@ async fn dry_run(
     {
         return Err(interrupted(ctx, &j));
     }
-    let to = target(args)?;
+    let to = target(ctx, args, &d.version)?;
     let mut to_d = d.clone();
     to_d.version = to;
     let images = pin_target(ctx, &to_d, lock).await?;
@@ -240,12 +240,24 @@ fn done_list(j: &Journal) -> String {
     }
 }
 
-fn target(args: &UpgradeArgs) -> Result<MovimTag, Failure> {
+/// The release asked for; an older one is refused at once (before asking the registry about it).
+fn target(ctx: &Context, args: &UpgradeArgs, current: &MovimTag) -> Result<MovimTag, Failure> {
     let Some(to) = &args.to else {
         return Err(Failure::usage("which release? name it with --to")
             .next("movim-setup upgrade --to v0.30.0 --dry-run"));
     };
-    MovimTag::parse(to).map_err(|e| Failure::usage(format!("--to {to}: {e}")))
+    let to = MovimTag::parse(to).map_err(|e| Failure::usage(format!("--to {to}: {e}")))?;
+    if to.numbers() < current.numbers() {
+        return Err(Failure::usage(format!(
+            "{to} is older than the running {current}: going back is `rollback`"
+        ))
+        .detail("nothing was stopped or changed")
+        .next(format!(
+            "movim-setup rollback --dir {} --to {to}",
+            ctx.dir.display()
+        )));
+    }
+    Ok(to)
 }
 
 /// Pins the target's images: a service whose unpinned reference does not change keeps its
