@@ -79,7 +79,14 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         return Ok(ExitStatus::Success);
     }
 
-    pull(ctx, &tools, &lock).await?;
+    let pinned: Vec<String> = lock.images.values().cloned().collect();
+    stack::pull_pinned(
+        ctx,
+        &tools,
+        &pinned,
+        "movim-setup init   (re-run resolves and pulls again)",
+    )
+    .await?;
 
     if changes.is_empty() {
         ctx.ui.step("the deployment directory is up to date");
@@ -387,42 +394,6 @@ async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock
         });
     }
     Ok(lock)
-}
-
-/// Pulls every pinned image the engine does not have yet, verifying its digest.
-async fn pull(ctx: &Context, tools: &Tools, lock: &Lock) -> Result<(), Failure> {
-    let mut missing = Vec::new();
-    for pinned in lock.images.values() {
-        let image = ImageRef::parse(pinned)
-            .map_err(|e| Failure::new(format!("bad pinned reference {pinned}: {e}")))?;
-        let digest = image.digest.clone().unwrap_or_default();
-        let by_digest = image.by_digest(&digest);
-        if !tools
-            .engine
-            .has_image(&by_digest)
-            .await
-            .or_fail(|| format!("cannot inspect {by_digest}"))?
-        {
-            missing.push((image, digest));
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    ctx.ui.step(&format!("pulling {} image(s)", missing.len()));
-    let progress = ctx.ui.pull_progress();
-    for (image, digest) in missing {
-        tools
-            .engine
-            .pull(&image, &digest, progress.as_ref())
-            .await
-            .map_err(|e| {
-                Failure::new(format!("cannot pull {}", image.pinned(&digest)))
-                    .because(e)
-                    .next("movim-setup init   (re-run resolves and pulls again)")
-            })?;
-    }
-    Ok(())
 }
 
 /// A file that `init` would create or change.
