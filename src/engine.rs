@@ -5,6 +5,14 @@
 //!
 //! The API version is negotiated with the daemon: the test machines run Docker 20.10 (API 1.41)
 //! while users run 24–28, so nothing here relies on anything newer than 1.41.
+//!
+//! Podman answers the same API on its socket, with one difference that matters here: it runs
+//! health checks from systemd timers, so without systemd (containers, minimal servers, WSL) a
+//! health status stays `starting` forever. [`Engine::wait_healthy`] therefore runs the check itself
+//! through Podman's own API (`GET /v4.0.0/libpod/containers/{id}/healthcheck`, what `podman
+//! healthcheck run` calls) on the socket it already talks to: no `podman` binary needed, the same
+//! rootful/rootless store and remote endpoints, and Podman records the result so `podman ps` and
+//! `doctor` see it too. With systemd the extra runs are harmless.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,7 +31,7 @@ use bollard::query_parameters::{
     LogsOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt as _};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::registry::{ImageRef, docker_config_credentials};
 
@@ -38,6 +46,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often `wait_healthy` looks, and how long a container without a healthcheck must stay up.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const SETTLE_TIME: Duration = Duration::from_secs(2);
+/// The engines' health-check interval when the container names none.
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+/// Podman answers a health-check request only once the check has run; its own timeout applies first.
+const PODMAN_CHECK_TIMEOUT: Duration = Duration::from_secs(90);
 /// A pull that reports nothing for this long is stuck (the engine reports every layer's bytes).
 const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much stderr a streamed exec keeps for its error message.
@@ -111,16 +123,92 @@ fn socket_exists(endpoint: &str) -> bool {
 }
 
 /// What to run when the engine does not answer.
-fn start_hint(kind: Option<EngineKind>) -> &'static str {
+fn start_hint(kind: Option<EngineKind>, endpoint: &str) -> String {
     match kind {
-        Some(EngineKind::Podman) => {
-            "start Podman's API socket: `systemctl --user start podman.socket` (rootless), \
-             `sudo systemctl start podman.socket`, or `podman system service --time=0 &`"
+        Some(EngineKind::Podman) => format!(
+            "start Podman's API socket: `{} &`, or `sudo systemctl start podman.socket` \
+             (rootless: `systemctl --user start podman.socket`)",
+            podman_service_command(endpoint)
+        ),
+        _ => "start it with `sudo systemctl start docker` (for Podman: `podman system service \
+              --time=0 &`); if it runs, check that you may use its socket (the `docker` group)"
+            .to_owned(),
+    }
+}
+
+/// The socket Podman's API should be on for this user: `CONTAINER_HOST`/`DOCKER_HOST` when set,
+/// else the system socket for root and the user's runtime directory for everyone else (rootless
+/// Podman cannot serve the system socket).
+#[must_use]
+pub fn podman_endpoint() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let env = |key: &str| std::env::var(key).ok();
+    let candidates = candidate_endpoints(Some(EngineKind::Podman), &env);
+    // /proc/self belongs to the effective uid of this process.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let pick = if root || candidates.len() == 1 {
+        candidates.first()
+    } else {
+        candidates.last()
+    };
+    pick.cloned()
+        .unwrap_or_else(|| PODMAN_SYSTEM_SOCKET.to_owned())
+}
+
+/// `podman system service --time=0 unix:///run/podman/podman.sock`: serves the API on `endpoint`
+/// until stopped (`--time=0`: never exit when idle).
+#[must_use]
+pub fn podman_service_command(endpoint: &str) -> String {
+    format!("podman system service --time=0 {endpoint}")
+}
+
+/// Starts `podman system service` on `endpoint` in the background, detached from this process
+/// (it keeps serving after movim-setup exits, as the user asked), and waits until it answers.
+///
+/// # Errors
+/// `podman` is not installed, exits at once (its log is quoted), or the socket never answers.
+pub async fn start_podman_service(endpoint: &str) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    if let Some(dir) = endpoint
+        .strip_prefix("unix://")
+        .and_then(|p| std::path::Path::new(p).parent())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for the socket", dir.display()))?;
+    }
+    let log = std::env::temp_dir().join("movim-setup-podman-service.log");
+    let log_file =
+        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut child = std::process::Command::new("podman")
+        .args(["system", "service", "--time=0", endpoint])
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        // Its own process group: a Ctrl-C meant for movim-setup must not stop it.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot run `{}`", podman_service_command(endpoint)))?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "`{}` exited with {status}: {}",
+                podman_service_command(endpoint),
+                text.trim()
+            );
         }
-        _ => {
-            "start it with `sudo systemctl start docker` (for Podman: `podman system service \
-             --time=0 &`); if it runs, check that you may use its socket (the `docker` group)"
+        if let Ok((200, _)) = libpod_get(endpoint, "/_ping").await {
+            return Ok(());
         }
+        if Instant::now() >= deadline {
+            bail!(
+                "`{}` started but {endpoint} did not answer within {CONNECT_TIMEOUT:?} (log: {})",
+                podman_service_command(endpoint),
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -157,7 +245,7 @@ impl Engine {
         let unreachable = |cause: String| {
             anyhow::anyhow!(
                 "cannot reach the container engine at {endpoint}: {cause}; {}",
-                start_hint(kind)
+                start_hint(kind, &endpoint)
             )
         };
         let docker = match Docker::connect_with_host(&endpoint) {
@@ -527,12 +615,24 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         // (started_at, restart_count) of the run being watched and when it was first seen up.
         let mut up_since: Option<((Option<String>, i64), Instant)> = None;
+        // The restart count when first seen: a restart while we watch is a failure, even one too
+        // quick to be seen as `restarting` (Podman restarts at once).
+        let mut restarts: Option<i64> = None;
+        // Podman without systemd: when we run the check next, and why it failed if it did.
+        let mut next_check: Option<Instant> = None;
+        let mut check_error: Option<String> = None;
         loop {
             let raw = self.inspect_raw(id).await?;
             let info = ContainerInfo::from_inspect(&raw);
             let who = info.describe();
-            match info.status.as_str() {
-                "exited" | "dead" | "restarting" => {
+            let restarted = *restarts.get_or_insert(info.restart_count) < info.restart_count;
+            let status = if restarted {
+                "restarted"
+            } else {
+                info.status.as_str()
+            };
+            match status {
+                "exited" | "dead" | "restarting" | "restarted" => {
                     let code = info
                         .exit_code
                         .or_else(|| raw.state.as_ref().and_then(|s| s.exit_code))
@@ -549,9 +649,9 @@ impl Engine {
                         ""
                     };
                     bail!(
-                        "{who} stopped ({}) with exit code {code}{oom} instead of becoming \
-                         healthy.{movim} See `docker logs {}`.",
-                        info.status,
+                        "{who} stopped ({status}) with exit code {code}{oom} instead of becoming \
+                         healthy.{movim} See `{} logs {}`.",
+                        self.kind,
                         info.name
                     );
                 }
@@ -572,6 +672,22 @@ impl Engine {
                 }
                 _ => {}
             }
+            if self.kind == EngineKind::Podman && info.running && info.health.is_some() {
+                // As the engine would with systemd: first after one interval, then every interval,
+                // so a service that dies a moment after starting is not passed as healthy.
+                let interval = health_interval(&raw);
+                let due = *next_check.get_or_insert_with(|| Instant::now() + interval);
+                if Instant::now() >= due && Instant::now() < deadline {
+                    next_check = Some(Instant::now() + interval);
+                    check_error = self
+                        .run_podman_healthcheck(id)
+                        .await
+                        .err()
+                        .map(|e| format!("{e:#}"));
+                    // Look again at once: the check just recorded its result.
+                    continue;
+                }
+            }
             if Instant::now() >= deadline {
                 let last_check = raw
                     .state
@@ -587,8 +703,11 @@ impl Engine {
                         )
                     })
                     .unwrap_or_default();
+                let check_error = check_error
+                    .map(|e| format!("; running the check through Podman's API failed: {e}"))
+                    .unwrap_or_default();
                 bail!(
-                    "{who} is not healthy after {timeout:?} (status {}, health {}){last_check}",
+                    "{who} is not healthy after {timeout:?} (status {}, health {}){last_check}{check_error}",
                     info.status,
                     info.health.as_deref().unwrap_or("none")
                 );
@@ -610,6 +729,67 @@ impl Engine {
             }
         }
     }
+
+    /// Runs a Podman container's health check now and lets Podman record the result (see the
+    /// module doc for why).
+    async fn run_podman_healthcheck(&self, id: &str) -> anyhow::Result<()> {
+        let path = format!("/v4.0.0/libpod/containers/{id}/healthcheck");
+        let (status, body) =
+            tokio::time::timeout(PODMAN_CHECK_TIMEOUT, libpod_get(&self.endpoint, &path))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("GET {path}: no answer within {PODMAN_CHECK_TIMEOUT:?}")
+                })??;
+        if status != 200 {
+            bail!("GET {path} answered HTTP {status}: {}", body.trim());
+        }
+        Ok(())
+    }
+}
+
+/// The container's health-check interval (nanoseconds in the API), at least the poll interval.
+fn health_interval(c: &ContainerInspectResponse) -> Duration {
+    c.config
+        .as_ref()
+        .and_then(|cfg| cfg.healthcheck.as_ref())
+        .and_then(|h| h.interval)
+        .and_then(|ns| u64::try_from(ns).ok())
+        .filter(|&ns| ns > 0)
+        .map_or(DEFAULT_HEALTH_INTERVAL, Duration::from_nanos)
+        .max(POLL_INTERVAL)
+}
+
+/// A `GET` on Podman's own (libpod) API at `endpoint`, which bollard does not speak. HTTP/1.0, so
+/// the server closes the connection after its answer and the body comes unchunked.
+async fn libpod_get(endpoint: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: podman\r\n\r\n");
+    let mut answer = Vec::new();
+    if let Some(socket) = endpoint.strip_prefix("unix://") {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
+        stream.write_all(request.as_bytes()).await?;
+        stream.read_to_end(&mut answer).await?;
+    } else if let Some(host) = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+    {
+        let mut stream = tokio::net::TcpStream::connect(host.trim_end_matches('/'))
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
+        stream.write_all(request.as_bytes()).await?;
+        stream.read_to_end(&mut answer).await?;
+    } else {
+        bail!("Podman's own API is reached over unix:// or tcp:// only, not {endpoint}");
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("GET {path} on {endpoint}: not an HTTP answer"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// Receives pull progress; the terminal UI draws bars from it, plain output prints lines.
@@ -741,6 +921,24 @@ impl ContainerInfo {
                 .filter(|t| !t.is_empty() && !t.starts_with("0001-01-01")),
             mounts,
             ips,
+        }
+    }
+
+    /// Whether the container was created from `pinned` (`repo:tag@sha256:…`). Podman records
+    /// such a reference without its tag (`repo@sha256:…`), which names the same image.
+    #[must_use]
+    pub fn runs_image(&self, pinned: &str) -> bool {
+        if self.image == pinned {
+            return true;
+        }
+        match (ImageRef::parse(&self.image), ImageRef::parse(pinned)) {
+            (Ok(running), Ok(pinned)) => {
+                running.digest.is_some()
+                    && running.digest == pinned.digest
+                    && running.registry == pinned.registry
+                    && running.repository == pinned.repository
+            }
+            _ => false,
         }
     }
 
@@ -892,6 +1090,42 @@ mod tests {
             ]
         );
         assert_eq!(normalise_endpoint("/var/run/docker.sock"), DOCKER_SOCKET);
+    }
+
+    #[test]
+    fn podman_names_a_pinned_image_without_its_tag() {
+        let info = |image: &str| ContainerInfo {
+            id: String::new(),
+            name: String::new(),
+            service: None,
+            image: image.to_owned(),
+            running: true,
+            status: "running".to_owned(),
+            exit_code: None,
+            health: None,
+            restart_count: 0,
+            oom_killed: false,
+            started_at: None,
+            mounts: Vec::new(),
+            ips: Vec::new(),
+        };
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let other = format!("sha256:{}", "b".repeat(64));
+        let pinned = format!("ghcr.io/nadiamoe/movim-web:v0.29.2@{digest}");
+        assert!(info(&pinned).runs_image(&pinned), "Docker keeps it whole");
+        assert!(info(&format!("ghcr.io/nadiamoe/movim-web@{digest}")).runs_image(&pinned));
+        assert!(!info(&format!("ghcr.io/nadiamoe/movim-web@{other}")).runs_image(&pinned));
+        assert!(!info(&format!("ghcr.io/nadiamoe/movim-fpm@{digest}")).runs_image(&pinned));
+        assert!(!info("ghcr.io/nadiamoe/movim-web:v0.29.2").runs_image(&pinned));
+    }
+
+    #[test]
+    fn podman_hint_names_the_exact_command() {
+        let hint = start_hint(Some(EngineKind::Podman), "unix:///run/podman/podman.sock");
+        assert!(
+            hint.contains("`podman system service --time=0 unix:///run/podman/podman.sock &`"),
+            "{hint}"
+        );
     }
 
     #[test]
