@@ -115,6 +115,10 @@ pub struct InitArgs {
     /// Prefix for postgres, prosody, caddy (default docker.io/library)
     #[arg(long, env = "MOVIM_LIBRARY_REPOSITORY")]
     pub library_repository: Option<String>,
+    /// What to write: a compose deployment (started and proven healthy), or Kubernetes manifests
+    /// and their `podman kube play` rendering in kube/ (written only)
+    #[arg(long, env = "MOVIM_TARGET", value_parser = ["compose", "kube"], default_value = "compose")]
+    pub target: String,
     /// Write the directory and pull, but do not start anything
     #[arg(long)]
     pub no_start: bool,

@@ -3,6 +3,8 @@
 //! Bad input is refused before anything is written; a re-run keeps secrets and answers, shows
 //! what it changes, backs up what it replaces, and does nothing when nothing changed.
 
+mod kube;
+
 use super::Context;
 use super::stack::{self, Saved, Tools};
 use crate::answers::{self, Answers};
@@ -51,6 +53,10 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         ctx.ui.warn(&format!(
             "the bundled Prosody has no certificate for {domain}: Movim's daemon rejects self-signed ones, so logins fail until you re-run with --xmpp-cert FILE --xmpp-key FILE"
         ));
+    }
+
+    if args.target == "kube" {
+        return kube::run(ctx, &args, &d, &password, saved.lock.as_ref()).await;
     }
 
     ctx.ui.step("pre-flight checks");

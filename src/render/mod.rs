@@ -3,6 +3,7 @@
 //! never disagree.
 
 pub mod compose;
+pub mod kube;
 pub mod template;
 
 use crate::deployment::{Database, Deployment, Tls, Xmpp};

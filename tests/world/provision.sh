@@ -60,9 +60,10 @@ ensure_host_packages() {
 	if ! command -v docker >/dev/null 2>&1; then
 		missing+=(docker.io)
 	fi
-	# podman's helpers come as recommends; name the ones rootful podman needs.
+	# podman's helpers come as recommends; name the ones rootful podman needs (catatonit: the
+	# pause process of the pods `podman kube play` makes, built locally since nothing is pulled).
 	if command -v podman >/dev/null 2>&1 || [[ " ${missing[*]} " == *" podman "* ]]; then
-		for pkg in slirp4netns uidmap fuse-overlayfs; do
+		for pkg in slirp4netns uidmap fuse-overlayfs catatonit; do
 			dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 				missing+=("$pkg")
 		done

@@ -1,0 +1,113 @@
+//! `init --target kube`: the same answers and pins as a compose deployment, written as Kubernetes
+//! manifests (`kube/movim.yaml`) and their Podman rendering (`kube/podman.yaml`, see
+//! `render::kube` for why there are two). Nothing is pulled or started: `kubectl apply` or
+//! `podman kube play` does that, and the summary names the exact commands.
+
+use super::{Context, changes, check_dns, hand_env_to_movim, pin, print_changes, set_mode};
+use crate::cli::InitArgs;
+use crate::deployment::{Database, Deployment};
+use crate::envfile;
+use crate::error::{ExitStatus, Failure, OrFail};
+use crate::fsx::Transaction;
+use crate::lockfile::{self, LOCK_FILE, Lock};
+use crate::render::kube::{self, KUBE_ENV_FILE, KUBE_FILE, PODMAN_FILE};
+use crate::render::{self, ANSWERS_FILE};
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+
+pub(super) async fn run(
+    ctx: &Context,
+    args: &InitArgs,
+    d: &Deployment,
+    password: &Secret,
+    saved: Option<&Lock>,
+) -> Result<ExitStatus, Failure> {
+    ctx.ui
+        .step("target kube: manifests for kubectl and for podman kube play");
+    check_dns(ctx, d).await;
+    let dir = std::path::absolute(&ctx.dir)
+        .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
+    let kept = kept_password(&ctx.dir, d);
+    let password = kept.as_ref().unwrap_or(password);
+    let lock = pin(ctx, d, saved).await?;
+    let mut files = kube::files(d, password, &lock.images, &dir)
+        .map_err(|e| Failure::usage("these answers cannot be rendered for Kubernetes").detail(e))?;
+    let answers =
+        render::answers_yaml(d).map_err(|e| Failure::new("cannot render the answers").detail(e))?;
+    files.insert(
+        ANSWERS_FILE.to_owned(),
+        render::File {
+            content: answers,
+            mode: 0o644,
+            secret: false,
+        },
+    );
+    let changes = changes(&ctx.dir, &files, &lock)?;
+    print_changes(ctx, &changes);
+    if args.dry_run {
+        ctx.ui.step("dry run: nothing written");
+        return Ok(ExitStatus::Success);
+    }
+    if !changes.is_empty() {
+        write(ctx, &files, &lock)?;
+    }
+    ctx.ui.step(&format!(
+        "Movim {} for Kubernetes and Podman is in {}",
+        d.version,
+        dir.join("kube").display()
+    ));
+    ctx.ui.info(&format!(
+        "Podman: podman network create {p}; podman kube play --network {p} {}",
+        dir.join(PODMAN_FILE).display(),
+        p = d.project
+    ));
+    ctx.ui.info(&format!(
+        "Kubernetes: kubectl apply -f {}   then route your ingress for {} to the Service {}-web, port 80",
+        dir.join(KUBE_FILE).display(),
+        d.domain,
+        d.project
+    ));
+    Ok(ExitStatus::Success)
+}
+
+/// The bundled database's password from an earlier `--target kube` run: it lives in
+/// `kube/movim.env` when there is no compose `movim.env` (where `collect_answers` looks).
+fn kept_password(dir: &std::path::Path, d: &Deployment) -> Option<Secret> {
+    if d.database != Database::Bundled || dir.join(render::ENV_FILE).exists() {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join(KUBE_ENV_FILE)).ok()?;
+    envfile::parse(&text)
+        .ok()?
+        .get("DB_PASSWORD")
+        .map(|p| Secret::new(p.clone()))
+}
+
+/// All files or none, as for compose; `kube/movim.env` goes to Movim's uid like `movim.env`.
+fn write(
+    ctx: &Context,
+    files: &BTreeMap<String, render::File>,
+    lock: &Lock,
+) -> Result<(), Failure> {
+    std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
+    set_mode(&ctx.dir, 0o700)?;
+    let stamp = lockfile::now_rfc3339().replace(':', "");
+    let mut tx = Transaction::new(&ctx.dir, &stamp);
+    for (path, file) in files {
+        tx.write(path, file.content.as_bytes(), file.mode)
+            .or_fail(|| format!("cannot write {path}"))?;
+    }
+    let lock_text = lock
+        .to_yaml()
+        .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
+    tx.write(LOCK_FILE, lock_text.as_bytes(), 0o644)
+        .or_fail(|| format!("cannot write {LOCK_FILE}"))?;
+    hand_env_to_movim(ctx, &ctx.dir.join(KUBE_ENV_FILE));
+    for backup in tx.commit() {
+        ctx.ui.info(&format!(
+            "kept the previous version as {}",
+            backup.display()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,536 @@
+//! Podman as a first-class engine, against the real test world (design.md §5): rootful Podman 4.3
+//! through its Docker-compatible API socket, podman-compose 1.6, images from the world's registry.
+//! The same promises as on Docker — `init` reaches a verified websocket handshake, `doctor` finds
+//! nothing wrong, `upgrade` succeeds and a faulty release rolls back — plus what is Podman's own:
+//! health checks that nothing runs without systemd, and a socket that is often not served.
+//!
+//! The tests talk to the system socket `/run/podman/podman.sock`, as a user's would. If nothing
+//! serves it, the first test starts `podman system service` there and the last one stops it again
+//! (only the process it started, by its handle). Never skipped: without Podman the tests fail and
+//! say why.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/world.rs"]
+mod world;
+
+use cli::{Setup, free_port, tree};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const SOCKET: &str = "/run/podman/podman.sock";
+
+// ---------------------------------------------------------------------------------------------
+// Podman's API socket, shared by the tests of this file.
+
+/// How many tests use the socket now, and the service this file started (if it had to).
+static SERVICE: Mutex<(usize, Option<Child>)> = Mutex::new((0, None));
+
+/// Holds the system socket up for one test.
+struct PodmanSocket;
+
+impl PodmanSocket {
+    fn acquire() -> Self {
+        let mut guard = SERVICE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.0 += 1;
+        if !pings(SOCKET) {
+            let _ = std::fs::remove_file(SOCKET);
+            std::fs::create_dir_all("/run/podman").expect("create /run/podman");
+            let child = Command::new("podman")
+                .args(["system", "service", "--time=0", &format!("unix://{SOCKET}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("podman is part of the test world (tests/world/provision.sh installs it)");
+            guard.1 = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !pings(SOCKET) {
+                assert!(
+                    Instant::now() < deadline,
+                    "`podman system service --time=0 unix://{SOCKET}` does not answer /_ping"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Self
+    }
+}
+
+impl Drop for PodmanSocket {
+    fn drop(&mut self) {
+        let mut guard = SERVICE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.0 -= 1;
+        if guard.0 == 0
+            && let Some(mut child) = guard.1.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One stack at a time, across test processes too (a file lock): Podman 4.3's DNS server
+/// (aardvark-dns 1.4) tears its sockets down and up again whenever a container joins any network,
+/// so a daemon of one project starting while another project starts can fail to resolve
+/// `postgres` (containers/aardvark-dns#389). Users run one project; the tests must not race.
+struct OneStack {
+    _file: std::fs::File,
+}
+
+fn one_stack_at_a_time() -> OneStack {
+    let path = std::env::temp_dir().join("movim-setup-podman-stacks.lock");
+    let file = std::fs::File::create(&path).expect("create the stack lock file");
+    file.lock().expect("lock the stack lock file");
+    OneStack { _file: file }
+}
+
+/// Whether the socket answers `GET /_ping` with `OK`.
+fn pings(socket: &str) -> bool {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") && answer.ends_with("OK")
+}
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman runs");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Removes everything of a compose project from Podman when dropped: containers, the pod
+/// podman-compose makes, volumes, networks.
+struct Project {
+    name: String,
+}
+
+impl Project {
+    fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self {
+            name: format!("tp{prefix}{}{:x}", std::process::id(), nanos),
+        }
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        let list = |args: &[&str]| -> Vec<String> {
+            Command::new("podman")
+                .args(args)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let quiet = |args: &[&str], names: &[String]| {
+            if !names.is_empty() {
+                let _ = Command::new("podman").args(args).args(names).output();
+            }
+        };
+        quiet(
+            &["rm", "-f", "-t", "0", "-v"],
+            &list(&["ps", "-aq", "--filter", &label]),
+        );
+        quiet(
+            &["pod", "rm", "-f", "-t", "0"],
+            &list(&[
+                "pod",
+                "ps",
+                "-q",
+                "--filter",
+                &format!("name=^pod_{}$", self.name),
+            ]),
+        );
+        quiet(
+            &["volume", "rm", "-f"],
+            &list(&["volume", "ls", "-q", "--filter", &label]),
+        );
+        quiet(
+            &["network", "rm", "-f"],
+            &list(&["network", "ls", "-q", "--filter", &label]),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands, on Podman.
+
+fn podman_compose() -> String {
+    let w = world::World::get();
+    w.podman_compose
+        .as_ref()
+        .expect("the world has no podman-compose (world.json); re-run tests/world/provision.sh")
+        .display()
+        .to_string()
+}
+
+/// `movim-setup <verb>` with Podman (the system socket, unless the environment names another) and
+/// podman-compose.
+fn on_podman(verb: &str, dir: &Path) -> Setup {
+    Setup::new(verb, dir).args(["--engine", "podman", "--compose", &podman_compose()])
+}
+
+/// `init --yes` for the world's v0.29.2 images, web on a loopback `port` (as tests/init.rs).
+fn init(dir: &Path, project: &Project, port: u16) -> Setup {
+    let w = world::World::get();
+    on_podman("init", dir).arg("--yes").args([
+        "--project",
+        &project.name,
+        "--domain",
+        "movim.test",
+        "--tls",
+        "proxy",
+        "--http-port",
+        &port.to_string(),
+        "--xmpp",
+        "external",
+        "--xmpp-domain",
+        "example.test",
+        "--image-repository",
+        &w.movim_repository(),
+        "--library-repository",
+        &format!("{}/library", w.registry),
+    ])
+}
+
+/// A websocket handshake through web, done by the test itself; returns the status line.
+fn handshake_status(port: u16, origin: &str) -> String {
+    try_handshake(port, origin).expect("websocket handshake through web")
+}
+
+fn try_handshake(port: u16, origin: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET /ws/ HTTP/1.1\r\nHost: movim.test\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )?;
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    if status.contains(" 101 ") {
+        assert!(
+            text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            "accept header wrong: {text}"
+        );
+    }
+    Ok(status)
+}
+
+fn infos_version(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to web");
+    write!(s, "GET /infos HTTP/1.0\r\nHost: movim.test\r\n\r\n").expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("/infos is not JSON ({e}): {text}"));
+    json["version"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `doctor --json` on Podman: exit 0, and nothing but the world's unresolvable names is not ok.
+#[track_caller]
+fn assert_doctor_healthy(dir: &Path) {
+    let run = on_podman("doctor", dir).arg("--json").run();
+    let json: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json is not JSON ({e}):\n{}{}",
+            run.stdout(),
+            run.stderr()
+        )
+    });
+    let problems: Vec<String> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["severity"] != "ok")
+        .filter(|f| !(f["severity"] == "warn" && (f["id"] == "web.dns" || f["id"] == "xmpp.dns")))
+        .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["summary"]))
+        .collect();
+    assert!(problems.is_empty(), "doctor on Podman: {problems:#?}");
+    assert_eq!(run.output.status.code(), Some(0), "{}", run.stderr());
+    let engine = json["findings"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["id"] == "engine.reachable"))
+        .map(|f| f["summary"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    assert!(engine.starts_with("podman 4."), "{engine}");
+}
+
+/// The container of `service` in the project (podman-compose names them `<project>_<service>_1`).
+fn container(project: &Project, service: &str) -> String {
+    podman(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", project.name),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ])
+}
+
+fn psql(project: &Project, sql: &str) -> String {
+    podman(&[
+        "exec",
+        &container(project, "postgres"),
+        "psql",
+        "-U",
+        "movim",
+        "-d",
+        "movim",
+        "-At",
+        "-c",
+        sql,
+    ])
+}
+
+fn deployment() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    (tmp, dir)
+}
+
+#[test]
+fn init_on_podman_reaches_a_verified_websocket_handshake_and_doctor_finds_nothing() {
+    let _one = one_stack_at_a_time();
+    let _socket = PodmanSocket::acquire();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("init");
+    let port = free_port();
+
+    let started = Instant::now();
+    let run = init(&dir, &project, port).run().success();
+    eprintln!("init on Podman: healthy in {:?}", started.elapsed());
+    let out = run.stderr();
+    assert!(out.contains("engine: podman 4."), "{out}");
+    assert!(out.contains("compose: podman-compose 1."), "{out}");
+    assert!(out.contains("websocket: HTTP 101"), "{out}");
+
+    // The proof, re-done by the test: 101 with the right Origin only, and the pinned version.
+    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
+    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
+    assert_eq!(infos_version(port), "0.29.2");
+
+    // Podman recorded the health checks movim-setup ran (nothing else runs them without systemd).
+    for service in ["postgres", "fpm", "daemon", "web"] {
+        let health = podman(&[
+            "inspect",
+            "--format",
+            "{{.State.Health.Status}}",
+            &container(&project, service),
+        ]);
+        assert_eq!(health, "healthy", "{service}");
+    }
+
+    assert_doctor_healthy(&dir);
+
+    // A re-run changes nothing.
+    let before = tree(&dir);
+    let again = init(&dir, &project, port).run().success();
+    assert!(again.stderr().contains("up to date"), "{}", again.stderr());
+    assert_eq!(tree(&dir), before);
+}
+
+#[test]
+fn upgrade_on_podman_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
+    let _one = one_stack_at_a_time();
+    let _socket = PodmanSocket::acquire();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("upg");
+    let port = free_port();
+    init(&dir, &project, port).run().success();
+    psql(
+        &project,
+        "create table podman_marker (v text); insert into podman_marker values ('kept')",
+    );
+
+    let started = Instant::now();
+    let run = on_podman("upgrade", &dir)
+        .args(["--yes", "--to", "v0.30.0"])
+        .run()
+        .success();
+    eprintln!("upgrade on Podman: {:?}", started.elapsed());
+    assert!(
+        run.stderr()
+            .contains("Movim v0.30.0 is up and healthy (upgraded from v0.29.2)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
+    assert_eq!(infos_version(port), "0.30.0");
+    assert_doctor_healthy(&dir);
+
+    // The daemon of this release exits 0 a second after starting: Podman restarts it at once, and
+    // a health check run too early would pass it. The gate must catch it and roll back.
+    let started = Instant::now();
+    let run = on_podman("upgrade", &dir)
+        .args(["--yes", "--to", "v0.30.1-daemon-exits"])
+        .run()
+        .code(1);
+    eprintln!(
+        "faulty upgrade on Podman, rolled back in {:?}",
+        started.elapsed()
+    );
+    let err = run.stderr();
+    assert!(err.contains("failed at step `start`"), "{err}");
+    assert!(
+        err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
+        "{err}"
+    );
+    assert_eq!(infos_version(port), "0.30.0");
+    assert_eq!(psql(&project, "select v from podman_marker"), "kept");
+    assert_doctor_healthy(&dir);
+}
+
+#[test]
+fn a_podman_socket_nobody_serves_is_reported_with_the_command_that_serves_it() {
+    let (tmp, dir) = deployment();
+    let socket = tmp.path().join("run/podman.sock");
+    let endpoint = format!("unix://{}", socket.display());
+    let run = init(&dir, &Project::new("nosock"), free_port())
+        .env("CONTAINER_HOST", &endpoint)
+        .run()
+        .code(1);
+    run.stderr_has("Podman's API socket is not answering")
+        .stderr_has(&format!("podman system service --time=0 {endpoint}"));
+    assert!(!dir.exists(), "nothing may be written");
+}
+
+/// What `podman kube play` made for a project, removed when dropped: its pods (their containers),
+/// the volumes named after the project, the network.
+struct KubePlay {
+    project: String,
+}
+
+impl Drop for KubePlay {
+    fn drop(&mut self) {
+        let p = &self.project;
+        let _ = Command::new("podman")
+            .args(["pod", "rm", "-f", "-t", "0", p, &format!("{p}-postgres")])
+            .output();
+        let volumes = Command::new("podman")
+            .args(["volume", "ls", "-q", "--filter", &format!("name=^{p}-")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for v in volumes.split_whitespace() {
+            let _ = Command::new("podman")
+                .args(["volume", "rm", "-f", v])
+                .output();
+        }
+        let _ = Command::new("podman")
+            .args(["network", "rm", "-f", p])
+            .output();
+    }
+}
+
+#[test]
+fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshake() {
+    let _one = one_stack_at_a_time();
+    let w = world::World::get();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("kube");
+    let port = free_port();
+    init(&dir, &project, port)
+        .args(["--target", "kube"])
+        .run()
+        .success()
+        .stderr_has("podman kube play --network");
+    let manifest = dir.join("kube/podman.yaml");
+    assert!(
+        dir.join("kube/movim.yaml").is_file(),
+        "the Kubernetes rendering"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        let env = std::fs::metadata(dir.join("kube/movim.env")).expect("kube/movim.env");
+        assert_eq!((env.mode() & 0o777, env.uid()), (0o600, 82));
+    }
+
+    let _played = KubePlay {
+        project: project.name.clone(),
+    };
+    podman(&["network", "create", &project.name]);
+    let started = Instant::now();
+    podman(&[
+        "kube",
+        "play",
+        "--network",
+        &project.name,
+        &manifest.display().to_string(),
+    ]);
+    // Nothing runs probes without systemd: the handshake itself says when Movim is up.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status = try_handshake(port, "https://movim.test");
+        if status.as_ref().is_ok_and(|s| s.contains(" 101 ")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no websocket 101 through web after {:?} ({status:?}); daemon log:\n{}",
+            started.elapsed(),
+            podman(&["logs", "--tail", "30", &format!("{}-daemon", project.name)])
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "podman kube play: websocket 101 after {:?}",
+        started.elapsed()
+    );
+    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
+    assert_eq!(infos_version(port), "0.29.2");
+
+    // The pod runs exactly the pinned images, and the migrations ran as their own step.
+    for component in ["web", "fpm", "daemon"] {
+        let reference = w.movim_image(component, "v0.29.2");
+        let image = podman(&[
+            "inspect",
+            "--format",
+            "{{.ImageName}}",
+            &format!("{}-{component}", project.name),
+        ]);
+        assert!(
+            image.ends_with(&format!("@{}", w.digest(&reference))),
+            "{image}"
+        );
+    }
+    let migrate = podman(&["logs", &format!("{}-migrate", project.name)]);
+    assert!(migrate.contains("All Done"), "{migrate}");
+}
