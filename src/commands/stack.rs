@@ -227,7 +227,22 @@ pub async fn start_healthy(
                     .next("movim-setup doctor"),
             );
         };
-        if let Err(e) = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await {
+        let mut outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
+        if outcome.is_err() && lost_a_name_lookup(tools, &c.id).await {
+            // Podman's aardvark-dns 1.4 (Debian 12) drops name lookups while containers join a
+            // network (containers/aardvark-dns#389): a service that started as a one-shot left
+            // can fail to resolve `postgres` once. Give it one more start; a real fault repeats.
+            ctx.ui.warn(&format!("{service} could not resolve a service name (a known Podman DNS race); starting it once more"));
+            if tools
+                .compose
+                .up(&ctx.dir, &d.project, &[service])
+                .await
+                .is_ok()
+            {
+                outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
+            }
+        }
+        if let Err(e) = outcome {
             return Err(service_failure(
                 tools,
                 d,
@@ -240,6 +255,18 @@ pub async fn start_healthy(
         ctx.ui.info(&format!("{service} is healthy"));
     }
     Ok(())
+}
+
+/// Whether a container on Podman failed because a service name did not resolve (see
+/// [`start_healthy`]); always false on Docker, whose DNS has no such race.
+async fn lost_a_name_lookup(tools: &Tools, id: &str) -> bool {
+    if tools.engine.kind() != EngineKind::Podman {
+        return false;
+    }
+    tools.engine.logs_tail(id, 30).await.is_ok_and(|logs| {
+        logs.contains("Temporary failure in name resolution")
+            || logs.contains("could not translate host name")
+    })
 }
 
 /// The database as this tool reaches it: the bundled container's address, or the external host.
