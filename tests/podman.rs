@@ -264,9 +264,12 @@ fn infos_version(port: u16) -> String {
     json["version"].as_str().unwrap_or_default().to_owned()
 }
 
-/// `doctor --json` on Podman: exit 0, and nothing but the world's unresolvable names is not ok.
+/// `doctor --json` on Podman: exit 0, and nothing but the world's unresolvable names is not ok —
+/// except a daemon restart when the command before reported it restarted the daemon after
+/// aardvark-dns's known lookup race (`previous` is that command's stderr).
 #[track_caller]
-fn assert_doctor_healthy(dir: &Path) {
+fn assert_doctor_healthy(dir: &Path, previous: &str) {
+    let raced = previous.contains("a known Podman DNS race");
     let run = on_podman("doctor", dir).arg("--json").run();
     let json: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
         panic!(
@@ -281,6 +284,11 @@ fn assert_doctor_healthy(dir: &Path) {
         .iter()
         .filter(|f| f["severity"] != "ok")
         .filter(|f| !(f["severity"] == "warn" && (f["id"] == "web.dns" || f["id"] == "xmpp.dns")))
+        .filter(|f| {
+            !(raced
+                && f["severity"] == "warn"
+                && f["id"].as_str().is_some_and(|id| id.ends_with(".restarts")))
+        })
         .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["summary"]))
         .collect();
     assert!(problems.is_empty(), "doctor on Podman: {problems:#?}");
@@ -358,7 +366,7 @@ fn init_on_podman_reaches_a_verified_websocket_handshake_and_doctor_finds_nothin
         assert_eq!(health, "healthy", "{service}");
     }
 
-    assert_doctor_healthy(&dir);
+    assert_doctor_healthy(&dir, &out);
 
     // A re-run changes nothing.
     let before = tree(&dir);
@@ -394,7 +402,7 @@ fn upgrade_on_podman_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
     );
     assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
     assert_eq!(infos_version(port), "0.30.0");
-    assert_doctor_healthy(&dir);
+    assert_doctor_healthy(&dir, &run.stderr());
 
     // The daemon of this release exits 0 a second after starting: Podman restarts it at once, and
     // a health check run too early would pass it. The gate must catch it and roll back.
@@ -415,7 +423,7 @@ fn upgrade_on_podman_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
     );
     assert_eq!(infos_version(port), "0.30.0");
     assert_eq!(psql(&project, "select v from podman_marker"), "kept");
-    assert_doctor_healthy(&dir);
+    assert_doctor_healthy(&dir, &err);
 }
 
 #[test]
