@@ -549,14 +549,34 @@ impl Engine {
             }
             Ok::<_, BollardError>(tail)
         };
-        let (input_result, drained) = tokio::join!(feed, drain);
+        tokio::pin!(feed, drain);
+        // The command may finish before it has read everything (`pg_restore --list` reads only
+        // the table of contents): once its output ends, feeding more is pointless, so stop.
+        let mut input_result = None;
+        let drained = loop {
+            tokio::select! {
+                r = &mut feed, if input_result.is_none() => input_result = Some(r),
+                d = &mut drain => break d,
+            }
+        };
         let tail = drained.with_context(|| exec_what(id, cmd, "reading the output of"))?;
         let code = self.exec_exit_code(&exec.id, id, cmd).await?;
-        // A command that stops reading early (it failed) breaks the pipe; its exit code says why.
-        if let Err(e) = input_result
-            && code == 0
-        {
-            return Err(anyhow::Error::new(e).context(exec_what(id, cmd, "feeding the input of")));
+        // A command that stops reading early breaks the pipe; its exit code says whether that was
+        // a failure. Any other input error (reading the source) is ours and fails the call.
+        if let Some(Err(e)) = input_result {
+            let stopped_reading = matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+            if !stopped_reading {
+                return Err(anyhow::Error::new(e).context(exec_what(
+                    id,
+                    cmd,
+                    "feeding the input of",
+                )));
+            }
         }
         Ok((code, tail.into_string()))
     }

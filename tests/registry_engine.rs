@@ -621,6 +621,26 @@ async fn exec_streams_stdout_to_a_file_and_a_file_into_stdin() {
         .unwrap();
     assert_eq!((code, output.trim()), (0, "8000000"));
 
+    // A command that reads only the start and succeeds (as `pg_restore --list` reads only a
+    // dump's table of contents) is a success, and feeding stops when it ends.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 64 << 20]).unwrap(); // more than any pipe or socket buffers
+    let source = tokio::fs::File::open(&big).await.unwrap();
+    let started = std::time::Instant::now();
+    let (code, output) = engine
+        .exec_stream_stdin(
+            &db,
+            &["sh", "-c", "head -c 16 > /dev/null; echo read"],
+            source,
+        )
+        .await
+        .unwrap();
+    assert_eq!((code, output.trim()), (0, "read"));
+    eprintln!(
+        "a reader of 16 bytes of 64 MiB returned after {:?}",
+        started.elapsed()
+    );
+
     // A command that fails reports its exit code and its stderr.
     let (code, stderr) = engine
         .exec_stream_stdout(
