@@ -98,7 +98,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         ctx.ui.step("the deployment directory is up to date");
     } else {
         print_changes(ctx, &changes);
-        write(ctx, &files, &lock)?;
+        write(ctx, &files, &lock, ENV_FILE)?;
     }
     if args.no_start {
         ctx.ui.step(&format!(
@@ -458,11 +458,13 @@ fn print_changes(ctx: &Context, changes: &[Change]) {
     }
 }
 
-/// Writes the directory in one transaction: all files or none.
+/// Writes the directory in one transaction: all files or none; `env_file` (relative) is handed to
+/// Movim's uid.
 fn write(
     ctx: &Context,
     files: &BTreeMap<String, render::File>,
     lock: &Lock,
+    env_file: &str,
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
     set_mode(&ctx.dir, 0o700)?;
@@ -477,7 +479,7 @@ fn write(
         .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
     tx.write(LOCK_FILE, lock_text.as_bytes(), 0o644)
         .or_fail(|| format!("cannot write {LOCK_FILE}"))?;
-    hand_env_to_movim(ctx, &ctx.dir.join(ENV_FILE));
+    hand_env_to_movim(ctx, &ctx.dir.join(env_file));
     for backup in tx.commit() {
         ctx.ui.info(&format!(
             "kept the previous version as {}",

@@ -3,17 +3,15 @@
 //! `render::kube` for why there are two). Nothing is pulled or started: `kubectl apply` or
 //! `podman kube play` does that, and the summary names the exact commands.
 
-use super::{Context, changes, check_dns, hand_env_to_movim, pin, print_changes, set_mode};
+use super::{Context, changes, check_dns, pin, print_changes, write};
 use crate::cli::InitArgs;
 use crate::deployment::{Database, Deployment};
 use crate::envfile;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::fsx::Transaction;
-use crate::lockfile::{self, LOCK_FILE, Lock};
+use crate::lockfile::Lock;
 use crate::render::kube::{self, KUBE_ENV_FILE, KUBE_FILE, PODMAN_FILE};
 use crate::render::{self, ANSWERS_FILE};
 use crate::secret::Secret;
-use std::collections::BTreeMap;
 
 pub(super) async fn run(
     ctx: &Context,
@@ -49,7 +47,7 @@ pub(super) async fn run(
         return Ok(ExitStatus::Success);
     }
     if !changes.is_empty() {
-        write(ctx, &files, &lock)?;
+        write(ctx, &files, &lock, KUBE_ENV_FILE)?;
     }
     ctx.ui.step(&format!(
         "Movim {} for Kubernetes and Podman is in {}",
@@ -81,33 +79,4 @@ fn kept_password(dir: &std::path::Path, d: &Deployment) -> Option<Secret> {
         .ok()?
         .get("DB_PASSWORD")
         .map(|p| Secret::new(p.clone()))
-}
-
-/// All files or none, as for compose; `kube/movim.env` goes to Movim's uid like `movim.env`.
-fn write(
-    ctx: &Context,
-    files: &BTreeMap<String, render::File>,
-    lock: &Lock,
-) -> Result<(), Failure> {
-    std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
-    set_mode(&ctx.dir, 0o700)?;
-    let stamp = lockfile::now_rfc3339().replace(':', "");
-    let mut tx = Transaction::new(&ctx.dir, &stamp);
-    for (path, file) in files {
-        tx.write(path, file.content.as_bytes(), file.mode)
-            .or_fail(|| format!("cannot write {path}"))?;
-    }
-    let lock_text = lock
-        .to_yaml()
-        .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
-    tx.write(LOCK_FILE, lock_text.as_bytes(), 0o644)
-        .or_fail(|| format!("cannot write {LOCK_FILE}"))?;
-    hand_env_to_movim(ctx, &ctx.dir.join(KUBE_ENV_FILE));
-    for backup in tx.commit() {
-        ctx.ui.info(&format!(
-            "kept the previous version as {}",
-            backup.display()
-        ));
-    }
-    Ok(())
 }
