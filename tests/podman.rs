@@ -253,6 +253,15 @@ fn try_handshake(port: u16, origin: &str) -> std::io::Result<String> {
     Ok(status)
 }
 
+/// `/infos` when it answers 200, `None` while web cannot reach fpm yet (502).
+fn try_infos(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET /infos HTTP/1.0\r\nHost: movim.test\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
 fn infos_version(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to web");
     write!(s, "GET /infos HTTP/1.0\r\nHost: movim.test\r\n\r\n").expect("send");
@@ -540,6 +549,14 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
         started.elapsed()
     );
     assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
+    // fpm is its own pod and nothing gates it either: /infos answers once it listens.
+    while try_infos(port).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "/infos never answered through web"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(infos_version(port), "0.29.2");
 
     // The pod runs exactly the pinned images, and the migrations ran as their own step.
