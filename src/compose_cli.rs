@@ -8,12 +8,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
+use anyhow::{anyhow, bail};
+
+use crate::subprocess::{Capture, Captured, Program, describe_exit, last_lines};
 
 /// Name of the compose file inside a deployment directory.
 pub const COMPOSE_FILE: &str = "compose.yaml";
@@ -72,13 +71,11 @@ enum Dialect {
 /// A detected compose tool, ready to run.
 #[derive(Debug, Clone)]
 pub struct ComposeTool {
-    program: PathBuf,
-    /// Words between the program and our arguments (`compose` for `docker compose`).
-    prefix: Vec<String>,
+    /// The program and the words between it and our arguments (`compose` for `docker compose`).
+    cmd: Program,
     flavor: Flavor,
     /// Without a leading `v`: `2.40.3`, `1.29.2`, `1.6.0`.
     version: String,
-    env: Vec<(String, String)>,
     dialect: Dialect,
 }
 
@@ -141,15 +138,14 @@ fn split_command(command: &str) -> anyhow::Result<(PathBuf, Vec<String>)> {
 
 async fn probe(program: PathBuf, prefix: Vec<String>) -> anyhow::Result<ComposeTool> {
     let mut tool = ComposeTool {
-        program,
-        prefix,
+        cmd: Program::new(program, prefix),
         // Placeholders until `version` answers.
         flavor: Flavor::DockerPlugin,
         version: String::new(),
-        env: Vec::new(),
         dialect: Dialect::Go,
     };
     let out = tool
+        .cmd
         .exec(
             None,
             &["version".to_owned()],
@@ -160,7 +156,7 @@ async fn probe(program: PathBuf, prefix: Vec<String>) -> anyhow::Result<ComposeT
     if out.code != Some(0) {
         bail!(
             "`{}` failed with {}: {}",
-            tool.command_line(&["version".to_owned()]),
+            tool.cmd.command_line(&["version".to_owned()]),
             describe_exit(out.code),
             first_line(out.stdout.trim())
         );
@@ -168,11 +164,11 @@ async fn probe(program: PathBuf, prefix: Vec<String>) -> anyhow::Result<ComposeT
     let (dialect, version) = parse_version(&out.stdout).ok_or_else(|| {
         anyhow!(
             "`{} version` does not look like a compose tool: {}",
-            tool.display_command(),
+            tool.cmd.display_command(),
             first_line(out.stdout.trim())
         )
     })?;
-    tool.flavor = flavor_of(&tool.program, &tool.prefix, dialect);
+    tool.flavor = flavor_of(&tool.cmd.program, &tool.cmd.prefix, dialect);
     tool.version = version;
     tool.dialect = dialect;
     Ok(tool)
@@ -225,28 +221,11 @@ fn flavor_of(program: &Path, prefix: &[String], dialect: Dialect) -> Flavor {
     }
 }
 
-/// How a child's output is collected.
-#[derive(Clone, Copy)]
-enum Capture {
-    /// stdout and stderr apart (the error quotes stderr).
-    Separate,
-    /// Both into one pipe, in the order written, as `2>&1` would.
-    Combined,
-}
-
-struct Captured {
-    /// `None` when killed by a signal.
-    code: Option<i32>,
-    /// All output with [`Capture::Combined`].
-    stdout: String,
-    stderr: String,
-}
-
 impl ComposeTool {
     /// Adds an environment variable for every call (e.g. `DOCKER_HOST` pointing at Podman's socket).
     #[must_use]
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
+        self.cmd.env.push((key.into(), value.into()));
         self
     }
 
@@ -265,11 +244,7 @@ impl ComposeTool {
     /// next steps such as `docker compose logs daemon`.
     #[must_use]
     pub fn display_command(&self) -> String {
-        std::iter::once(self.program.to_string_lossy().into_owned())
-            .chain(self.prefix.iter().cloned())
-            .map(|w| shell_quote(&w))
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.cmd.display_command()
     }
 
     /// The tool's normalised rendering of the file: success proves it accepts it.
@@ -424,23 +399,9 @@ impl ComposeTool {
         timeout: Duration,
     ) -> anyhow::Result<Captured> {
         let args = self.args(dir, project, verb, operands);
-        let out = self
-            .exec(Some(dir), &args, timeout, Capture::Separate)
-            .await?;
-        if out.code != Some(0) {
-            let quoted = if out.stderr.trim().is_empty() {
-                &out.stdout
-            } else {
-                &out.stderr
-            };
-            bail!(
-                "`{}` failed with {}:\n{}",
-                self.command_line(&args),
-                describe_exit(out.code),
-                last_lines(quoted, QUOTED_LINES)
-            );
-        }
-        Ok(out)
+        self.cmd
+            .checked(Some(dir), &args, timeout, QUOTED_LINES)
+            .await
     }
 
     async fn exec(
@@ -450,84 +411,11 @@ impl ComposeTool {
         timeout: Duration,
         capture: Capture,
     ) -> anyhow::Result<Captured> {
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.prefix)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            // A timeout drops the future; the child must not outlive it.
-            .kill_on_drop(true);
-        if let Some(dir) = dir {
-            command.current_dir(dir);
-        }
-        let line = || self.command_line(args);
-        let run = async {
-            match capture {
-                Capture::Separate => {
-                    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-                    let child = command.spawn().map_err(|e| self.spawn_error(&e))?;
-                    let out = child.wait_with_output().await?;
-                    Ok::<_, anyhow::Error>(Captured {
-                        code: out.status.code(),
-                        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                    })
-                }
-                Capture::Combined => {
-                    let (sender, mut receiver) = tokio::net::unix::pipe::pipe()?;
-                    let write_end = sender.into_blocking_fd()?;
-                    command
-                        .stdout(Stdio::from(write_end.try_clone()?))
-                        .stderr(Stdio::from(write_end));
-                    let mut child = command.spawn().map_err(|e| self.spawn_error(&e))?;
-                    // The command holds our copies of the write end; until they close, the
-                    // pipe never reaches EOF.
-                    drop(command);
-                    let mut output = Vec::new();
-                    let (read, status) =
-                        tokio::join!(receiver.read_to_end(&mut output), child.wait());
-                    read?;
-                    Ok(Captured {
-                        code: status?.code(),
-                        stdout: String::from_utf8_lossy(&output).into_owned(),
-                        stderr: String::new(),
-                    })
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(result) => result.with_context(line),
-            Err(_) => Err(anyhow!(
-                "`{}` did not finish within {timeout:?}; stopped it",
-                line()
-            )),
-        }
+        self.cmd.exec(dir, args, timeout, capture).await
     }
 
-    fn spawn_error(&self, e: &std::io::Error) -> anyhow::Error {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!(
-                "`{}` not found: {} is not installed or not on PATH",
-                self.display_command(),
-                self.program.display()
-            )
-        } else {
-            anyhow!("cannot start `{}`: {e}", self.display_command())
-        }
-    }
-
-    /// The exact command line, shell-quoted, with any extra environment in front.
     fn command_line(&self, args: &[String]) -> String {
-        let env = self
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", shell_quote(v)));
-        let words = args.iter().map(|a| shell_quote(a));
-        env.chain(std::iter::once(self.display_command()))
-            .chain(words)
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.cmd.command_line(args)
     }
 }
 
@@ -539,29 +427,8 @@ fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
     found >= (major, minor)
 }
 
-fn describe_exit(code: Option<i32>) -> String {
-    code.map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}"))
-}
-
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@,+%".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
@@ -574,10 +441,8 @@ mod tests {
         let prefix: Vec<String> = prefix.iter().map(|&s| s.to_owned()).collect();
         ComposeTool {
             flavor: flavor_of(&program, &prefix, dialect),
-            program,
-            prefix,
+            cmd: Program::new(program, prefix),
             version: version.to_owned(),
-            env: Vec::new(),
             dialect,
         }
     }

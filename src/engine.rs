@@ -33,6 +33,7 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
+use crate::layout::{self, KUBE_INSTANCE_LABEL, Layout};
 use crate::registry::{ImageRef, docker_config_credentials};
 
 /// Compose's labels; podman-compose sets the same ones.
@@ -402,9 +403,20 @@ impl Engine {
         }
     }
 
-    /// Every container of a compose project, stopped ones included, sorted by service then name.
-    pub async fn service_containers(&self, project: &str) -> anyhow::Result<Vec<ContainerInfo>> {
-        let filters = HashMap::from([("label", vec![format!("{PROJECT_LABEL}={project}")])]);
+    /// Every container of a project, stopped ones included, sorted by service then name: a compose
+    /// project's by its label, a kube-played one's by the pod label Podman copies onto its
+    /// containers, each named back to its service ([`layout::kube_service`]; init containers
+    /// have none).
+    pub async fn service_containers(
+        &self,
+        project: &str,
+        layout: Layout,
+    ) -> anyhow::Result<Vec<ContainerInfo>> {
+        let label = match layout {
+            Layout::Compose => format!("{PROJECT_LABEL}={project}"),
+            Layout::KubePlay => format!("{KUBE_INSTANCE_LABEL}={project}"),
+        };
+        let filters = HashMap::from([("label", vec![label])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -413,14 +425,17 @@ impl Engine {
             .docker
             .list_containers(Some(options))
             .await
-            .with_context(|| {
-                format!("cannot list the containers of the compose project {project}")
-            })?;
+            .with_context(|| format!("cannot list the containers of the project {project}"))?;
         let mut containers = Vec::with_capacity(summaries.len());
         for summary in summaries {
             let Some(id) = summary.id else { continue };
             match self.inspect(&id).await {
-                Ok(info) => containers.push(info),
+                Ok(mut info) => {
+                    if layout == Layout::KubePlay {
+                        info.service = layout::kube_service(project, &info.name).map(str::to_owned);
+                    }
+                    containers.push(info);
+                }
                 // Removed between the listing and the inspection: it is not part of the project now.
                 Err(e) if e.downcast_ref::<BollardError>().is_some_and(is_not_found) => {}
                 Err(e) => return Err(e),
@@ -748,6 +763,21 @@ impl Engine {
                 Err(anyhow::Error::new(e).context(format!("cannot look up the volume {name}")))
             }
         }
+    }
+
+    /// `c` with its health as the engine would know it with systemd: on Podman a running
+    /// container still `starting` may simply never have been checked (nothing runs checks
+    /// without systemd), so its check is run once now and the recorded result read back. Docker's
+    /// own answer is taken as it is.
+    pub async fn with_health_now(&self, c: ContainerInfo) -> ContainerInfo {
+        if self.kind != EngineKind::Podman || !c.running || c.health.as_deref() != Some("starting")
+        {
+            return c;
+        }
+        if self.run_podman_healthcheck(&c.id).await.is_err() {
+            return c;
+        }
+        self.inspect(&c.id).await.unwrap_or(c)
     }
 
     /// Runs a Podman container's health check now and lets Podman record the result (see the

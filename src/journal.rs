@@ -26,10 +26,13 @@ pub const CRASH_ENV: &str = "MOVIM_SETUP_CRASH_AT";
 const FORMAT: u32 = 1;
 
 /// The three files an upgrade or rollback rewrites, as text (none holds a secret: the password is
-/// in `movim.env`, which neither changes).
+/// in `movim.env`, which neither changes). A kube-played deployment's Kubernetes rendering
+/// (`kube/movim.yaml`, which holds its Secret) is not kept: it is rendered again from these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Files {
-    pub compose: String,
+    /// What runs: `compose.yaml`, or `kube/podman.yaml` ([`crate::layout::Layout::main_file`]).
+    #[serde(alias = "compose")]
+    pub main: String,
     pub answers: String,
     pub lock: String,
 }
@@ -308,7 +311,7 @@ mod tests {
             side("v0.29.2"),
             side("v0.30.0"),
             Files {
-                compose: "c".into(),
+                main: "c".into(),
                 answers: "a".into(),
                 lock: "l".into(),
             },

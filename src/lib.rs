@@ -12,6 +12,7 @@ pub mod answers;
 pub mod deployment;
 pub mod doctor;
 pub mod envfile;
+pub mod layout;
 pub mod lockfile;
 pub mod plan;
 pub mod render;
@@ -25,7 +26,9 @@ pub mod engine;
 pub mod fsx;
 pub mod health;
 pub mod journal;
+pub mod kube_play;
 pub mod registry;
+pub mod subprocess;
 pub mod ui;
 
 pub mod error;

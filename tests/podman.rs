@@ -494,30 +494,16 @@ impl Drop for KubePlay {
     }
 }
 
-#[test]
-fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshake() {
-    let _one = one_stack_at_a_time();
-    let w = world::World::get();
-    let (_tmp, dir) = deployment();
-    let project = Project::new("kube");
-    let port = free_port();
-    init(&dir, &project, port)
+/// `init --target kube` in `dir`, then `podman kube play` of its Podman manifest as the summary
+/// says, until the websocket answers 101 and `/infos` 200 through web (nothing runs probes
+/// without systemd, and nothing orders the two pods: the handshake says when Movim is up).
+fn init_and_play_kube(dir: &Path, project: &Project, port: u16) -> KubePlay {
+    init(dir, project, port)
         .args(["--target", "kube"])
         .run()
         .success()
         .stderr_has("podman kube play --network");
-    let manifest = dir.join("kube/podman.yaml");
-    assert!(
-        dir.join("kube/movim.yaml").is_file(),
-        "the Kubernetes rendering"
-    );
-    {
-        use std::os::unix::fs::MetadataExt;
-        let env = std::fs::metadata(dir.join("kube/movim.env")).expect("kube/movim.env");
-        assert_eq!((env.mode() & 0o777, env.uid()), (0o600, 82));
-    }
-
-    let _played = KubePlay {
+    let played = KubePlay {
         project: project.name.clone(),
     };
     podman(&["network", "create", &project.name]);
@@ -527,9 +513,8 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
         "play",
         "--network",
         &project.name,
-        &manifest.display().to_string(),
+        &dir.join("kube/podman.yaml").display().to_string(),
     ]);
-    // Nothing runs probes without systemd: the handshake itself says when Movim is up.
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let status = try_handshake(port, "https://movim.test");
@@ -544,12 +529,7 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    eprintln!(
-        "podman kube play: websocket 101 after {:?}",
-        started.elapsed()
-    );
-    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
-    // fpm is its own pod and nothing gates it either: /infos answers once it listens.
+    // fpm is a container of its own and nothing gates it either: /infos answers once it listens.
     while try_infos(port).is_none() {
         assert!(
             Instant::now() < deadline,
@@ -557,6 +537,31 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    eprintln!(
+        "podman kube play: websocket 101 and /infos after {:?}",
+        started.elapsed()
+    );
+    played
+}
+
+#[test]
+fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshake() {
+    let _one = one_stack_at_a_time();
+    let w = world::World::get();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("kube");
+    let port = free_port();
+    let _played = init_and_play_kube(&dir, &project, port);
+    assert!(
+        dir.join("kube/movim.yaml").is_file(),
+        "the Kubernetes rendering"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        let env = std::fs::metadata(dir.join("kube/movim.env")).expect("kube/movim.env");
+        assert_eq!((env.mode() & 0o777, env.uid()), (0o600, 82));
+    }
+    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
     assert_eq!(infos_version(port), "0.29.2");
 
     // The pod runs exactly the pinned images, and the migrations ran as their own step.
@@ -575,4 +580,88 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
     }
     let migrate = podman(&["logs", &format!("{}-migrate", project.name)]);
     assert!(migrate.contains("All Done"), "{migrate}");
+}
+
+/// psql in the kube-played database.
+fn kube_psql(project: &Project, sql: &str) -> String {
+    podman(&[
+        "exec",
+        &format!("{}-postgres-postgres", project.name),
+        "psql",
+        "-U",
+        "movim",
+        "-d",
+        "movim",
+        "-At",
+        "-c",
+        sql,
+    ])
+}
+
+#[test]
+fn upgrade_of_a_kube_played_deployment_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
+    let _one = one_stack_at_a_time();
+    let _socket = PodmanSocket::acquire();
+    let w = world::World::get();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("kupg");
+    let port = free_port();
+    let _played = init_and_play_kube(&dir, &project, port);
+    kube_psql(
+        &project,
+        "create table kube_marker (v text); insert into kube_marker values ('kept')",
+    );
+    let manifest_before = std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read");
+
+    let started = Instant::now();
+    let run = on_podman("upgrade", &dir)
+        .args(["--yes", "--to", "v0.30.0"])
+        .run()
+        .success();
+    eprintln!(
+        "upgrade of the kube-played deployment: {:?}",
+        started.elapsed()
+    );
+    let out = run.stderr();
+    assert!(
+        out.contains("Movim v0.30.0 is up and healthy (upgraded from v0.29.2)"),
+        "{out}"
+    );
+    assert!(out.contains("migration(s) applied now"), "{out}");
+    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
+    assert_eq!(infos_version(port), "0.30.0");
+    assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
+    // Both renderings name the new release's pins; the old manifest is kept.
+    let daemon = w.movim_image("daemon", "v0.30.0");
+    for file in ["kube/podman.yaml", "kube/movim.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read");
+        assert!(text.contains(w.digest(&daemon)), "{file} pins v0.30.0");
+    }
+    assert!(
+        tree(&dir.join("backups"))
+            .iter()
+            .any(|(_, c)| c.as_slice() == manifest_before.as_bytes()),
+        "the previous kube/podman.yaml is kept in backups/"
+    );
+
+    // The daemon of this release exits 0 a second after starting: the gate must catch it and
+    // put v0.30.0 back, manifests, images and database.
+    let v030 = std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read");
+    let run = on_podman("upgrade", &dir)
+        .args(["--yes", "--to", "v0.30.1-daemon-exits"])
+        .run()
+        .code(1);
+    let err = run.stderr();
+    assert!(err.contains("failed at step `start`"), "{err}");
+    assert!(
+        err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
+        "{err}"
+    );
+    assert_eq!(infos_version(port), "0.30.0");
+    assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read"),
+        v030
+    );
+    assert!(!dir.join("upgrade.journal").exists());
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use movim_setup::engine::{Engine, EngineKind, PullProgress};
+use movim_setup::layout::Layout;
 use movim_setup::registry::{ImageRef, RegistryClient, RegistryError};
 
 /// `<prefix>-<pid>-<n>-<nanos>`: unique across parallel tests and reruns; valid as a container,
@@ -472,7 +473,10 @@ async fn reads_a_projects_containers_logs_and_runs_commands_in_them() {
     );
 
     // Every container of the project, the stopped one included, by service.
-    let containers = engine.service_containers(&project.name).await.unwrap();
+    let containers = engine
+        .service_containers(&project.name, Layout::Compose)
+        .await
+        .unwrap();
     let services: Vec<_> = containers
         .iter()
         .map(|c| (c.service.as_deref().unwrap(), c.name.as_str()))
@@ -490,7 +494,7 @@ async fn reads_a_projects_containers_logs_and_runs_commands_in_them() {
     assert!(!containers[0].running);
     assert!(
         engine
-            .service_containers(&unique("no-such-project"))
+            .service_containers(&unique("no-such-project"), Layout::Compose)
             .await
             .unwrap()
             .is_empty()
@@ -762,7 +766,10 @@ async fn podman_is_detected_and_pulls_and_lists_like_docker() {
         &wanted,
         "/marker",
     ]);
-    let containers = engine.service_containers(&project).await.unwrap();
+    let containers = engine
+        .service_containers(&project, Layout::Compose)
+        .await
+        .unwrap();
     assert_eq!(containers.len(), 1, "{containers:?}");
     assert_eq!(containers[0].name, name);
     assert_eq!(containers[0].service.as_deref(), Some("daemon"));

@@ -40,6 +40,7 @@ use crate::error::{ExitStatus, Failure};
 use crate::fsx;
 use crate::health;
 use crate::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
+use crate::layout::Layout;
 use crate::lockfile::{LOCK_FILE, Lock};
 use crate::render::{
     self, ANSWERS_FILE, CA_FILE, COMPOSE_FILE, ENV_FILE, Extras, compose::ComposeFile,
@@ -960,7 +961,9 @@ async fn stack_checks(
     want_logs: bool,
 ) -> StackFindings {
     let config = compose_config(compose, s, d);
-    let containers = engine.service_containers(&d.project).await;
+    let containers = engine
+        .service_containers(&d.project, Layout::detect(&s.dir))
+        .await;
     let containers = match containers {
         Ok(c) => c,
         Err(e) => {
@@ -979,7 +982,12 @@ async fn stack_checks(
             };
         }
     };
-    let all = &containers;
+    // On Podman without systemd a health status may never have been checked: check it once.
+    let mut checked = Vec::with_capacity(containers.len());
+    for c in containers {
+        checked.push(engine.with_health_now(c).await);
+    }
+    let all = &checked;
     let expected_compose = s
         .lock()
         .and_then(|l| render::compose::build(d, &l.images).ok());

@@ -9,6 +9,7 @@ use super::Context;
 use super::stack::{self, Saved, Tools};
 use crate::answers::{self, Answers};
 use crate::cli::InitArgs;
+use crate::compose_cli::ComposeTool;
 use crate::db;
 use crate::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::error::{ExitStatus, Failure, OrFail};
@@ -66,8 +67,8 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         tools.engine.kind(),
         tools.engine.version(),
         tools.engine.api_version(),
-        tools.compose.flavor(),
-        tools.compose.version()
+        tools.compose()?.flavor(),
+        tools.compose()?.version()
     ));
     check_disk(&ctx.dir)?;
     check_ports(&tools, &d).await?;
@@ -508,7 +509,11 @@ fn hand_env_to_movim(ctx: &Context, env: &PathBuf) {
 }
 
 async fn running_healthy(tools: &Tools, d: &Deployment) -> bool {
-    let Ok(all) = tools.engine.service_containers(&d.project).await else {
+    let Ok(all) = tools
+        .engine
+        .service_containers(&d.project, tools.layout())
+        .await
+    else {
         return false;
     };
     let wanted: Vec<String> = d.images().into_iter().map(|(s, _)| s).collect();
@@ -535,7 +540,9 @@ fn summary(ctx: &Context, tools: &Tools, d: &Deployment) {
     }
     ctx.ui.info(&format!(
         "after your first login, make yourself admin: {} -p {} exec daemon php daemon.php setAdmin you@{}",
-        tools.compose.display_command(),
+        tools
+            .compose()
+            .map_or_else(|_| "docker compose".to_owned(), ComposeTool::display_command),
         d.project,
         d.xmpp.domain()
     ));

@@ -18,9 +18,10 @@ use crate::cli::RollbackArgs;
 use crate::deployment::MovimTag;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::journal::Journal;
+use crate::layout::Layout;
 use crate::lockfile::LOCK_FILE;
 use crate::plan::{self, Kind, Migrations, Step};
-use crate::render::{ANSWERS_FILE, COMPOSE_FILE};
+use crate::render::ANSWERS_FILE;
 
 pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failure> {
     let saved = Saved::load(&ctx.dir)?;
@@ -28,7 +29,7 @@ pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failur
     let password = upgrade::password(ctx, &saved)?;
     let _held = upgrade::run_lock(ctx, "rollback")?;
     backup::remove_partials(&ctx.dir);
-    let tools = Tools::connect(ctx).await?;
+    let tools = Tools::connect_for(ctx, Layout::detect(&ctx.dir)).await?;
     if let Some(j) =
         Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
     {
@@ -158,18 +159,35 @@ pub(super) async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
         if let Err(f) = upgrade::stop_movim(ctx, tools, &run.to).await {
             ctx.ui.warn(&format!("{f}"));
         }
+        let main = tools.layout().main_file();
         ctx.ui.step(&format!(
-            "putting back the files of {} (compose.yaml, movim-setup.yaml, movim-setup.lock)",
+            "putting back the files of {} ({main}, movim-setup.yaml, movim-setup.lock)",
             run.from.version
         ));
-        upgrade::put_files(
-            &ctx.dir,
-            &[
-                (COMPOSE_FILE, j.previous.compose.as_bytes(), 0o644),
-                (ANSWERS_FILE, j.previous.answers.as_bytes(), 0o644),
-                (LOCK_FILE, j.previous.lock.as_bytes(), 0o644),
-            ],
+        // The kube deployment's Kubernetes rendering is not kept in the journal (it holds the
+        // Secret): it is rendered again for the release gone back to.
+        let derived = upgrade::layout_files(
+            ctx,
+            tools.layout(),
+            &run.from,
+            &run.password,
+            &j.from.images,
         )?;
+        let mut writes: Vec<(&str, &[u8], u32)> = derived
+            .iter()
+            .filter(|(name, _)| *name != main)
+            .map(|(name, f)| (*name, f.content.as_bytes(), f.mode))
+            .collect();
+        let main_mode = derived
+            .iter()
+            .find(|(name, _)| *name == main)
+            .map_or(0o644, |(_, f)| f.mode);
+        writes.extend([
+            (main, j.previous.main.as_bytes(), main_mode),
+            (ANSWERS_FILE, j.previous.answers.as_bytes(), 0o644),
+            (LOCK_FILE, j.previous.lock.as_bytes(), 0o644),
+        ]);
+        upgrade::put_files(&ctx.dir, &writes)?;
     }
     if wrote && !database_changed {
         // The new release may have migrated on its own (the daemon image's entrypoint does).

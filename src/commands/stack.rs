@@ -10,8 +10,11 @@ use crate::engine::{self, ContainerInfo, Engine, EngineKind};
 use crate::envfile;
 use crate::error::{Failure, OrFail};
 use crate::health;
+use crate::kube_play::KubePlay;
+use crate::layout::{self, Layout};
 use crate::lockfile::{LOCK_FILE, Lock};
 use crate::render::compose::PREPARE_SERVICE;
+use crate::render::kube::KUBE_ENV_FILE;
 use crate::render::{self, ANSWERS_FILE, ENV_FILE};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
@@ -23,14 +26,27 @@ use std::time::Duration;
 /// How long one service may take to become healthy.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The engine and the compose tool, found once per command.
+/// What runs the deployment's containers: its compose tool, or `podman kube play`.
+pub enum Runner {
+    Compose(ComposeTool),
+    KubePlay(KubePlay),
+}
+
+/// The engine and what runs the deployment on it, found once per command.
 pub struct Tools {
     pub engine: Engine,
-    pub compose: ComposeTool,
+    pub runner: Runner,
 }
 
 impl Tools {
+    /// The engine and the compose tool, for a compose deployment (what `init` writes).
     pub async fn connect(ctx: &Context) -> Result<Self, Failure> {
+        Self::connect_for(ctx, Layout::Compose).await
+    }
+
+    /// The engine and what runs a deployment of `layout`: a kube-played one needs Podman (and its
+    /// CLI), no compose tool.
+    pub async fn connect_for(ctx: &Context, layout: Layout) -> Result<Self, Failure> {
         let kind = match ctx.engine.as_deref() {
             Some(k) => Some(
                 k.parse::<EngineKind>()
@@ -49,6 +65,19 @@ impl Tools {
                     ));
             }
         };
+        if layout == Layout::KubePlay {
+            if engine.kind() != EngineKind::Podman {
+                return Err(Failure::usage(format!(
+                    "{} was written by `init --target kube`: movim-setup runs it with `podman kube play`, and the engine found is {}",
+                    ctx.dir.display(),
+                    engine.kind()
+                ))
+                .next("re-run the same command with --engine podman")
+                .next("on Kubernetes: re-run `movim-setup init --target kube --version VERSION`, then `kubectl apply -f kube/movim.yaml`"));
+            }
+            let runner = Runner::KubePlay(KubePlay::new(engine.endpoint()));
+            return Ok(Self { engine, runner });
+        }
         let mut compose =
             crate::compose_cli::detect(ctx.compose.as_deref(), engine.kind() == EngineKind::Podman)
                 .await
@@ -66,7 +95,78 @@ impl Tools {
         {
             compose = compose.with_env("DOCKER_HOST", engine.endpoint());
         }
-        Ok(Self { engine, compose })
+        Ok(Self {
+            engine,
+            runner: Runner::Compose(compose),
+        })
+    }
+
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        match self.runner {
+            Runner::Compose(_) => Layout::Compose,
+            Runner::KubePlay(_) => Layout::KubePlay,
+        }
+    }
+
+    /// The compose tool, for what only a compose deployment does (`init`).
+    pub fn compose(&self) -> Result<&ComposeTool, Failure> {
+        match &self.runner {
+            Runner::Compose(c) => Ok(c),
+            Runner::KubePlay(_) => Err(Failure::new(
+                "this step needs a compose deployment, and this one is kube-played",
+            )),
+        }
+    }
+
+    /// The command that shows a service's logs, as the user types it.
+    #[must_use]
+    pub fn logs_command(&self, project: &str, service: &str) -> String {
+        match &self.runner {
+            Runner::Compose(c) => format!("{} -p {project} logs {service}", c.display_command()),
+            Runner::KubePlay(k) => format!(
+                "{} logs {}",
+                k.display_command(),
+                layout::kube_container(project, service)
+            ),
+        }
+    }
+
+    /// Creates or starts `services` of the deployment in `dir`. A kube-played deployment starts
+    /// as pods: the database's pod is started again, and Movim's pod (web, fpm and daemon at once)
+    /// is played anew from `kube/podman.yaml`.
+    async fn up(&self, dir: &Path, project: &str, services: &[&str]) -> anyhow::Result<()> {
+        match &self.runner {
+            Runner::Compose(c) => c.up(dir, project, services).await,
+            Runner::KubePlay(k) if services == ["postgres"] => k.start_postgres(project).await,
+            Runner::KubePlay(k) => k.play(dir, project).await,
+        }
+    }
+
+    /// Runs `php args…` once in a fresh container of the daemon image the deployment in `dir`
+    /// names now (compose: its `daemon` service; kube: the lock's pin), with the deployment's
+    /// configuration; the exit code and the interleaved output.
+    pub async fn daemon_php(
+        &self,
+        dir: &Path,
+        project: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(i32, String)> {
+        match &self.runner {
+            Runner::Compose(c) => {
+                c.run_oneshot(dir, project, "daemon", Some("php"), args)
+                    .await
+            }
+            Runner::KubePlay(k) => {
+                let text = std::fs::read_to_string(dir.join(LOCK_FILE))?;
+                let lock = Lock::parse(&text).map_err(anyhow::Error::msg)?;
+                let image = lock
+                    .images
+                    .get("daemon")
+                    .ok_or_else(|| anyhow::anyhow!("{LOCK_FILE} pins no daemon image"))?;
+                k.movim_oneshot(dir, project, image, "php", args).await
+            }
+        }
     }
 }
 
@@ -138,8 +238,13 @@ impl Saved {
                     .map_err(|e| broken(ANSWERS_FILE, e.to_string()))
             })
             .transpose()?;
-        let env = read(ENV_FILE)?
-            .map(|t| envfile::parse(&t).map_err(|e| broken(ENV_FILE, e)))
+        // A kube deployment keeps its `movim.env` beside its manifests.
+        let env = match read(ENV_FILE)? {
+            Some(t) => Some((ENV_FILE, t)),
+            None => read(KUBE_ENV_FILE)?.map(|t| (KUBE_ENV_FILE, t)),
+        };
+        let env = env
+            .map(|(name, t)| envfile::parse(&t).map_err(|e| broken(name, e)))
             .transpose()?;
         let lock = read(LOCK_FILE)?
             .map(|t| Lock::parse(&t).map_err(|e| broken(LOCK_FILE, e)))
@@ -169,7 +274,7 @@ pub async fn container(
 ) -> Result<Option<ContainerInfo>, Failure> {
     let all = tools
         .engine
-        .service_containers(project)
+        .service_containers(project, tools.layout())
         .await
         .or_fail(|| format!("cannot list the containers of project {project}"))?;
     Ok(all
@@ -194,12 +299,8 @@ pub async fn service_failure(
             f = f.detail(format!("| {line}"));
         }
     }
-    f.next(format!(
-        "{} -p {} logs {service}",
-        tools.compose.display_command(),
-        d.project
-    ))
-    .next("movim-setup doctor")
+    f.next(tools.logs_command(&d.project, service))
+        .next("movim-setup doctor")
 }
 
 /// Starts `services` and waits until each is healthy.
@@ -210,7 +311,7 @@ pub async fn start_healthy(
     services: &[&str],
 ) -> Result<(), Failure> {
     ctx.ui.step(&format!("starting {}", services.join(", ")));
-    if let Err(e) = tools.compose.up(&ctx.dir, &d.project, services).await {
+    if let Err(e) = tools.up(&ctx.dir, &d.project, services).await {
         return Err(service_failure(
             tools,
             d,
@@ -228,17 +329,15 @@ pub async fn start_healthy(
             );
         };
         let mut outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
-        if outcome.is_err() && lost_a_name_lookup(tools, &c.id).await {
+        if outcome.is_err()
+            && let Runner::Compose(compose) = &tools.runner
+            && lost_a_name_lookup(tools, &c.id).await
+        {
             // Podman's aardvark-dns 1.4 (Debian 12) drops name lookups while containers join a
             // network (containers/aardvark-dns#389): a service that started as a one-shot left
             // can fail to resolve `postgres` once. Give it one more start; a real fault repeats.
             ctx.ui.warn(&format!("{service} could not resolve a service name (a known Podman DNS race); starting it once more"));
-            if tools
-                .compose
-                .up(&ctx.dir, &d.project, &[service])
-                .await
-                .is_ok()
-            {
+            if compose.up(&ctx.dir, &d.project, &[service]).await.is_ok() {
                 outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
             }
         }
@@ -319,14 +418,7 @@ pub async fn migrate(
         .flatten()
         .map_or(0, |v| v.len());
     let (code, output) = tools
-        .compose
-        .run_oneshot(
-            &ctx.dir,
-            &d.project,
-            "daemon",
-            Some("php"),
-            &["vendor/bin/phinx", "migrate"],
-        )
+        .daemon_php(&ctx.dir, &d.project, &["vendor/bin/phinx", "migrate"])
         .await
         .or_fail(|| "could not run the migrations".to_owned())?;
     if code != 0 {
@@ -360,8 +452,8 @@ pub async fn migrate(
 /// Hands the shared volumes to uid 82 (the `prepare` one-shot service); idempotent.
 pub async fn prepare_volumes(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
     ctx.ui.step("handing the shared volumes to uid 82");
-    let (code, output) = tools
-        .compose
+    let compose = tools.compose()?;
+    let (code, output) = compose
         .run_oneshot(&ctx.dir, &d.project, PREPARE_SERVICE, None, &[])
         .await
         .or_fail(|| "could not run the prepare one-shot".to_owned())?;
@@ -379,7 +471,7 @@ pub async fn prepare_volumes(ctx: &Context, tools: &Tools, d: &Deployment) -> Re
         }
         return Err(f.next(format!(
             "{} -p {} run --rm prepare",
-            tools.compose.display_command(),
+            compose.display_command(),
             d.project
         )));
     }

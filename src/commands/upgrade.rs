@@ -15,7 +15,7 @@
 //! database restore where an upgrade migrates.
 
 use super::Context;
-use super::stack::{self, Saved, Tools};
+use super::stack::{self, Runner, Saved, Tools};
 use crate::backup;
 use crate::cli::UpgradeArgs;
 use crate::db;
@@ -23,9 +23,11 @@ use crate::deployment::{Database, Deployment, MovimTag, POSTGRES_TAG};
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::fsx::{self, Transaction};
 use crate::journal::{self, Files, Journal, RunLock, Side};
+use crate::layout::Layout;
 use crate::lockfile::{self, LOCK_FILE, Lock, Release};
 use crate::plan::{self, Health, Kind, Migrations, Observed, Plan, Refusal, Step};
 use crate::registry::{ImageRef, RegistryClient};
+use crate::render::kube::{self, KUBE_FILE, PODMAN_FILE};
 use crate::render::{self, ANSWERS_FILE, COMPOSE_FILE, Extras};
 use crate::secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +51,7 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
     }
     let _held = run_lock(ctx, "upgrade")?;
     backup::remove_partials(&ctx.dir);
-    let tools = Tools::connect(ctx).await?;
+    let tools = Tools::connect_for(ctx, Layout::detect(&ctx.dir)).await?;
     match Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())? {
         Some(j) if args.resume => {
             if j.kind != Kind::Upgrade {
@@ -347,22 +349,16 @@ pub(super) async fn observe(
     let free = fsx::free_bytes(probe)
         .or_fail(|| format!("cannot tell the free space of {}", probe.display()))?;
     let mut notes = Vec::new();
-    if let Ok(on_disk) = std::fs::read_to_string(ctx.dir.join(COMPOSE_FILE))
-        && let Ok(files) = render::files(
-            d,
-            &render::Secrets {
-                db_password: t.password.clone(),
-            },
-            &t.lock.images,
-            &Extras::default(),
-        )
+    let main = tools.layout().main_file();
+    if let Ok(on_disk) = std::fs::read_to_string(ctx.dir.join(main))
+        && let Ok(files) = layout_files(ctx, tools.layout(), d, t.password, &t.lock.images)
         && files
-            .get(COMPOSE_FILE)
-            .is_some_and(|f| f.content != on_disk)
+            .iter()
+            .any(|(name, f)| *name == main && f.content != on_disk)
     {
-        notes.push(
-            "compose.yaml differs from what movim-setup wrote (hand edits?); it will be replaced, the edited one kept in backups/files/".to_owned(),
-        );
+        notes.push(format!(
+            "{main} differs from what movim-setup wrote (hand edits?); it will be replaced, the edited one kept in backups/files/"
+        ));
     }
     if let Some(b) = &t.backup {
         notes.push(format!(
@@ -392,7 +388,11 @@ pub(super) async fn observe(
 
 /// Every Movim service runs and is healthy, and the stack passes the proof a browser would give.
 async fn health(ctx: &Context, tools: &Tools, d: &Deployment) -> Health {
-    let containers = match tools.engine.service_containers(&d.project).await {
+    let containers = match tools
+        .engine
+        .service_containers(&d.project, tools.layout())
+        .await
+    {
         Ok(c) => c,
         Err(e) => return Health::Unhealthy(format!("cannot list the containers: {e:#}")),
     };
@@ -406,6 +406,7 @@ async fn health(ctx: &Context, tools: &Tools, d: &Deployment) -> Health {
         if !c.running {
             return Health::Unhealthy(format!("{service} is {}", c.status));
         }
+        let c = tools.engine.with_health_now(c.clone()).await;
         if let Some(h) = c.health.as_deref()
             && h != "healthy"
         {
@@ -435,7 +436,7 @@ pub(super) async fn plan_and_execute(
     let mut to_d = d.clone();
     to_d.version = observed.target.clone();
     let previous = Files {
-        compose: read(&ctx.dir, COMPOSE_FILE)?,
+        main: read(&ctx.dir, tools.layout().main_file())?,
         answers: read(&ctx.dir, ANSWERS_FILE)?,
         lock: read(&ctx.dir, LOCK_FILE)?,
     };
@@ -583,6 +584,22 @@ async fn probe_migrations(
         "asking {}'s daemon image which migrations it would run (phinx status)",
         to.version
     ));
+    if let Runner::KubePlay(k) = &tools.runner {
+        let image = images
+            .get("daemon")
+            .ok_or_else(|| Failure::new(format!("{} pins no daemon image", to.version)))?;
+        let (code, output) = k
+            .movim_oneshot(
+                &ctx.dir,
+                &to.project,
+                image,
+                "php",
+                &["vendor/bin/phinx", "status"],
+            )
+            .await
+            .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
+        return parse_status(code, &output, to);
+    }
     let probe = ctx.dir.join(PROBE_DIR);
     let _ = std::fs::remove_dir_all(&probe);
     let result = async {
@@ -616,27 +633,67 @@ async fn probe_migrations(
                 .or_fail(|| format!("cannot link {} into {}", real.display(), probe.display()))?;
         }
         let (code, output) = tools
-            .compose
-            .run_oneshot(
-                &probe,
-                &to.project,
-                "daemon",
-                Some("php"),
-                &["vendor/bin/phinx", "status"],
-            )
+            .daemon_php(&probe, &to.project, &["vendor/bin/phinx", "status"])
             .await
             .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
-        plan::parse_phinx_status(code, &output).map_err(|e| {
-            Failure::new(format!(
-                "cannot tell which migrations {} would run",
-                to.version
-            ))
-            .detail(e)
-        })
+        parse_status(code, &output, to)
     }
     .await;
     let _ = std::fs::remove_dir_all(&probe);
     result
+}
+
+fn parse_status(code: i32, output: &str, to: &Deployment) -> Result<Migrations, Failure> {
+    plan::parse_phinx_status(code, output).map_err(|e| {
+        Failure::new(format!(
+            "cannot tell which migrations {} would run",
+            to.version
+        ))
+        .detail(e)
+    })
+}
+
+/// The files of `layout` an upgrade or rollback rewrites besides the answers and the lock,
+/// rendered for `d` running `images`: `compose.yaml`; or `kube/podman.yaml` and `kube/movim.yaml`.
+pub(super) fn layout_files(
+    ctx: &Context,
+    layout: Layout,
+    d: &Deployment,
+    password: &Secret,
+    images: &BTreeMap<String, String>,
+) -> Result<Vec<(&'static str, render::File)>, Failure> {
+    let (mut files, wanted) = match layout {
+        Layout::Compose => (
+            render::files(
+                d,
+                &render::Secrets {
+                    db_password: password.clone(),
+                },
+                images,
+                &Extras::default(),
+            )
+            .map_err(|e| Failure::new("cannot render the compose file").detail(e))?,
+            vec![COMPOSE_FILE],
+        ),
+        Layout::KubePlay => {
+            let dir = std::path::absolute(&ctx.dir)
+                .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
+            (
+                kube::files(d, password, images, &dir)
+                    .map_err(|e| Failure::new("cannot render the kube manifests").detail(e))?,
+                vec![PODMAN_FILE, KUBE_FILE],
+            )
+        }
+    };
+    wanted
+        .into_iter()
+        .map(|name| {
+            files
+                .remove(name)
+                .map(|f| (name, f))
+                .ok_or_else(|| Failure::new(format!("the renderer wrote no {name}")))
+        })
+        .collect()
 }
 
 /// One upgrade or rollback being executed, rebuilt from its journal when resumed.
@@ -817,17 +874,30 @@ impl<'a> Run<'a> {
             }
             .to_owned(),
         });
-        let files = stack::rendered(&self.to, &self.password, &lock, &Extras::default())?;
+        let mut files = layout_files(
+            self.ctx,
+            self.tools.layout(),
+            &self.to,
+            &self.password,
+            &lock.images,
+        )?;
+        let answers = render::answers_yaml(&self.to)
+            .map_err(|e| Failure::new("cannot render the answers").detail(e))?;
+        files.push((
+            ANSWERS_FILE,
+            render::File {
+                content: answers,
+                mode: 0o644,
+                secret: false,
+            },
+        ));
         let lock_text = lock
             .to_yaml()
             .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
-        let mut writes: Vec<(&str, &[u8], u32)> = Vec::new();
-        for name in [COMPOSE_FILE, ANSWERS_FILE] {
-            let f = files
-                .get(name)
-                .ok_or_else(|| Failure::new(format!("the renderer wrote no {name}")))?;
-            writes.push((name, f.content.as_bytes(), f.mode));
-        }
+        let mut writes: Vec<(&str, &[u8], u32)> = files
+            .iter()
+            .map(|(name, f)| (*name, f.content.as_bytes(), f.mode))
+            .collect();
         writes.push((LOCK_FILE, lock_text.as_bytes(), 0o644));
         put_files(&self.ctx.dir, &writes)
     }
@@ -916,19 +986,23 @@ pub(super) async fn stop_movim(
     tools: &Tools,
     d: &Deployment,
 ) -> Result<(), Failure> {
-    tools
-        .compose
-        .stop(&ctx.dir, &d.project, &MOVIM_SERVICES)
-        .await
-        .or_fail(|| format!("cannot stop {}", MOVIM_SERVICES.join(", ")))
+    match &tools.runner {
+        Runner::Compose(c) => c.stop(&ctx.dir, &d.project, &MOVIM_SERVICES).await,
+        Runner::KubePlay(k) => k.stop_movim(&d.project).await,
+    }
+    .or_fail(|| format!("cannot stop {}", MOVIM_SERVICES.join(", ")))
 }
 
-/// Starts fpm and daemon, then web: nginx resolves their addresses only when it starts.
+/// Starts fpm and daemon, then web: nginx resolves their addresses only when it starts. In one
+/// pod web reaches them on loopback, so the pod starts whole.
 pub(super) async fn start_movim(
     ctx: &Context,
     tools: &Tools,
     d: &Deployment,
 ) -> Result<(), Failure> {
+    if tools.layout() == Layout::KubePlay {
+        return stack::start_healthy(ctx, tools, d, &["fpm", "daemon", "web"]).await;
+    }
     stack::start_healthy(ctx, tools, d, &["fpm", "daemon"]).await?;
     stack::start_healthy(ctx, tools, d, &["web"]).await
 }
@@ -940,14 +1014,7 @@ pub(super) async fn phinx_status(
     d: &Deployment,
 ) -> Result<Migrations, Failure> {
     let (code, output) = tools
-        .compose
-        .run_oneshot(
-            &ctx.dir,
-            &d.project,
-            "daemon",
-            Some("php"),
-            &["vendor/bin/phinx", "status"],
-        )
+        .daemon_php(&ctx.dir, &d.project, &["vendor/bin/phinx", "status"])
         .await
         .or_fail(|| format!("cannot run `phinx status` of {}", d.version))?;
     plan::parse_phinx_status(code, &output).map_err(|e| {

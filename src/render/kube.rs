@@ -11,7 +11,8 @@
 //!   `<name>-pod-0` and ignores Services, so the objects are bare Pods whose names are the DNS names
 //!   the other pod uses; re-playing fails on a PersistentVolumeClaim whose volume exists, so the
 //!   claims are left to Podman, which creates a named volume per claim on first use and keeps it
-//!   across `podman kube down`; and web's port is published on 127.0.0.1 with `hostPort`.
+//!   across `podman kube down`; web's port is published on 127.0.0.1 with `hostPort`; and exec
+//!   probes are one shell-quoted word, since Podman runs them as shell lines.
 //!
 //! The pod specs live in `templates/kube/` (reviewable YAML with `{{var}}` slots); Rust adds the
 //! objects around them and applies the Podman differences above, so the two files cannot drift
@@ -395,8 +396,42 @@ fn as_pod(deployment: &Value, name: &str) -> Result<Value, String> {
     // when they fail; a daemon exiting 0 (Movim's way to report pending migrations or a bad
     // DAEMON_URL) stays down and visible instead of looping.
     insert(&mut spec, "restartPolicy", Value::from("OnFailure"));
+    for container in spec
+        .get_mut("containers")
+        .and_then(Value::as_sequence_mut)
+        .into_iter()
+        .flatten()
+    {
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            if let Some(command) = container
+                .get_mut(probe)
+                .and_then(|p| p.get_mut("exec"))
+                .and_then(|e| e.get_mut("command"))
+            {
+                *command = shell_command(command);
+            }
+        }
+    }
     m.insert(key("spec"), spec);
     Ok(Value::Mapping(m))
+}
+
+/// An exec probe's command as one shell-quoted word. Podman 4.3 turns an exec probe into a
+/// `CMD-SHELL` health check of the words joined by spaces (`… || exit 1`), so a word holding
+/// parentheses or spaces, like `php -r 'exit(…);'`, must reach the shell quoted.
+fn shell_command(command: &Value) -> Value {
+    let Some(words) = command
+        .as_sequence()
+        .map(|ws| ws.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+    else {
+        return command.clone();
+    };
+    let line = words
+        .iter()
+        .map(|w| crate::subprocess::shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Value::Sequence(vec![Value::from(line)])
 }
 
 /// Every Secret volume becomes the file of the same key in the deployment directory, mounted

@@ -61,9 +61,11 @@ ensure_host_packages() {
 		missing+=(docker.io)
 	fi
 	# podman's helpers come as recommends; name the ones rootful podman needs (catatonit: the
-	# pause process of the pods `podman kube play` makes, built locally since nothing is pulled).
+	# pause process of the pods `podman kube play` makes, built locally since nothing is pulled;
+	# netavark and aardvark-dns: the network stack whose DNS lets containers find each other by
+	# name; without them apt picks the CNI plugins, whose networks have no DNS).
 	if command -v podman >/dev/null 2>&1 || [[ " ${missing[*]} " == *" podman "* ]]; then
-		for pkg in slirp4netns uidmap fuse-overlayfs catatonit; do
+		for pkg in slirp4netns uidmap fuse-overlayfs catatonit netavark aardvark-dns; do
 			dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 				missing+=("$pkg")
 		done
@@ -147,6 +149,14 @@ ensure_podman_config() {
 	toml_ensure "$conf" containers default_ulimits '["nofile=4096:4096", "nproc=4096:4096"]'
 	if command -v runc >/dev/null 2>&1; then
 		toml_ensure "$conf" engine runtime '"runc"'
+	fi
+	# Podman keeps the backend it first ran with (CNI, if the CNI plugins were there first).
+	toml_ensure "$conf" network network_backend '"netavark"'
+	if [ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" != netavark ]; then
+		log "switching podman to netavark: removing its CNI-era containers, pods and networks"
+		podman pod rm -a -f >/dev/null 2>&1 || true
+		podman rm -a -f >/dev/null 2>&1 || true
+		podman network prune -f >/dev/null 2>&1 || true
 	fi
 	write_if_changed /etc/containers/registries.conf.d/50-movim-setup-world.conf <<-EOF
 		# The movim-setup test world's registry speaks plain HTTP on loopback.

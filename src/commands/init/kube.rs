@@ -5,8 +5,7 @@
 
 use super::{Context, changes, check_dns, pin, print_changes, write};
 use crate::cli::InitArgs;
-use crate::deployment::{Database, Deployment};
-use crate::envfile;
+use crate::deployment::Deployment;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::lockfile::Lock;
 use crate::render::kube::{self, KUBE_ENV_FILE, KUBE_FILE, PODMAN_FILE};
@@ -25,8 +24,6 @@ pub(super) async fn run(
     check_dns(ctx, d).await;
     let dir = std::path::absolute(&ctx.dir)
         .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
-    let kept = kept_password(&ctx.dir, d);
-    let password = kept.as_ref().unwrap_or(password);
     let lock = pin(ctx, d, saved).await?;
     let mut files = kube::files(d, password, &lock.images, &dir)
         .map_err(|e| Failure::usage("these answers cannot be rendered for Kubernetes").detail(e))?;
@@ -66,17 +63,4 @@ pub(super) async fn run(
         d.project
     ));
     Ok(ExitStatus::Success)
-}
-
-/// The bundled database's password from an earlier `--target kube` run: it lives in
-/// `kube/movim.env` when there is no compose `movim.env` (where `collect_answers` looks).
-fn kept_password(dir: &std::path::Path, d: &Deployment) -> Option<Secret> {
-    if d.database != Database::Bundled || dir.join(render::ENV_FILE).exists() {
-        return None;
-    }
-    let text = std::fs::read_to_string(dir.join(KUBE_ENV_FILE)).ok()?;
-    envfile::parse(&text)
-        .ok()?
-        .get("DB_PASSWORD")
-        .map(|p| Secret::new(p.clone()))
 }

@@ -1,0 +1,196 @@
+//! `podman kube play` and the few `podman` commands around it: how `upgrade` and `rollback` drive
+//! a deployment written by `init --target kube` (the user started it with the same command, so
+//! `podman pod ps` and `podman kube down` keep working for them). Containers are inspected through
+//! the engine's API like any others; only what the API cannot do (pods, playing a manifest) goes
+//! through the CLI.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::layout;
+use crate::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
+use crate::subprocess::{Capture, Program, last_lines};
+
+/// Playing creates pods and containers only: the images were pulled and verified beforehand.
+const PLAY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Stopping waits for each container's grace period (30 s in the manifests).
+const POD_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+/// One-shot containers run migrations, which may rewrite large tables.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+const QUICK_TIMEOUT: Duration = Duration::from_secs(60);
+const QUOTED_LINES: usize = 20;
+
+/// Where Movim's tree is in its images, and the uid its PHP runs as.
+const MOVIM_ROOT: &str = "/var/www/movim";
+const MOVIM_USER: &str = "82:82";
+
+/// The `podman` CLI, for kube-played projects.
+#[derive(Debug, Clone)]
+pub struct KubePlay {
+    cmd: Program,
+}
+
+impl KubePlay {
+    /// `podman`. A remote endpoint (`tcp://`, `ssh://`) is passed on with
+    /// `--remote --url`; a local socket is the store the CLI uses anyway.
+    #[must_use]
+    pub fn new(endpoint: &str) -> Self {
+        let prefix = if endpoint.starts_with("unix://") || endpoint.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                "--remote".to_owned(),
+                "--url".to_owned(),
+                endpoint.to_owned(),
+            ]
+        };
+        Self {
+            cmd: Program::new("podman", prefix),
+        }
+    }
+
+    /// `podman` (with `--remote --url …` when remote), for printed next steps.
+    #[must_use]
+    pub fn display_command(&self) -> String {
+        self.cmd.display_command()
+    }
+
+    /// The command that (re)starts the deployment as the user would type it.
+    #[must_use]
+    pub fn play_command(&self, dir: &Path, project: &str) -> String {
+        self.cmd.command_line(&play_args(dir, project))
+    }
+
+    /// Plays `kube/podman.yaml`, replacing the pods it names (their volumes stay), after making
+    /// the project's network if it is missing.
+    ///
+    /// # Errors
+    /// `podman` failed (quoted) or timed out.
+    pub async fn play(&self, dir: &Path, project: &str) -> anyhow::Result<()> {
+        let exists = self
+            .cmd
+            .exec(
+                None,
+                &words(&["network", "exists", project]),
+                QUICK_TIMEOUT,
+                Capture::Separate,
+            )
+            .await?;
+        if exists.code != Some(0) {
+            self.cmd
+                .checked(
+                    None,
+                    &words(&["network", "create", project]),
+                    QUICK_TIMEOUT,
+                    QUOTED_LINES,
+                )
+                .await?;
+        }
+        self.cmd
+            .checked(
+                Some(dir),
+                &play_args(dir, project),
+                PLAY_TIMEOUT,
+                QUOTED_LINES,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stops Movim's pod (web, fpm, daemon); the database's pod keeps running.
+    ///
+    /// # Errors
+    /// `podman` failed (quoted) or timed out.
+    pub async fn stop_movim(&self, project: &str) -> anyhow::Result<()> {
+        let pod = layout::movim_pod(project);
+        self.cmd
+            .checked(
+                None,
+                &words(&["pod", "stop", "-t", "30", &pod]),
+                POD_TIMEOUT,
+                QUOTED_LINES,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Starts the database's pod again (it exists from the last play).
+    ///
+    /// # Errors
+    /// `podman` failed (quoted) or timed out.
+    pub async fn start_postgres(&self, project: &str) -> anyhow::Result<()> {
+        let pod = layout::postgres_pod(project);
+        self.cmd
+            .checked(
+                None,
+                &words(&["pod", "start", &pod]),
+                POD_TIMEOUT,
+                QUOTED_LINES,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `program args…` once in a fresh container of the Movim `image` on the project's
+    /// network, as uid 82 with `kube/movim.env` as Movim's `.env` (what the pod mounts), removed
+    /// afterwards. Returns the exit code and the interleaved output, whatever the code.
+    ///
+    /// # Errors
+    /// `podman` could not start, timed out, or was killed by a signal.
+    pub async fn movim_oneshot(
+        &self,
+        dir: &Path,
+        project: &str,
+        image: &str,
+        program: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(i32, String)> {
+        let env = std::path::absolute(dir.join(KUBE_ENV_FILE))?;
+        let mut all = words(&[
+            "run",
+            "--rm",
+            "--network",
+            project,
+            "--user",
+            MOVIM_USER,
+            "--workdir",
+            MOVIM_ROOT,
+            "--volume",
+            &format!("{}:{MOVIM_ROOT}/.env:ro", env.display()),
+            "--entrypoint",
+            program,
+            image,
+        ]);
+        all.extend(args.iter().map(|&a| a.to_owned()));
+        let out = self
+            .cmd
+            .exec(None, &all, RUN_TIMEOUT, Capture::Combined)
+            .await?;
+        match out.code {
+            Some(code) => Ok((code, out.stdout)),
+            None => Err(anyhow!(
+                "`{}` was killed by a signal. Output:\n{}",
+                self.cmd.command_line(&all),
+                last_lines(&out.stdout, QUOTED_LINES)
+            )),
+        }
+    }
+}
+
+/// `kube play --replace --network <project> <dir>/kube/podman.yaml`
+fn play_args(dir: &Path, project: &str) -> Vec<String> {
+    words(&[
+        "kube",
+        "play",
+        "--replace",
+        "--network",
+        project,
+        &dir.join(PODMAN_FILE).to_string_lossy(),
+    ])
+}
+
+fn words(ws: &[&str]) -> Vec<String> {
+    ws.iter().map(|&w| w.to_owned()).collect()
+}

@@ -1,0 +1,113 @@
+//! Which shape a deployment directory has, so every command drives it with the right tool: a
+//! compose project (`compose.yaml`, run by a compose tool) or the seed's one-pod layout from
+//! `init --target kube` (`kube/podman.yaml`, run by `podman kube play`), and how the containers of
+//! each are named back to their services.
+
+use crate::render::COMPOSE_FILE;
+use crate::render::kube::PODMAN_FILE;
+use std::path::Path;
+
+/// The label every kube-played container carries (Podman copies a pod's labels onto its
+/// containers); its value is the project.
+pub const KUBE_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// How a deployment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `compose.yaml`, through Docker Compose v2/v1 or podman-compose.
+    Compose,
+    /// `kube/podman.yaml`, through `podman kube play` (one pod for web, fpm and daemon, one for
+    /// PostgreSQL).
+    KubePlay,
+}
+
+impl Layout {
+    /// The layout of the deployment in `dir`: kube-played when it holds the Podman manifest and no
+    /// compose file, compose otherwise (also for a directory `init` has not written yet).
+    #[must_use]
+    pub fn detect(dir: &Path) -> Self {
+        if !dir.join(COMPOSE_FILE).exists() && dir.join(PODMAN_FILE).exists() {
+            Self::KubePlay
+        } else {
+            Self::Compose
+        }
+    }
+
+    /// The file that says what runs (what a hand edit or drift is looked for in).
+    #[must_use]
+    pub fn main_file(self) -> &'static str {
+        match self {
+            Self::Compose => COMPOSE_FILE,
+            Self::KubePlay => PODMAN_FILE,
+        }
+    }
+}
+
+/// The pod `podman kube play` makes for Movim (web, fpm and daemon) in `project`.
+#[must_use]
+pub fn movim_pod(project: &str) -> String {
+    project.to_owned()
+}
+
+/// The pod of the bundled PostgreSQL.
+#[must_use]
+pub fn postgres_pod(project: &str) -> String {
+    format!("{project}-postgres")
+}
+
+/// The service a kube-played container of `project` runs, from its name: Podman names a pod's
+/// containers `<pod>-<container>`, so `movim-web` is web and `movim-postgres-postgres` is the
+/// database. `None` for a name of another project or an init container.
+#[must_use]
+pub fn kube_service(project: &str, container_name: &str) -> Option<&'static str> {
+    let rest = container_name.strip_prefix(project)?.strip_prefix('-')?;
+    match rest {
+        "web" => Some("web"),
+        "fpm" => Some("fpm"),
+        "daemon" => Some("daemon"),
+        "postgres-postgres" => Some("postgres"),
+        _ => None,
+    }
+}
+
+/// The container of `service` in a kube-played `project` (the inverse of [`kube_service`]).
+#[must_use]
+pub fn kube_container(project: &str, service: &str) -> String {
+    match service {
+        "postgres" => format!("{}-postgres", postgres_pod(project)),
+        other => format!("{}-{other}", movim_pod(project)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_played_names_map_to_services_and_back() {
+        for service in ["web", "fpm", "daemon", "postgres"] {
+            let name = kube_container("movim", service);
+            assert_eq!(kube_service("movim", &name), Some(service), "{name}");
+        }
+        assert_eq!(
+            kube_container("movim", "postgres"),
+            "movim-postgres-postgres"
+        );
+        assert_eq!(kube_service("movim", "movim-migrate"), None);
+        assert_eq!(kube_service("movim", "movimx-web"), None);
+        assert_eq!(kube_service("movim", "other-web"), None);
+        // A project whose name extends another's does not steal its containers.
+        assert_eq!(kube_service("movim-2", "movim-web"), None);
+    }
+
+    #[test]
+    fn a_directory_with_the_podman_manifest_and_no_compose_file_is_kube_played() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Layout::detect(tmp.path()), Layout::Compose);
+        std::fs::create_dir_all(tmp.path().join("kube")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(tmp.path().join(PODMAN_FILE), "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Layout::detect(tmp.path()), Layout::KubePlay);
+        std::fs::write(tmp.path().join(COMPOSE_FILE), "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Layout::detect(tmp.path()), Layout::Compose);
+    }
+}

@@ -1,0 +1,208 @@
+//! The user's own tools (a compose tool, `podman`) run as bounded subprocesses: a timeout that
+//! kills the child, output captured apart or interleaved, and errors that quote the exact command
+//! line as the user could paste it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use tokio::io::AsyncReadExt as _;
+use tokio::process::Command;
+
+/// How a child's output is collected.
+#[derive(Debug, Clone, Copy)]
+pub enum Capture {
+    /// stdout and stderr apart (the error quotes stderr).
+    Separate,
+    /// Both into one pipe, in the order written, as `2>&1` would.
+    Combined,
+}
+
+/// What a finished child left.
+#[derive(Debug)]
+pub struct Captured {
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// All output with [`Capture::Combined`].
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A program with the words always put before our arguments (`docker` + `compose`) and any extra
+/// environment.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub program: PathBuf,
+    pub prefix: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Program {
+    #[must_use]
+    pub fn new(program: impl Into<PathBuf>, prefix: Vec<String>) -> Self {
+        Self {
+            program: program.into(),
+            prefix,
+            env: Vec::new(),
+        }
+    }
+
+    /// The command as the user types it (`docker compose`, `/usr/bin/docker-compose`).
+    #[must_use]
+    pub fn display_command(&self) -> String {
+        std::iter::once(self.program.to_string_lossy().into_owned())
+            .chain(self.prefix.iter().cloned())
+            .map(|w| shell_quote(&w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The exact command line, shell-quoted, with any extra environment in front.
+    #[must_use]
+    pub fn command_line(&self, args: &[String]) -> String {
+        let env = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)));
+        let words = args.iter().map(|a| shell_quote(a));
+        env.chain(std::iter::once(self.display_command()))
+            .chain(words)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs with `args`, in `dir` if given, killed after `timeout`.
+    ///
+    /// # Errors
+    /// The program is missing or cannot start, reading its output failed, or it timed out.
+    pub async fn exec(
+        &self,
+        dir: Option<&Path>,
+        args: &[String],
+        timeout: Duration,
+        capture: Capture,
+    ) -> anyhow::Result<Captured> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.prefix)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            // A timeout drops the future; the child must not outlive it.
+            .kill_on_drop(true);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let line = || self.command_line(args);
+        let run = async {
+            match capture {
+                Capture::Separate => {
+                    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                    let child = command.spawn().map_err(|e| self.spawn_error(&e))?;
+                    let out = child.wait_with_output().await?;
+                    Ok::<_, anyhow::Error>(Captured {
+                        code: out.status.code(),
+                        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    })
+                }
+                Capture::Combined => {
+                    let (sender, mut receiver) = tokio::net::unix::pipe::pipe()?;
+                    let write_end = sender.into_blocking_fd()?;
+                    command
+                        .stdout(Stdio::from(write_end.try_clone()?))
+                        .stderr(Stdio::from(write_end));
+                    let mut child = command.spawn().map_err(|e| self.spawn_error(&e))?;
+                    // The command holds our copies of the write end; until they close, the
+                    // pipe never reaches EOF.
+                    drop(command);
+                    let mut output = Vec::new();
+                    let (read, status) =
+                        tokio::join!(receiver.read_to_end(&mut output), child.wait());
+                    read?;
+                    Ok(Captured {
+                        code: status?.code(),
+                        stdout: String::from_utf8_lossy(&output).into_owned(),
+                        stderr: String::new(),
+                    })
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result.with_context(line),
+            Err(_) => Err(anyhow!(
+                "`{}` did not finish within {timeout:?}; stopped it",
+                line()
+            )),
+        }
+    }
+
+    /// Runs with stdout and stderr apart and fails on a non-zero exit, quoting the command line
+    /// and the end of stderr (stdout when stderr is empty).
+    ///
+    /// # Errors
+    /// As [`Program::exec`], or the program exited non-zero.
+    pub async fn checked(
+        &self,
+        dir: Option<&Path>,
+        args: &[String],
+        timeout: Duration,
+        quoted_lines: usize,
+    ) -> anyhow::Result<Captured> {
+        let out = self.exec(dir, args, timeout, Capture::Separate).await?;
+        if out.code != Some(0) {
+            let quoted = if out.stderr.trim().is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            };
+            anyhow::bail!(
+                "`{}` failed with {}:\n{}",
+                self.command_line(args),
+                describe_exit(out.code),
+                last_lines(quoted, quoted_lines)
+            );
+        }
+        Ok(out)
+    }
+
+    fn spawn_error(&self, e: &std::io::Error) -> anyhow::Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow!(
+                "`{}` not found: {} is not installed or not on PATH",
+                self.display_command(),
+                self.program.display()
+            )
+        } else {
+            anyhow!("cannot start `{}`: {e}", self.display_command())
+        }
+    }
+}
+
+/// `exit code 3`, or `a signal`.
+#[must_use]
+pub fn describe_exit(code: Option<i32>) -> String {
+    code.map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}"))
+}
+
+/// The last `n` lines of `text`.
+#[must_use]
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `word` as a POSIX shell reads it back: bare when safe, else single-quoted.
+#[must_use]
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@,+%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
