@@ -6,6 +6,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/podman.rs"]
+mod podman_env;
 #[path = "support/world.rs"]
 mod world;
 
@@ -111,29 +113,36 @@ fn a_directory_that_is_not_a_deployment_cannot_be_checked() {
         .stderr_has("has no movim-setup.yaml");
 }
 
-/// `init --yes` for the world's images with the proxy TLS mode on a free loopback port (as in
-/// tests/init.rs).
-fn init(dir: &Path, project: &Project, port: u16) -> Setup {
-    let w = world::World::get();
-    Setup::init(dir).args([
-        "--yes",
-        "--project",
-        &project.name,
-        "--domain",
-        "movim.test",
-        "--tls",
-        "proxy",
-        "--http-port",
-        &port.to_string(),
-        "--xmpp",
-        "external",
-        "--xmpp-domain",
-        "example.test",
-        "--image-repository",
-        &w.movim_repository(),
-        "--library-repository",
-        &format!("{}/library", w.registry),
-    ])
+/// The engine a real-world test runs on: Docker with Compose v2, or Podman with podman-compose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    Docker,
+    Podman,
+}
+
+impl On {
+    fn cli(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Podman => "podman",
+        }
+    }
+
+    /// `movim-setup <verb>` on this engine.
+    fn setup(self, verb: &str, dir: &Path) -> Setup {
+        match self {
+            Self::Docker => Setup::new(verb, dir),
+            Self::Podman => podman_env::on_podman(verb, dir),
+        }
+    }
+
+    fn setup_init(self, dir: &Path, project: &Project, port: u16) -> Setup {
+        let init = cli::init_world(dir, project, port, &[]);
+        match self {
+            Self::Docker => init,
+            Self::Podman => init.args(podman_env::flags()),
+        }
+    }
 }
 
 fn sh(program: &str, args: &[&str]) -> String {
@@ -151,9 +160,9 @@ fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn container(project: &Project, service: &str) -> String {
+fn container(on: On, project: &Project, service: &str) -> String {
     let id = sh(
-        "docker",
+        on.cli(),
         &[
             "ps",
             "-aq",
@@ -168,11 +177,17 @@ fn container(project: &Project, service: &str) -> String {
     id
 }
 
-fn wait_healthy(id: &str) {
+fn wait_healthy(on: On, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
+        if on == On::Podman {
+            // Nothing runs Podman's checks without systemd: run one (it fails while starting).
+            let _ = Command::new("podman")
+                .args(["healthcheck", "run", id])
+                .output();
+        }
         let state = sh(
-            "docker",
+            on.cli(),
             &[
                 "inspect",
                 "-f",
@@ -188,9 +203,19 @@ fn wait_healthy(id: &str) {
     }
 }
 
-fn psql(pg: &str, sql: &str) {
+/// Restarts the daemon, then web: nginx resolves the daemon's address when it starts, and a
+/// restarted container may get a new one (Podman's netavark hands out the next free address).
+fn restart_daemon_then_web(on: On, project: &Project) {
+    for service in ["daemon", "web"] {
+        let id = container(on, project, service);
+        sh(on.cli(), &["restart", &id]);
+        wait_healthy(on, &id);
+    }
+}
+
+fn psql(on: On, pg: &str, sql: &str) {
     sh(
-        "docker",
+        on.cli(),
         &[
             "exec",
             pg,
@@ -215,8 +240,8 @@ struct Doctor {
 }
 
 impl Doctor {
-    fn run(dir: &Path, password: &str) -> Self {
-        let run = Setup::new("doctor", dir).arg("--json").run();
+    fn run(on: On, dir: &Path, password: &str) -> Self {
+        let run = on.setup("doctor", dir).arg("--json").run();
         let all = format!("{}{}", run.stdout(), run.stderr());
         assert!(!all.contains(password), "the password leaked:\n{all}");
         let json: Value = serde_json::from_str(&run.stdout())
@@ -285,13 +310,24 @@ impl Doctor {
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // one stack, every fault in turn: splitting would mean one stack each
 fn doctor_names_each_fault_and_its_fix_on_one_stack() {
+    doctor_names_each_fault_and_its_fix(On::Docker);
+}
+
+#[test]
+fn doctor_names_each_fault_and_its_fix_on_podman() {
+    let _one = podman_env::one_stack_at_a_time();
+    let _socket = podman_env::PodmanSocket::acquire();
+    doctor_names_each_fault_and_its_fix(On::Podman);
+}
+
+#[allow(clippy::too_many_lines)] // one stack, every fault in turn: splitting would mean one stack each
+fn doctor_names_each_fault_and_its_fix(on: On) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("movim");
     let project = Project::new("doc");
     let port = free_port();
-    init(&dir, &project, port).run().success();
+    on.setup_init(&dir, &project, port).run().success();
     let env_path = dir.join("movim.env");
     let env_text = std::fs::read_to_string(&env_path).expect("movim.env");
     let password = env_text
@@ -305,7 +341,7 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
     // Healthy: exit 0, the text names every area, nothing changes in the directory.
     let before = tree(&dir);
     let started = Instant::now();
-    let text = Setup::new("doctor", &dir).run().code(0);
+    let text = on.setup("doctor", &dir).run().code(0);
     let wall = started.elapsed();
     println!("doctor wall time on a healthy stack: {wall:?}");
     eprintln!("doctor wall time on a healthy stack: {wall:?}");
@@ -319,7 +355,7 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
     ] {
         assert!(shown.contains(heading), "{heading} missing:\n{shown}");
     }
-    let healthy = Doctor::run(&dir, &password);
+    let healthy = Doctor::run(on, &dir, &password);
     healthy.expect_healthy();
     let summary = &healthy.json["summary"];
     assert_eq!(
@@ -351,7 +387,7 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
 
     // The bundle: report, compose, env with secrets redacted, logs; the password nowhere.
     let bundle = tmp.path().join("bundle.tar.gz");
-    Setup::new("doctor", &dir)
+    on.setup("doctor", &dir)
         .arg("--bundle")
         .arg(&bundle)
         .run()
@@ -412,15 +448,15 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
     );
 
     // 1. A stopped container.
-    let fpm = container(&project, "fpm");
-    sh("docker", &["stop", &fpm]);
-    Doctor::run(&dir, &password).expect("container.fpm.running", "error", 1);
-    sh("docker", &["start", &fpm]);
-    wait_healthy(&fpm);
+    let fpm = container(on, &project, "fpm");
+    sh(on.cli(), &["stop", &fpm]);
+    Doctor::run(on, &dir, &password).expect("container.fpm.running", "error", 1);
+    sh(on.cli(), &["start", &fpm]);
+    wait_healthy(on, &fpm);
 
     // 2. movim.env readable by everyone.
     sh("chmod", &["0644", &env_path.display().to_string()]);
-    Doctor::run(&dir, &password).expect("env.mode", "error", 1);
+    Doctor::run(on, &dir, &password).expect("env.mode", "error", 1);
     sh("chmod", &["0600", &env_path.display().to_string()]);
 
     // 3. compose.yaml edited by hand: the daemon's image unpinned.
@@ -433,39 +469,42 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
     let pinned = lock["images"]["daemon"].as_str().expect("daemon pinned");
     let unpinned = pinned.split('@').next().unwrap_or_default();
     std::fs::write(&compose_path, compose.replace(pinned, unpinned)).expect("edit");
-    let d = Doctor::run(&dir, &password);
+    let d = Doctor::run(on, &dir, &password);
     d.expect("images.daemon.pinned", "error", 1);
     d.expect("drift.compose.yaml", "warn", 1);
     std::fs::write(&compose_path, &compose).expect("restore");
 
     // 4. pgcrypto dropped after the migrations that need it.
-    let pg = container(&project, "postgres");
-    psql(&pg, "drop extension pgcrypto");
-    Doctor::run(&dir, &password).expect("db.pgcrypto", "error", 1);
-    psql(&pg, "create extension pgcrypto");
+    let pg = container(on, &project, "postgres");
+    psql(on, &pg, "drop extension pgcrypto");
+    Doctor::run(on, &dir, &password).expect("db.pgcrypto", "error", 1);
+    psql(on, &pg, "create extension pgcrypto");
 
     // 5. A pending migration: the last one's phinxlog row set aside.
     psql(
+        on,
         &pg,
         "create table doctor_test_saved as select * from phinxlog where version = (select max(version) from phinxlog); \
          delete from phinxlog where version in (select version from doctor_test_saved)",
     );
-    let summary = Doctor::run(&dir, &password).expect("db.migrations", "error", 1);
+    let summary = Doctor::run(on, &dir, &password).expect("db.migrations", "error", 1);
     assert!(summary.contains("pending"), "{summary}");
     psql(
+        on,
         &pg,
         "insert into phinxlog select * from doctor_test_saved; drop table doctor_test_saved",
     );
 
     // 6. The daemon stopped: no websocket through web (nginx waits for it, then answers 504).
-    let daemon = container(&project, "daemon");
-    sh("docker", &["stop", &daemon]);
-    let d = Doctor::run(&dir, &password);
+    let daemon = container(on, &project, "daemon");
+    sh(on.cli(), &["stop", &daemon]);
+    let d = Doctor::run(on, &dir, &password);
     d.expect("container.daemon.running", "error", 1);
     let summary = d.expect("web.websocket", "error", 1);
     assert!(summary.contains("daemon is not running"), "{summary}");
-    sh("docker", &["start", &daemon]);
-    wait_healthy(&daemon);
+    sh(on.cli(), &["start", &daemon]);
+    wait_healthy(on, &daemon);
+    restart_daemon_then_web(on, &project);
 
     // 7. The /ws/ proxy broken: the daemon listens on loopback only, nginx answers 502.
     std::fs::write(
@@ -473,15 +512,13 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
         env_text.replace("DAEMON_INTERFACE=0.0.0.0", "DAEMON_INTERFACE=127.0.0.1"),
     )
     .expect("edit env");
-    sh("docker", &["restart", &daemon]);
-    wait_healthy(&daemon);
-    let d = Doctor::run(&dir, &password);
+    restart_daemon_then_web(on, &project);
+    let d = Doctor::run(on, &dir, &password);
     let summary = d.expect("web.websocket", "error", 1);
-    assert!(summary.contains("HTTP 502"), "{summary}");
+    assert!(summary.contains("HTTP 502"), "{summary}\n{}", d.json);
     d.expect("env.key.DAEMON_INTERFACE", "error", 1);
     std::fs::write(&env_path, &env_text).expect("restore env");
-    sh("docker", &["restart", &daemon]);
-    wait_healthy(&daemon);
+    restart_daemon_then_web(on, &project);
 
     // 8. DAEMON_URL naming another host: every websocket would be refused.
     std::fs::write(
@@ -492,7 +529,7 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
         ),
     )
     .expect("edit env");
-    Doctor::run(&dir, &password).expect("env.daemon_url.host", "error", 1);
+    Doctor::run(on, &dir, &password).expect("env.daemon_url.host", "error", 1);
 
     // 9. The daemon exiting 0 in a loop (DAEMON_URL missing).
     std::fs::write(
@@ -504,9 +541,9 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
             .collect::<String>(),
     )
     .expect("edit env");
-    sh("docker", &["restart", &daemon]);
+    sh(on.cli(), &["restart", &daemon]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while sh("docker", &["inspect", "-f", "{{.RestartCount}}", &daemon])
+    while sh(on.cli(), &["inspect", "-f", "{{.RestartCount}}", &daemon])
         .parse::<u32>()
         .unwrap_or(0)
         < 3
@@ -514,25 +551,24 @@ fn doctor_names_each_fault_and_its_fix_on_one_stack() {
         assert!(Instant::now() < deadline, "the daemon does not loop");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let d = Doctor::run(&dir, &password);
+    let d = Doctor::run(on, &dir, &password);
     d.expect("container.daemon.restarts", "error", 1);
     d.expect("env.key.DAEMON_URL", "error", 1);
     std::fs::write(&env_path, &env_text).expect("restore env");
-    sh("docker", &["restart", &daemon]);
-    wait_healthy(&daemon);
+    restart_daemon_then_web(on, &project);
 
     // 10. An interrupted upgrade.
     std::fs::write(dir.join("upgrade.journal"), "{}\n").expect("journal");
-    let summary = Doctor::run(&dir, &password).expect("upgrade.journal", "error", 1);
+    let summary = Doctor::run(on, &dir, &password).expect("upgrade.journal", "error", 1);
     assert!(summary.contains("interrupted"), "{summary}");
     std::fs::remove_file(dir.join("upgrade.journal")).expect("rm journal");
 
     // 11. Another run holding the lock (this test's live pid stands in for it): a warning.
     let run_lock = dir.join("movim-setup.run-lock");
     std::fs::write(&run_lock, format!("pid {}\n", std::process::id())).expect("lock");
-    Doctor::run(&dir, &password).expect("upgrade.run_lock", "warn", 0);
+    Doctor::run(on, &dir, &password).expect("upgrade.run_lock", "warn", 0);
     std::fs::remove_file(&run_lock).expect("rm lock");
 
     // Every fault undone: healthy again.
-    Doctor::run(&dir, &password).expect_healthy();
+    Doctor::run(on, &dir, &password).expect_healthy();
 }

@@ -16,29 +16,7 @@ use std::time::Duration;
 /// `init --yes` for the world's images with the proxy TLS mode on a free loopback port; each
 /// `(flag, value)` of `overrides` replaces the default of that flag.
 fn init_with(dir: &Path, project: &Project, port: u16, overrides: &[(&str, &str)]) -> Setup {
-    let w = world::World::get();
-    let port = port.to_string();
-    let library = format!("{}/library", w.registry);
-    let repository = w.movim_repository();
-    let mut flags: Vec<(&str, &str)> = vec![
-        ("--project", &project.name),
-        ("--domain", "movim.test"),
-        ("--tls", "proxy"),
-        ("--http-port", &port),
-        ("--xmpp", "external"),
-        ("--xmpp-domain", "example.test"),
-        ("--image-repository", &repository),
-        ("--library-repository", &library),
-    ];
-    for (flag, value) in overrides {
-        flags.retain(|(f, _)| f != flag);
-        flags.push((flag, value));
-    }
-    let mut setup = Setup::init(dir).arg("--yes");
-    for (flag, value) in flags {
-        setup = setup.args([flag, value]);
-    }
-    setup
+    cli::init_world(dir, project, port, overrides)
 }
 
 fn init(dir: &Path, project: &Project, port: u16) -> Setup {

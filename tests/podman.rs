@@ -11,219 +11,23 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/podman.rs"]
+mod podman_env;
 #[path = "support/world.rs"]
 mod world;
 
-use cli::{Setup, free_port, tree};
+use cli::{Project, Setup, free_port, tree};
+use podman_env::{PodmanSocket, on_podman, one_stack_at_a_time, podman};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SOCKET: &str = "/run/podman/podman.sock";
-
-// ---------------------------------------------------------------------------------------------
-// Podman's API socket, shared by the tests of this file.
-
-/// How many tests use the socket now, and the service this file started (if it had to).
-static SERVICE: Mutex<(usize, Option<Child>)> = Mutex::new((0, None));
-
-/// Holds the system socket up for one test.
-struct PodmanSocket;
-
-impl PodmanSocket {
-    fn acquire() -> Self {
-        let mut guard = SERVICE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.0 += 1;
-        if !pings(SOCKET) {
-            let _ = std::fs::remove_file(SOCKET);
-            std::fs::create_dir_all("/run/podman").expect("create /run/podman");
-            let child = Command::new("podman")
-                .args(["system", "service", "--time=0", &format!("unix://{SOCKET}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("podman is part of the test world (tests/world/provision.sh installs it)");
-            guard.1 = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !pings(SOCKET) {
-                assert!(
-                    Instant::now() < deadline,
-                    "`podman system service --time=0 unix://{SOCKET}` does not answer /_ping"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Self
-    }
-}
-
-impl Drop for PodmanSocket {
-    fn drop(&mut self) {
-        let mut guard = SERVICE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.0 -= 1;
-        if guard.0 == 0
-            && let Some(mut child) = guard.1.take()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// One stack at a time, across test processes too (a file lock): Podman 4.3's DNS server
-/// (aardvark-dns 1.4) tears its sockets down and up again whenever a container joins any network,
-/// so a daemon of one project starting while another project starts can fail to resolve
-/// `postgres` (containers/aardvark-dns#389). Users run one project; the tests must not race.
-struct OneStack {
-    _file: std::fs::File,
-}
-
-fn one_stack_at_a_time() -> OneStack {
-    let path = std::env::temp_dir().join("movim-setup-podman-stacks.lock");
-    let file = std::fs::File::create(&path).expect("create the stack lock file");
-    file.lock().expect("lock the stack lock file");
-    OneStack { _file: file }
-}
-
-/// Whether the socket answers `GET /_ping` with `OK`.
-fn pings(socket: &str) -> bool {
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.0 200") && answer.ends_with("OK")
-}
-
-fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman runs");
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Removes everything of a compose project from Podman when dropped: containers, the pod
-/// podman-compose makes, volumes, networks.
-struct Project {
-    name: String,
-}
-
-impl Project {
-    fn new(prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        Self {
-            name: format!("tp{prefix}{}{:x}", std::process::id(), nanos),
-        }
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let label = format!("label=com.docker.compose.project={}", self.name);
-        let list = |args: &[&str]| -> Vec<String> {
-            Command::new("podman")
-                .args(args)
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let quiet = |args: &[&str], names: &[String]| {
-            if !names.is_empty() {
-                let _ = Command::new("podman").args(args).args(names).output();
-            }
-        };
-        quiet(
-            &["rm", "-f", "-t", "0", "-v"],
-            &list(&["ps", "-aq", "--filter", &label]),
-        );
-        quiet(
-            &["pod", "rm", "-f", "-t", "0"],
-            &list(&[
-                "pod",
-                "ps",
-                "-q",
-                "--filter",
-                &format!("name=^pod_{}$", self.name),
-            ]),
-        );
-        quiet(
-            &["volume", "rm", "-f"],
-            &list(&["volume", "ls", "-q", "--filter", &label]),
-        );
-        quiet(
-            &["network", "rm", "-f"],
-            &list(&["network", "ls", "-q", "--filter", &label]),
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The commands, on Podman.
-
-fn podman_compose() -> String {
-    let w = world::World::get();
-    w.podman_compose
-        .as_ref()
-        .expect("the world has no podman-compose (world.json); re-run tests/world/provision.sh")
-        .display()
-        .to_string()
-}
-
-/// `movim-setup <verb>` with Podman (the system socket, unless the environment names another) and
-/// podman-compose.
-fn on_podman(verb: &str, dir: &Path) -> Setup {
-    Setup::new(verb, dir).args(["--engine", "podman", "--compose", &podman_compose()])
-}
-
-/// `init --yes` for the world's v0.29.2 images, web on a loopback `port` (as tests/init.rs).
+/// `init --yes` for the world's v0.29.2 images on Podman, web on a loopback `port`.
 fn init(dir: &Path, project: &Project, port: u16) -> Setup {
-    let w = world::World::get();
-    on_podman("init", dir).arg("--yes").args([
-        "--project",
-        &project.name,
-        "--domain",
-        "movim.test",
-        "--tls",
-        "proxy",
-        "--http-port",
-        &port.to_string(),
-        "--xmpp",
-        "external",
-        "--xmpp-domain",
-        "example.test",
-        "--image-repository",
-        &w.movim_repository(),
-        "--library-repository",
-        &format!("{}/library", w.registry),
-    ])
+    cli::init_world(dir, project, port, &[]).args(podman_env::flags())
 }
 
 /// A websocket handshake through web, done by the test itself; returns the status line.

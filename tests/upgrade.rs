@@ -43,33 +43,11 @@ struct Stack {
 
 impl Stack {
     fn up(prefix: &str) -> Stack {
-        let w = world::World::get();
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("movim");
         let project = Project::new(prefix);
         let port = free_port();
-        Setup::init(&dir)
-            .args([
-                "--yes",
-                "--project",
-                &project.name,
-                "--domain",
-                "movim.test",
-                "--tls",
-                "proxy",
-                "--http-port",
-                &port.to_string(),
-                "--xmpp",
-                "external",
-                "--xmpp-domain",
-                "example.test",
-                "--version",
-                BASE,
-                "--image-repository",
-                &w.movim_repository(),
-                "--library-repository",
-                &format!("{}/library", w.registry),
-            ])
+        cli::init_world(&dir, &project, port, &[("--version", BASE)])
             .run()
             .success();
         Stack {

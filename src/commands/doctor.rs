@@ -20,7 +20,7 @@
 //! | `env.daemon_url.host` | `DAEMON_URL`'s host is the deployment's public host |
 //! | `drift`, `drift.<file>` | generated files equal what `init` renders (diff shown; secrets never) |
 //! | `images.pinned`, `images.<svc>.pinned`, `images.<svc>.lock` | every compose image pinned by digest and equal to the lock |
-//! | `container.<svc>.running` `.healthy` `.restarts` `.oom` `.image` | each service's container |
+//! | `container.<svc>.running` `.healthy` `.restarts` `.oom` `.image` | each service's container (a container that restarted before is watched 3 s: restarting again is a loop) |
 //! | `mounts`, `mounts.<svc>`, `mounts.<svc>.writable` | shared volumes as compose says (web read-only), writable by uid 82 |
 //! | `db.reachable` `db.pgcrypto` `db.migrations` | sqlx login and server version, pgcrypto, `phinx status` in the image |
 //! | `web.websocket` `web.infos` `web.dns` `web.tls` | 101 through web with the public Origin; `/infos` version vs the lock; the public name resolves; its certificate |
@@ -1091,6 +1091,29 @@ async fn last_lines(engine: &Engine, c: &ContainerInfo, n: usize) -> Vec<String>
     }
 }
 
+/// How long doctor watches a container that has restarted before, to tell a loop from a recovery.
+const RESTART_WATCH: Duration = Duration::from_secs(3);
+
+/// The containers that restarted again while doctor watched them for [`RESTART_WATCH`]. Podman
+/// restarts a container at once (no `restarting` state to see, and a check run in the second it is
+/// up may pass), so a loop shows only as a restart count that keeps rising.
+async fn restarting_now(engine: &Engine, all: &[ContainerInfo]) -> BTreeSet<String> {
+    let restarted: Vec<&ContainerInfo> = all.iter().filter(|c| c.restart_count > 0).collect();
+    if restarted.is_empty() {
+        return BTreeSet::new();
+    }
+    tokio::time::sleep(RESTART_WATCH).await;
+    let mut out = BTreeSet::new();
+    for c in restarted {
+        if let Ok(now) = engine.inspect(&c.id).await
+            && (now.restart_count > c.restart_count || now.started_at != c.started_at)
+        {
+            out.insert(c.id.clone());
+        }
+    }
+    out
+}
+
 const DAEMON_QUIRK: &str = "Movim's daemon exits with code 0 when migrations are pending or DAEMON_URL is missing, and its restart policy starts it again";
 
 async fn check_containers(
@@ -1101,6 +1124,7 @@ async fn check_containers(
     hints: &Hints,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
+    let still_restarting = restarting_now(engine, all).await;
     for (service, _) in d.images() {
         let c_id = |s: &str| format!("container.{service}.{s}");
         let Some(c) = container_of(all, &service) else {
@@ -1120,7 +1144,8 @@ async fn check_containers(
         // A looping container never stays up long enough to pass its healthcheck; one that
         // restarted before and is healthy now has recovered (a warning below).
         let looping = c.status == "restarting"
-            || (c.restart_count >= 3 && c.health.as_deref() != Some("healthy"));
+            || (c.restart_count >= 3 && c.health.as_deref() != Some("healthy"))
+            || still_restarting.contains(&c.id);
         if looping {
             let mut f = Finding::error(
                 Area::Containers,
@@ -1681,7 +1706,16 @@ async fn check_web(
             format!("no websocket handshake with web at {addr}"),
         )
         .detail(format!("{e:#}"))
-        .hint(format!("read why: {}", hints.logs("web"))),
+        .detail(
+            "nginx looks the daemon's address up when web starts: a daemon restarted since may \
+             have another address now (Podman hands out the next free one), and web still sends \
+             to the old one",
+        )
+        .hint(format!(
+            "restart web so it looks the daemon up again: {} restart web; if that does not help, read why: {}",
+            hints.compose,
+            hints.logs("web")
+        )),
     });
     let pinned = s.lock().map(|l| {
         crate::deployment::MovimTag::parse(&l.movim)

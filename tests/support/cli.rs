@@ -1,6 +1,7 @@
 //! One builder for running the `movim-setup` binary in tests, so that CLI tests read like a spec:
 //! `Setup::init(&dir).args([...]).run().success()`. Also a guard that tears a test's compose
-//! project down (containers and volumes) however the test ends.
+//! project down (containers and volumes, on Docker and Podman) however the test ends, and the one
+//! `init` invocation for the world's images every real-world test starts from.
 
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
@@ -133,42 +134,80 @@ impl Project {
     }
 }
 
+/// Removes everything of the project on both engines, however the test ended: containers (with
+/// their anonymous volumes), the pod podman-compose makes, named volumes, networks. An engine
+/// that is absent or holds nothing of it is simply skipped.
 impl Drop for Project {
     fn drop(&mut self) {
         let label = format!("label=com.docker.compose.project={}", self.name);
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
-            .output();
-        if let Ok(out) = ids {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", "-v"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-        for kind in ["volume", "network"] {
-            if let Ok(out) = Command::new("docker")
-                .args([kind, "ls", "-q", "--filter", &label])
+        let list = |cli: &str, args: &[&str]| -> Vec<String> {
+            Command::new(cli)
+                .args(args)
                 .output()
-            {
-                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect();
-                if !ids.is_empty() {
-                    let _ = Command::new("docker")
-                        .args([kind, "rm"])
-                        .args(&ids)
-                        .output();
-                }
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let quiet = |cli: &str, args: &[&str], ids: &[String]| {
+            if !ids.is_empty() {
+                let _ = Command::new(cli).args(args).args(ids).output();
+            }
+        };
+        for cli in ["docker", "podman"] {
+            quiet(
+                cli,
+                &["rm", "-f", "-v"],
+                &list(cli, &["ps", "-aq", "--filter", &label]),
+            );
+            if cli == "podman" {
+                let pod = format!("name=^pod_{}$", self.name);
+                quiet(
+                    cli,
+                    &["pod", "rm", "-f"],
+                    &list(cli, &["pod", "ps", "-q", "--filter", &pod]),
+                );
+            }
+            for kind in ["volume", "network"] {
+                quiet(
+                    cli,
+                    &[kind, "rm", "-f"],
+                    &list(cli, &[kind, "ls", "-q", "--filter", &label]),
+                );
             }
         }
     }
+}
+
+/// `init --yes` for the world's images (v0.29.2 unless overridden), proxy TLS on a loopback
+/// `port`, an external XMPP server; `overrides` replace or add flags.
+pub fn init_world(dir: &Path, project: &Project, port: u16, overrides: &[(&str, &str)]) -> Setup {
+    let w = super::world::World::get();
+    let port = port.to_string();
+    let library = format!("{}/library", w.registry);
+    let repository = w.movim_repository();
+    let mut flags: Vec<(&str, &str)> = vec![
+        ("--project", &project.name),
+        ("--domain", "movim.test"),
+        ("--tls", "proxy"),
+        ("--http-port", &port),
+        ("--xmpp", "external"),
+        ("--xmpp-domain", "example.test"),
+        ("--image-repository", &repository),
+        ("--library-repository", &library),
+    ];
+    for (flag, value) in overrides {
+        flags.retain(|(f, _)| f != flag);
+        flags.push((flag, value));
+    }
+    let mut setup = Setup::init(dir).arg("--yes");
+    for (flag, value) in flags {
+        setup = setup.args([flag, value]);
+    }
+    setup
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released).
