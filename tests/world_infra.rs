@@ -472,3 +472,70 @@ fn caddy_starts_and_serves_http() {
     ]);
     assert_eq!(env.trim(), "/data /config");
 }
+
+/// Podman's networks resolve container names (netavark + aardvark-dns). With the CNI plugins
+/// (what apt picks when netavark is not named) a network has no DNS and every Podman test would
+/// time out waiting for `postgres` to resolve; this says why at once.
+#[test]
+fn podman_networks_resolve_container_names() {
+    let world = World::get();
+    let podman = |args: &[&str]| -> String {
+        let out = Command::new("podman")
+            .args(args)
+            .output()
+            .expect("podman is part of the test world (tests/world/provision.sh installs it)");
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(
+        podman(&["info", "--format", "{{.Host.NetworkBackend}}"]),
+        "netavark",
+        "re-run tests/world/provision.sh: it installs netavark and aardvark-dns and switches to them"
+    );
+    let net = unique("dnsnet");
+    let server = unique("dnsserver");
+    podman(&["network", "create", &net]);
+    let image = world.library_image("debian:bookworm");
+    let outcome = (|| {
+        podman(&[
+            "run",
+            "-d",
+            "--name",
+            &server,
+            "--network",
+            &net,
+            &image,
+            "sleep",
+            "60",
+        ]);
+        Command::new("podman")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                &net,
+                &image,
+                "getent",
+                "hosts",
+                &server,
+            ])
+            .output()
+    })();
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &server])
+        .output();
+    let _ = Command::new("podman")
+        .args(["network", "rm", "-f", &net])
+        .output();
+    let out = outcome.expect("podman run");
+    assert!(
+        out.status.success(),
+        "a container does not resolve another by name on a Podman network: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
