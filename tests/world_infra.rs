@@ -500,31 +500,29 @@ fn podman_networks_resolve_container_names() {
     let server = unique("dnsserver");
     podman(&["network", "create", &net]);
     let image = world.library_image("debian:bookworm");
-    let outcome = (|| {
-        podman(&[
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &server,
+        "--network",
+        &net,
+        &image,
+        "sleep",
+        "60",
+    ]);
+    let outcome = Command::new("podman")
+        .args([
             "run",
-            "-d",
-            "--name",
-            &server,
+            "--rm",
             "--network",
             &net,
             &image,
-            "sleep",
-            "60",
-        ]);
-        Command::new("podman")
-            .args([
-                "run",
-                "--rm",
-                "--network",
-                &net,
-                &image,
-                "getent",
-                "hosts",
-                &server,
-            ])
-            .output()
-    })();
+            "getent",
+            "hosts",
+            &server,
+        ])
+        .output();
     let _ = Command::new("podman")
         .args(["rm", "-f", "-t", "0", &server])
         .output();
