@@ -144,9 +144,14 @@ fn container(project: &Project, service: &str) -> String {
 }
 
 fn psql(project: &Project, sql: &str) -> String {
+    psql_in(&container(project, "postgres"), sql)
+}
+
+/// psql as Movim's database user in the PostgreSQL `container`.
+fn psql_in(container: &str, sql: &str) -> String {
     podman(&[
         "exec",
-        &container(project, "postgres"),
+        container,
         "psql",
         "-U",
         "movim",
@@ -388,18 +393,7 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
 
 /// psql in the kube-played database.
 fn kube_psql(project: &Project, sql: &str) -> String {
-    podman(&[
-        "exec",
-        &format!("{}-postgres-postgres", project.name),
-        "psql",
-        "-U",
-        "movim",
-        "-d",
-        "movim",
-        "-At",
-        "-c",
-        sql,
-    ])
+    psql_in(&format!("{}-postgres-postgres", project.name), sql)
 }
 
 #[test]
