@@ -150,16 +150,7 @@ fn psql(project: &Project, sql: &str) -> String {
 /// psql as Movim's database user in the PostgreSQL `container`.
 fn psql_in(container: &str, sql: &str) -> String {
     podman(&[
-        "exec",
-        container,
-        "psql",
-        "-U",
-        "movim",
-        "-d",
-        "movim",
-        "-At",
-        "-c",
-        sql,
+        "exec", container, "psql", "-U", "movim", "-d", "movim", "-At", "-c", sql,
     ])
 }
 
@@ -397,7 +388,7 @@ fn kube_psql(project: &Project, sql: &str) -> String {
 }
 
 #[test]
-fn upgrade_of_a_kube_played_deployment_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
+fn upgrade_of_a_kube_played_deployment_succeeds_and_faulty_releases_roll_back() {
     let _one = one_stack_at_a_time();
     let _socket = PodmanSocket::acquire();
     let w = world::World::get();
@@ -461,5 +452,27 @@ fn upgrade_of_a_kube_played_deployment_succeeds_and_a_release_whose_daemon_dies_
         std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read"),
         v030
     );
+    assert!(!dir.join("upgrade.journal").exists());
+
+    // A migration that fails half-way: the database is restored from the dump taken before.
+    let phinxlog = kube_psql(&project, "select count(*) from phinxlog");
+    let run = on_podman("upgrade", &dir)
+        .args(["--yes", "--to", "v0.30.2-migration-fails"])
+        .run()
+        .code(1);
+    let err = run.stderr();
+    assert!(err.contains("failed at step `migrate`"), "{err}");
+    assert!(err.contains("AddRetractedToMessagesTable"), "{err}");
+    assert!(
+        err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
+        "{err}"
+    );
+    assert_eq!(infos_version(port), "0.30.0");
+    assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
+    assert_eq!(
+        kube_psql(&project, "select count(*) from phinxlog"),
+        phinxlog
+    );
+    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
     assert!(!dir.join("upgrade.journal").exists());
 }
