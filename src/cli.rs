@@ -129,7 +129,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
-    /// Target Movim release tag, e.g. v0.30.0
+    /// Target Movim release tag, e.g. v0.30.0 (default: the newest vX.Y.Z tag of the image
+    /// repository)
     #[arg(long = "to")]
     pub to: Option<String>,
     /// Print the plan and change nothing

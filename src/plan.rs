@@ -487,6 +487,17 @@ impl Plan {
     }
 }
 
+/// The newest release among a repository's `tags`: a plain `vX.Y[.Z]` tag (a suffixed one such
+/// as `v0.31.0-rc1` is a pre-release or a build of its own and is never picked by itself), by
+/// version; of two spellings of one version (`v0.30`, `v0.30.0`) the longer.
+#[must_use]
+pub fn newest_release(tags: &[String]) -> Option<MovimTag> {
+    tags.iter()
+        .filter_map(|t| MovimTag::parse(t).ok())
+        .filter(|t| !t.as_str().contains('-'))
+        .max_by_key(|t| (t.numbers(), t.as_str().len()))
+}
+
 /// The release `rollback` returns to: the last one recorded with tag `to` before the current one,
 /// or the one before the current one. Returns its index in the history.
 pub fn rollback_target(history: &[Release], to: Option<&str>) -> Result<usize, String> {
@@ -561,6 +572,34 @@ pub fn protected_backups(history: &[Release], keep: usize) -> BTreeSet<String> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_release_is_the_highest_plain_version_tag() {
+        let tags: Vec<String> = [
+            "latest",
+            "v0.29.2",
+            "v0.30.0",
+            "v0.30.1-daemon-exits",
+            "v0.31.0-rc1",
+            "0.9.9",
+            "v0.30",
+            "main",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            newest_release(&tags).map(|t| t.to_string()).as_deref(),
+            Some("v0.30.0")
+        );
+        assert_eq!(newest_release(&["latest".to_owned()]), None);
+        assert_eq!(
+            newest_release(&["v0.9.10".to_owned(), "v0.10.1".to_owned()])
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("v0.10.1"),
+            "versions compare as numbers, not text"
+        );
+    }
 
     #[test]
     fn phinx_status_is_read_by_exit_code_and_rows() {

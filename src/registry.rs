@@ -34,6 +34,9 @@ const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 /// manifest and is not read into memory.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// How many tags one page of the tag list asks for, and how many pages are followed at most.
+const TAG_PAGE_SIZE: usize = 1000;
+const MAX_TAG_PAGES: usize = 50;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -358,6 +361,7 @@ pub struct RegistryClient {
     http: reqwest::Client,
     /// Overrides the docker config path (tests); `None` reads the usual place at each request.
     docker_config: Option<PathBuf>,
+    tag_page_size: usize,
 }
 
 impl RegistryClient {
@@ -387,6 +391,7 @@ impl RegistryClient {
         Ok(Self {
             http,
             docker_config: None,
+            tag_page_size: TAG_PAGE_SIZE,
         })
     }
 
@@ -394,6 +399,13 @@ impl RegistryClient {
     #[must_use]
     pub fn with_docker_config(mut self, config_json: PathBuf) -> Self {
         self.docker_config = Some(config_json);
+        self
+    }
+
+    /// Asks for tags `n` at a time (tests use a small page to follow `Link` pages).
+    #[must_use]
+    pub fn with_tag_page_size(mut self, n: usize) -> Self {
+        self.tag_page_size = n.max(1);
         self
     }
 
@@ -414,13 +426,9 @@ impl RegistryClient {
             image: image.to_string(),
             registry: image.registry.clone(),
         };
-        let scheme = if is_loopback_host(image.api_host()) {
-            "http"
-        } else {
-            "https"
-        };
         let url = format!(
-            "{scheme}://{}/v2/{}/manifests/{}",
+            "{}://{}/v2/{}/manifests/{}",
+            scheme(image),
             image.api_host(),
             image.repository,
             image.manifest_reference()
@@ -441,37 +449,8 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        match status {
-            s if s.is_success() => {}
-            reqwest::StatusCode::NOT_FOUND => {
-                let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
-                return Err(RegistryError::NotFound {
-                    image: ctx.image,
-                    registry: ctx.registry,
-                    detail: if detail.is_empty() {
-                        "404".to_owned()
-                    } else {
-                        detail
-                    },
-                });
-            }
-            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => {
-                let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
-                let hint = if credentials.is_some() {
-                    "the stored login was refused"
-                } else {
-                    "anonymous access denied; the repository may be private or not exist"
-                };
-                return Err(ctx.unauthorized(format!("{status}: {hint} {detail}").trim_end()));
-            }
-            other => {
-                let detail = error_summary(&read_capped(&ctx, response).await.unwrap_or_default());
-                return Err(ctx.protocol(
-                    format!("HTTP {other} for {url} {detail}")
-                        .trim_end()
-                        .to_owned(),
-                ));
-            }
+        if !status.is_success() {
+            return Err(failed(&ctx, response, credentials.is_some(), &url).await);
         }
 
         let body = read_capped(&ctx, response).await?;
@@ -497,6 +476,65 @@ impl RegistryClient {
             });
         }
         Ok(computed)
+    }
+
+    /// Every tag of `image`'s repository, through the tag list API (`/v2/<name>/tags/list`),
+    /// following the registry's `Link` pages.
+    ///
+    /// # Errors
+    /// As [`RegistryClient::resolve`]: not found, refused, unreachable, or an answer that is not a
+    /// tag list.
+    pub async fn tags(&self, image: &ImageRef) -> anyhow::Result<Vec<String>> {
+        Ok(self.tags_checked(image).await?)
+    }
+
+    async fn tags_checked(&self, image: &ImageRef) -> Result<Vec<String>, RegistryError> {
+        let ctx = Ctx {
+            image: image.name(),
+            registry: image.registry.clone(),
+        };
+        let base = format!("{}://{}", scheme(image), image.api_host());
+        let credentials = self.credentials(&image.registry);
+        let mut url = format!(
+            "{base}/v2/{}/tags/list?n={}",
+            image.repository, self.tag_page_size
+        );
+        let mut authorization: Option<String> = None;
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let mut response = self
+                .get(&ctx, &url, "application/json", authorization.as_deref())
+                .await?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && authorization.is_none() {
+                let value = self
+                    .authorization(&ctx, image, &response, credentials.as_ref())
+                    .await?;
+                response = self
+                    .get(&ctx, &url, "application/json", Some(&value))
+                    .await?;
+                authorization = Some(value);
+            }
+            if !response.status().is_success() {
+                return Err(failed(&ctx, response, credentials.is_some(), &url).await);
+            }
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = read_capped(&ctx, response).await?;
+            let page: TagList = serde_json::from_slice(&body)
+                .map_err(|e| ctx.protocol(format!("{url} answered no tag list: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
+                Some(next) => url = next,
+                None => return Ok(tags),
+            }
+        }
+        Err(ctx.protocol(format!(
+            "more than {MAX_TAG_PAGES} pages of tags; stopped at {url}"
+        )))
     }
 
     /// The `Authorization` value answering a 401's challenge: an (anonymous, or logged-in) bearer
@@ -541,10 +579,18 @@ impl RegistryClient {
         url: &str,
         authorization: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut request = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, MANIFEST_MEDIA_TYPES.join(", "));
+        self.get(ctx, url, &MANIFEST_MEDIA_TYPES.join(", "), authorization)
+            .await
+    }
+
+    async fn get(
+        &self,
+        ctx: &Ctx,
+        url: &str,
+        accept: &str,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut request = self.http.get(url).header(reqwest::header::ACCEPT, accept);
         if let Some(value) = authorization {
             request = request.header(reqwest::header::AUTHORIZATION, value);
         }
@@ -598,6 +644,74 @@ impl RegistryClient {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ctx.protocol(format!("the token service {realm} answered no token")))
     }
+}
+
+/// HTTP for loopback registries (a local registry speaks plain HTTP), HTTPS for the rest.
+fn scheme(image: &ImageRef) -> &'static str {
+    if is_loopback_host(image.api_host()) {
+        "http"
+    } else {
+        "https"
+    }
+}
+
+/// The error for a registry's non-success answer to `url`: not found, refused (`logged_in`: with
+/// stored credentials), or anything else.
+async fn failed(
+    ctx: &Ctx,
+    response: reqwest::Response,
+    logged_in: bool,
+    url: &str,
+) -> RegistryError {
+    let status = response.status();
+    let detail = error_summary(&read_capped(ctx, response).await.unwrap_or_default());
+    match status {
+        reqwest::StatusCode::NOT_FOUND => RegistryError::NotFound {
+            image: ctx.image.clone(),
+            registry: ctx.registry.clone(),
+            detail: if detail.is_empty() {
+                "404".to_owned()
+            } else {
+                detail
+            },
+        },
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => {
+            let hint = if logged_in {
+                "the stored login was refused"
+            } else {
+                "anonymous access denied; the repository may be private or not exist"
+            };
+            ctx.unauthorized(format!("{status}: {hint} {detail}").trim_end())
+        }
+        other => ctx.protocol(
+            format!("HTTP {other} for {url} {detail}")
+                .trim_end()
+                .to_owned(),
+        ),
+    }
+}
+
+/// The tag list API's answer (`tags` is null for a repository without tags on some registries).
+#[derive(serde::Deserialize)]
+struct TagList {
+    tags: Option<Vec<String>>,
+}
+
+/// The `rel="next"` target of a `Link` header (`</v2/x/tags/list?last=a&n=2>; rel="next"`).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        let next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
 }
 
 /// A token service's answer (`token` as Docker spells it, or `access_token` as `OAuth2` does).
@@ -917,6 +1031,21 @@ mod tests {
             let err = ImageRef::parse(bad).expect_err(bad);
             assert!(err.contains("is not an image reference"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn follows_the_next_link_of_a_tag_page() {
+        assert_eq!(
+            next_link(r#"</v2/movim/movim-daemon/tags/list?last=v0.30.0&n=2>; rel="next""#)
+                .as_deref(),
+            Some("/v2/movim/movim-daemon/tags/list?last=v0.30.0&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.example/v2/x/tags/list?n=1&last=a>; rel="prev", <https://r.example/v2/x/tags/list?n=1&last=b>; rel="next""#)
+                .as_deref(),
+            Some("https://r.example/v2/x/tags/list?n=1&last=b")
+        );
+        assert_eq!(next_link(r#"</v2/x/tags/list?last=a>; rel="prev""#), None);
     }
 
     #[test]

@@ -177,6 +177,36 @@ async fn resolve_returns_the_digest_the_registry_serves() {
     }
 }
 
+/// The tag list is exactly the world's tags of the repository; an unknown repository is not
+/// found. The client asks for two tags a page, but the world's registry (Debian's distribution)
+/// ignores `n` and answers all at once, so following `Link` pages is covered only by the unit test
+/// of the header's parsing.
+#[tokio::test]
+async fn the_tag_list_names_every_tag_of_the_repository() {
+    let w = world::World::get();
+    let client = RegistryClient::new(None).unwrap().with_tag_page_size(2);
+    let daemon = ImageRef::parse(&w.movim_image("daemon", "v0.29.2")).unwrap();
+    let mut listed = client.tags(&daemon).await.unwrap();
+    listed.sort();
+    let prefix = format!("{}:", daemon.name());
+    let mut expected: Vec<String> = w
+        .images
+        .keys()
+        .filter_map(|r| r.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let missing = ImageRef::parse(&format!("{}/no-such/repository:1", w.registry)).unwrap();
+    let err = client.tags(&missing).await.unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<RegistryError>(),
+            Some(RegistryError::NotFound { .. })
+        ),
+        "{err:#}"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_tag_is_not_found_and_names_the_image() {
     let w = world::World::get();

@@ -369,6 +369,16 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
     assert_eq!(s.containers(), containers, "--dry-run touched containers");
     assert_eq!(s.checksums(), before);
     insta::assert_snapshot!("dry_run_plan", redact(&dry.stdout(), &s.project.name));
+    // Without --to: the newest plain release the repository lists (v0.30.0; the world's
+    // faulty builds carry suffixes and are never picked by themselves), the same plan.
+    let newest = s.cmd("upgrade").arg("--dry-run").run().success();
+    let said = format!(
+        "the newest release in {} is {NEXT}",
+        world::World::get().movim_repository()
+    );
+    assert!(newest.stderr().contains(&said), "{}", newest.stderr());
+    assert_eq!(newest.stdout(), dry.stdout());
+    assert_eq!(tree(&s.dir), files, "--dry-run changed the directory");
 
     // Older than the current release: that is `rollback`, refused as bad usage.
     s.upgrade("v0.28.0")

@@ -93,7 +93,9 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
         }
         None => {}
     }
-    let to = target(ctx, &args, &d.version)?;
+    let Some(to) = target(ctx, &args, &d).await? else {
+        return Ok(ExitStatus::Success);
+    };
     let mut to_d = d.clone();
     to_d.version = to.clone();
     let to_images = pin_target(ctx, &to_d, &lock).await?;
@@ -123,13 +125,15 @@ async fn dry_run(
     lock: &Lock,
     password: &Secret,
 ) -> Result<ExitStatus, Failure> {
-    let tools = Tools::connect(ctx).await?;
+    let tools = Tools::connect_for(ctx, Layout::detect(&ctx.dir)).await?;
     if let Some(j) =
         Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
     {
         return Err(interrupted(ctx, &j));
     }
-    let to = target(ctx, args, &d.version)?;
+    let Some(to) = target(ctx, args, d).await? else {
+        return Ok(ExitStatus::Success);
+    };
     let mut to_d = d.clone();
     to_d.version = to;
     let images = pin_target(ctx, &to_d, lock).await?;
@@ -243,12 +247,32 @@ fn done_list(j: &Journal) -> String {
 }
 
 /// The release asked for; an older one is refused at once (before asking the registry about it).
-fn target(ctx: &Context, args: &UpgradeArgs, current: &MovimTag) -> Result<MovimTag, Failure> {
-    let Some(to) = &args.to else {
-        return Err(Failure::usage("which release? name it with --to")
-            .next("movim-setup upgrade --to v0.30.0 --dry-run"));
+/// The release to go to: `--to`, or the newest release the image repository lists. `None` when
+/// the deployment runs the newest already (said, and nothing to do).
+async fn target(
+    ctx: &Context,
+    args: &UpgradeArgs,
+    d: &Deployment,
+) -> Result<Option<MovimTag>, Failure> {
+    let current = &d.version;
+    let to = match &args.to {
+        Some(to) => MovimTag::parse(to).map_err(|e| Failure::usage(format!("--to {to}: {e}")))?,
+        None => {
+            let newest = newest_release(d).await?;
+            if newest.numbers() <= current.numbers() {
+                ctx.ui.step(&format!(
+                    "Movim {current} is the newest release in {}: nothing to upgrade",
+                    d.image_repository
+                ));
+                return Ok(None);
+            }
+            ctx.ui.step(&format!(
+                "the newest release in {} is {newest}",
+                d.image_repository
+            ));
+            newest
+        }
     };
-    let to = MovimTag::parse(to).map_err(|e| Failure::usage(format!("--to {to}: {e}")))?;
     if to.numbers() < current.numbers() {
         return Err(Failure::usage(format!(
             "{to} is older than the running {current}: going back is `rollback`"
@@ -259,7 +283,31 @@ fn target(ctx: &Context, args: &UpgradeArgs, current: &MovimTag) -> Result<Movim
             ctx.dir.display()
         )));
     }
-    Ok(to)
+    Ok(Some(to))
+}
+
+/// The newest `vX.Y.Z` tag of the daemon image's repository ([`plan::newest_release`]).
+async fn newest_release(d: &Deployment) -> Result<MovimTag, Failure> {
+    let reference = d.movim_image("daemon");
+    let image = ImageRef::parse(&reference)
+        .map_err(|e| Failure::new(format!("bad image reference {reference}: {e}")))?;
+    let pick = "name the release: movim-setup upgrade --to vX.Y.Z";
+    let client = RegistryClient::new(d.ca_bundle.as_deref())
+        .or_fail(|| "cannot set up the registry client".to_owned())?;
+    let tags = client.tags(&image).await.map_err(|e| {
+        Failure::new(format!("cannot list the releases of {}", image.name()))
+            .because(e)
+            .detail("nothing was stopped or changed")
+            .next(pick)
+    })?;
+    plan::newest_release(&tags).ok_or_else(|| {
+        Failure::new(format!(
+            "{} lists no release tag (vX.Y or vX.Y.Z) among its {} tag(s)",
+            image.name(),
+            tags.len()
+        ))
+        .next(pick)
+    })
 }
 
 /// Pins the target's images: a service whose unpinned reference does not change keeps its
