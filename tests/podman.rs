@@ -669,9 +669,11 @@ fn upgrade_of_a_kube_played_deployment_succeeds_and_a_release_whose_daemon_dies_
 // ---------------------------------------------------------------------------------------------
 // doctor on a kube-played deployment.
 
-/// `doctor --json` on the deployment in `dir`: its exit code, and every finding that is not ok
-/// as (id, severity, summary, hint).
-fn kube_doctor(dir: &Path) -> (Option<i32>, Vec<(String, String, String, String)>) {
+/// A finding that is not ok: (id, severity, summary, hint).
+type Problem = (String, String, String, String);
+
+/// `doctor --json` on the deployment in `dir`: its exit code, and every finding that is not ok.
+fn kube_doctor(dir: &Path) -> (Option<i32>, Vec<Problem>) {
     let run = on_podman("doctor", dir).arg("--json").run();
     let json: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
         panic!(
