@@ -777,7 +777,15 @@ impl Engine {
         if self.run_podman_healthcheck(&c.id).await.is_err() {
             return c;
         }
-        self.inspect(&c.id).await.unwrap_or(c)
+        // The service is the caller's knowledge (a kube-played container carries no compose
+        // label): the fresh inspection keeps it.
+        match self.inspect(&c.id).await {
+            Ok(mut fresh) => {
+                fresh.service.clone_from(&c.service);
+                fresh
+            }
+            Err(_) => c,
+        }
     }
 
     /// Runs a Podman container's health check now and lets Podman record the result (see the

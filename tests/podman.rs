@@ -476,3 +476,111 @@ fn upgrade_of_a_kube_played_deployment_succeeds_and_faulty_releases_roll_back() 
     assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
     assert!(!dir.join("upgrade.journal").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// doctor on a kube-played deployment.
+
+/// A finding that is not ok: (id, severity, summary, hint).
+type Problem = (String, String, String, String);
+
+/// `doctor --json` on the deployment in `dir`: its exit code, and every finding that is not ok.
+fn kube_doctor(dir: &Path) -> (Option<i32>, Vec<Problem>) {
+    let run = on_podman("doctor", dir).arg("--json").run();
+    let json: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json is not JSON ({e}):\n{}{}",
+            run.stdout(),
+            run.stderr()
+        )
+    });
+    let text = |f: &Value, k: &str| f[k].as_str().unwrap_or_default().to_owned();
+    let findings = json["findings"].as_array().expect("findings");
+    assert!(
+        findings.iter().all(|f| f["id"] != "compose.tool"),
+        "a kube-played deployment needs no compose tool"
+    );
+    let problems = findings
+        .iter()
+        .filter(|f| f["severity"] != "ok")
+        .map(|f| {
+            (
+                text(f, "id"),
+                text(f, "severity"),
+                text(f, "summary"),
+                text(f, "hint"),
+            )
+        })
+        .collect();
+    (run.output.status.code(), problems)
+}
+
+#[test]
+fn doctor_on_a_kube_played_deployment_finds_nothing_then_a_stopped_daemon_and_a_hand_edit() {
+    let _one = one_stack_at_a_time();
+    let _socket = PodmanSocket::acquire();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("kdoc");
+    let port = free_port();
+    let _played = init_and_play_kube(&dir, &project, port);
+    let daemon = format!("{}-daemon", project.name);
+
+    // Healthy: only the world's unresolvable names are warnings.
+    let (code, problems) = kube_doctor(&dir);
+    let unexpected: Vec<_> = problems
+        .iter()
+        .filter(|(id, sev, ..)| !(sev == "warn" && (id == "web.dns" || id == "xmpp.dns")))
+        .collect();
+    assert!(unexpected.is_empty(), "doctor on kube: {unexpected:#?}");
+    assert_eq!(code, Some(0), "{problems:#?}");
+
+    // The daemon stopped: an error whose fix is the podman command that starts it again.
+    podman(&["stop", "-t", "5", &daemon]);
+    let (code, problems) = kube_doctor(&dir);
+    assert_eq!(code, Some(1), "{problems:#?}");
+    let (_, sev, summary, hint) = problems
+        .iter()
+        .find(|(id, ..)| id == "container.daemon.running")
+        .unwrap_or_else(|| panic!("no container.daemon.running: {problems:#?}"));
+    assert_eq!(sev, "error", "{summary}");
+    assert!(hint.contains(&format!("podman start {daemon}")), "{hint}");
+    assert!(
+        problems.iter().all(|(_, _, _, h)| !h.contains("compose")),
+        "fixes name podman, not compose: {problems:#?}"
+    );
+
+    // The fix works; then a hand edit of the Podman manifest is drift (a warning: exit 0).
+    podman(&["start", &daemon]);
+    let manifest = dir.join("kube/podman.yaml");
+    let text = std::fs::read_to_string(&manifest).expect("read");
+    std::fs::write(
+        &manifest,
+        text.replacen("failureThreshold: 6", "failureThreshold: 9", 1),
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (code, problems) = loop {
+        let (code, problems) = kube_doctor(&dir);
+        let daemon_up = problems
+            .iter()
+            .all(|(id, ..)| !id.starts_with("container.daemon"))
+            && problems.iter().all(|(id, ..)| id != "web.websocket");
+        if daemon_up || Instant::now() > deadline {
+            break (code, problems);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let (_, sev, _, hint) = problems
+        .iter()
+        .find(|(id, ..)| id == "drift.kube/podman.yaml")
+        .unwrap_or_else(|| panic!("no drift.kube/podman.yaml: {problems:#?}"));
+    assert_eq!(sev, "warn");
+    assert!(hint.contains("movim-setup init --dir"), "{hint}");
+    let others: Vec<_> = problems
+        .iter()
+        .filter(|(id, ..)| {
+            !["web.dns", "xmpp.dns", "drift.kube/podman.yaml"].contains(&id.as_str())
+        })
+        .collect();
+    assert!(others.is_empty(), "after podman start: {others:#?}");
+    assert_eq!(code, Some(0));
+}

@@ -13,20 +13,25 @@
 //! | id | what it checks |
 //! |---|---|
 //! | `engine.reachable` | the engine answers; its kind, version and API version |
-//! | `compose.tool` | a compose tool is found; its flavour and version |
-//! | `files.answers` `files.compose` `files.env` `files.lock` | present and parseable (compose: accepted by the tool's `config`) |
-//! | `env.mode` `env.owner` | movim.env is 0600 and readable by uid 82 |
+//! | `compose.tool` | a compose tool is found; its flavour and version (compose layout only) |
+//! | `engine.runner` | kube layout only: the runner is `podman kube play`, so the engine must be Podman |
+//! | `files.answers` `files.compose` `files.kube` `files.env` `files.lock` | present and parseable (compose: accepted by the tool's `config`; kube: `kube/podman.yaml` holds the pods) |
+//! | `env.mode` `env.owner` | movim.env (kube: `kube/movim.env`) is 0600 and readable by uid 82 |
 //! | `env.keys`, `env.key.<KEY>` | every key valid per [`envfile::problems`] |
 //! | `env.daemon_url.host` | `DAEMON_URL`'s host is the deployment's public host |
-//! | `drift`, `drift.<file>` | generated files equal what `init` renders (diff shown; secrets never) |
-//! | `images.pinned`, `images.<svc>.pinned`, `images.<svc>.lock` | every compose image pinned by digest and equal to the lock |
-//! | `container.<svc>.running` `.healthy` `.restarts` `.oom` `.image` | each service's container (a container that restarted before is watched 3 s: restarting again is a loop) |
-//! | `mounts`, `mounts.<svc>`, `mounts.<svc>.writable` | shared volumes as compose says (web read-only), writable by uid 82 |
+//! | `drift`, `drift.<file>` | generated files equal what `init` renders (diff shown; secrets never: `movim.env`, `kube/movim.yaml` with its Secret) |
+//! | `images.pinned`, `images.<svc>.pinned`, `images.<svc>.lock` | every image of compose.yaml (kube: of `kube/podman.yaml`, by container) pinned by digest and equal to the lock |
+//! | `container.<svc>.running` `.healthy` `.restarts` `.oom` `.image` | each service's container (kube: `<project>-web`, …, `<project>-postgres-postgres`); one that restarted before is watched 3 s: restarting again is a loop |
+//! | `mounts`, `mounts.<svc>`, `mounts.<svc>.writable` | shared volumes as compose.yaml (kube: the rendered `kube/podman.yaml`) says (web read-only), writable by uid 82 |
 //! | `db.reachable` `db.pgcrypto` `db.migrations` | sqlx login and server version, pgcrypto, `phinx status` in the image |
 //! | `web.websocket` `web.infos` `web.dns` `web.tls` | 101 through web with the public Origin; `/infos` version vs the lock; the public name resolves; its certificate |
 //! | `xmpp.dns` `xmpp.connect` `xmpp.tls` | from inside the daemon: the XMPP domain resolves (SRV or A), 5222 answers, STARTTLS certificate valid and not expiring |
 //! | `host.disk` | free space in the deployment directory |
 //! | `upgrade.journal` `upgrade.run_lock` | an interrupted upgrade; another run holding the lock |
+//!
+//! The layout ([`Layout::detect`]) decides which files are read and which commands the fixes
+//! name: the compose tool's for a compose project; `podman logs`, `podman exec` and
+//! `podman kube play --replace` for a deployment written by `init --target kube`.
 
 use super::Context;
 use crate::cli::DoctorArgs;
@@ -40,8 +45,10 @@ use crate::error::{ExitStatus, Failure};
 use crate::fsx;
 use crate::health;
 use crate::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
+use crate::layout;
 use crate::layout::Layout;
 use crate::lockfile::{LOCK_FILE, Lock};
+use crate::render::kube::{self, KUBE_ENV_FILE, PODMAN_DB_PASSWORD_FILE, PODMAN_FILE};
 use crate::render::{
     self, ANSWERS_FILE, CA_FILE, COMPOSE_FILE, ENV_FILE, Extras, compose::ComposeFile,
 };
@@ -103,10 +110,16 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
     let setup = Setup::read(&dir);
     let mut report = Report::new(env!("CARGO_PKG_VERSION"), dir.display().to_string());
 
-    let (engine, compose) = tokio::join!(
-        Engine::connect(kind),
-        compose_cli::detect(ctx.compose.as_deref(), kind == Some(EngineKind::Podman)),
-    );
+    let kube = setup.layout == Layout::KubePlay;
+    let (engine, compose) = tokio::join!(Engine::connect(kind), async {
+        if kube {
+            None // `podman kube play` runs it: no compose tool is needed
+        } else {
+            Some(
+                compose_cli::detect(ctx.compose.as_deref(), kind == Some(EngineKind::Podman)).await,
+            )
+        }
+    });
     let engine = match engine {
         Ok(e) => {
             report.push(Finding::ok(
@@ -126,13 +139,55 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
             report.push(
                 Finding::error(Area::Engine, "engine.reachable", "the container engine does not answer")
                     .detail(format!("{e:#}"))
-                    .hint("start it (sudo systemctl start docker; for Podman: podman system service --time=0 &), then check: docker info"),
+                    .hint(if kube {
+                        "start Podman's API service (podman system service --time=0 &), then check: podman info"
+                    } else {
+                        "start it (sudo systemctl start docker; for Podman: podman system service --time=0 &), then check: docker info"
+                    }),
             );
             None
         }
     };
+    // A kube-played deployment runs on Podman only: another engine has none of its containers.
+    let engine = if kube {
+        match engine {
+            Some(e) if e.kind() == EngineKind::Podman => {
+                report.push(Finding::ok(
+                    Area::Engine,
+                    "engine.runner",
+                    format!(
+                        "{PODMAN_FILE} is run by `podman kube play` on {} {}",
+                        e.kind(),
+                        e.version()
+                    ),
+                ));
+                Some(e)
+            }
+            Some(e) => {
+                report.push(
+                    Finding::error(
+                        Area::Engine,
+                        "engine.runner",
+                        format!(
+                            "{PODMAN_FILE} is run by `podman kube play`, but the engine found is {}",
+                            e.kind()
+                        ),
+                    )
+                    .hint(format!(
+                        "check it on Podman: movim-setup doctor --engine podman --dir {}",
+                        dir.display()
+                    )),
+                );
+                None
+            }
+            None => None,
+        }
+    } else {
+        engine
+    };
     let compose = match compose {
-        Ok(c) => {
+        None => None,
+        Some(Ok(c)) => {
             report.push(Finding::ok(
                 Area::Engine,
                 "compose.tool",
@@ -140,7 +195,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
             ));
             Some(c)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             report.push(
                 Finding::error(Area::Engine, "compose.tool", "no compose tool found")
                     .details(format!("{e:#}").lines().map(str::to_owned))
@@ -195,8 +250,10 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
                 .next("movim-setup doctor --bundle /tmp/movim-doctor.tar.gz")
         })?;
         ctx.ui.info(&format!(
-            "wrote {} (report, compose.yaml, movim.env with secrets redacted, last {BUNDLE_LOG_LINES} log lines of each service)",
-            path.display()
+            "wrote {} (report, {}, {} with secrets redacted, last {BUNDLE_LOG_LINES} log lines of each service)",
+            path.display(),
+            setup.layout.main_file(),
+            setup.env_file
         ));
     }
     Ok(report.exit_status())
@@ -204,7 +261,9 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
 
 /// When the engine or the answers are missing, the stack checks cannot run: one finding says so.
 fn skipped(engine: &Option<Engine>, setup: &Setup) -> Finding {
-    let why = if engine.is_none() {
+    let why = if engine.is_none() && setup.layout == Layout::KubePlay {
+        "the engine does not answer or is not Podman"
+    } else if engine.is_none() {
         "the engine does not answer"
     } else if setup.deployment.is_err() {
         "movim-setup.yaml is not valid"
@@ -225,12 +284,16 @@ fn skipped(engine: &Option<Engine>, setup: &Setup) -> Finding {
 /// The deployment directory as read once: each file parsed, or why it could not be.
 struct Setup {
     dir: PathBuf,
+    layout: Layout,
+    /// `movim.env`, or `kube/movim.env` beside the kube manifests.
+    env_file: &'static str,
     deployment: Result<Deployment, String>,
     /// `None`: missing.
     env_text: Option<String>,
     env: Option<Result<BTreeMap<String, String>, String>>,
     lock: Option<Result<Lock, String>>,
-    compose_text: Option<String>,
+    /// `compose.yaml`, or `kube/podman.yaml` for a kube-played deployment ([`Layout::main_file`]).
+    main_text: Option<String>,
 }
 
 impl Setup {
@@ -240,16 +303,23 @@ impl Setup {
             Some(t) => serde_norway::from_str::<Deployment>(&t).map_err(|e| e.to_string()),
             None => Err(format!("{ANSWERS_FILE} cannot be read")),
         };
-        let env_text = text(ENV_FILE);
+        let layout = Layout::detect(dir);
+        let env_file = match layout {
+            Layout::Compose => ENV_FILE,
+            Layout::KubePlay => KUBE_ENV_FILE,
+        };
+        let env_text = text(env_file);
         let env = env_text.as_deref().map(envfile::parse);
         let lock = text(LOCK_FILE).map(|t| Lock::parse(&t));
         Self {
             dir: dir.to_owned(),
+            layout,
+            env_file,
             deployment,
             env,
             env_text,
             lock,
-            compose_text: text(COMPOSE_FILE),
+            main_text: text(layout.main_file()),
         }
     }
 
@@ -276,6 +346,11 @@ impl Setup {
             .filter(|(k, _)| is_secret_key(k))
             .map(|(_, v)| v.clone())
             .collect();
+        if let Ok(text) = std::fs::read_to_string(self.dir.join(PODMAN_DB_PASSWORD_FILE))
+            && !text.trim().is_empty()
+        {
+            out.push(text.trim().to_owned());
+        }
         if let Ok(text) = std::fs::read_to_string(self.dir.join(render::POSTGRES_ENV_FILE))
             && let Ok(values) = envfile::parse(&text)
         {
@@ -307,13 +382,17 @@ fn is_secret_key(name: &str) -> bool {
     )
 }
 
-/// The exact commands hints end with, built once.
+/// The exact commands hints end with, built once, in the words of the deployment's runner.
 struct Hints {
-    /// `docker compose -f /srv/movim/compose.yaml -p movim`
+    /// `docker compose -f /srv/movim/compose.yaml -p movim`; for kube, `podman`.
     compose: String,
     /// `movim-setup init --dir /srv/movim`
     init: String,
     dir: String,
+    project: String,
+    /// `podman kube play --replace --network movim /srv/movim/kube/podman.yaml` for a
+    /// kube-played deployment; `None` for compose.
+    play: Option<String>,
 }
 
 impl Hints {
@@ -323,24 +402,94 @@ impl Hints {
             .deployment
             .as_ref()
             .map_or_else(|_| "PROJECT".to_owned(), |d| d.project.clone());
+        let init = format!("movim-setup init --dir {dir}");
+        if setup.layout == Layout::KubePlay {
+            return Self {
+                compose: "podman".to_owned(),
+                init,
+                play: Some(format!(
+                    "podman kube play --replace --network {project} {}",
+                    setup.path(PODMAN_FILE)
+                )),
+                dir,
+                project,
+            };
+        }
         let program =
             tool.map_or_else(|| "docker compose".to_owned(), ComposeTool::display_command);
         Self {
             compose: format!("{program} -f {} -p {project}", setup.path(COMPOSE_FILE)),
-            init: format!("movim-setup init --dir {dir}"),
+            init,
             dir,
+            project,
+            play: None,
+        }
+    }
+
+    /// `podman … <project>-<service>` or `<compose> … <service>`: what names a service.
+    fn target(&self, service: &str) -> String {
+        match self.play {
+            Some(_) => layout::kube_container(&self.project, service),
+            None => service.to_owned(),
         }
     }
 
     fn logs(&self, service: &str) -> String {
-        format!("{} logs --tail 50 {service}", self.compose)
+        format!("{} logs --tail 50 {}", self.compose, self.target(service))
+    }
+
+    /// A command run in the service's running container.
+    fn exec(&self, service: &str, command: &str) -> String {
+        format!("{} exec {} {command}", self.compose, self.target(service))
+    }
+
+    /// Starts a stopped container of `service`.
+    fn start(&self, service: &str) -> String {
+        match self.play {
+            Some(_) => format!("podman start {}", self.target(service)),
+            None => format!("{} up -d {service}", self.compose),
+        }
+    }
+
+    /// Recreates `services` from the deployment's file (kube: both pods, played anew; their
+    /// init containers hand the volumes to uid 82 and run the migrations first).
+    fn recreate(&self, services: &str) -> String {
+        match &self.play {
+            Some(play) => play.clone(),
+            None => format!("{} up -d --force-recreate {services}", self.compose),
+        }
+    }
+
+    /// Restarts what reads movim.env.
+    fn restart(&self, services: &str) -> String {
+        match &self.play {
+            Some(play) => play.clone(),
+            None => format!("{} restart {services}", self.compose),
+        }
+    }
+
+    /// Starts the whole stack in order, migrations first.
+    fn start_stack(&self) -> String {
+        match &self.play {
+            Some(play) => format!(
+                "podman network exists {p} || podman network create {p}; {play}   (then check: podman pod ps)",
+                p = self.project
+            ),
+            None => self.init.clone(),
+        }
     }
 
     fn migrate(&self) -> String {
-        format!(
-            "{} run --rm --no-deps -T --entrypoint php daemon vendor/bin/phinx migrate && {} restart daemon",
-            self.compose, self.compose
-        )
+        match &self.play {
+            // The pod's init container `migrate` runs at every start of the pod.
+            Some(play) => format!(
+                "{play}   (its init container `migrate` applies them before the daemon starts)"
+            ),
+            None => format!(
+                "{} run --rm --no-deps -T --entrypoint php daemon vendor/bin/phinx migrate && {} restart daemon",
+                self.compose, self.compose
+            ),
+        }
     }
 }
 
@@ -393,8 +542,33 @@ fn check_files(s: &Setup) -> Vec<Finding> {
         .detail(e.clone())
         .hint(restore(ANSWERS_FILE)),
     });
+    if s.layout == Layout::KubePlay {
+        out.push(match s.main_text.as_deref().map(kube_images) {
+            None => Finding::error(
+                Area::Files,
+                "files.kube",
+                format!("{PODMAN_FILE} is missing"),
+            )
+            .hint(restore(PODMAN_FILE)),
+            Some(Err(e)) => Finding::error(
+                Area::Files,
+                "files.kube",
+                format!("{PODMAN_FILE} is not a valid pod manifest"),
+            )
+            .detail(e)
+            .hint(restore(PODMAN_FILE)),
+            Some(Ok(images)) => Finding::ok(
+                Area::Files,
+                "files.kube",
+                format!(
+                    "{PODMAN_FILE}: pods for `podman kube play`, {} containers",
+                    images.len()
+                ),
+            ),
+        });
+    }
     // compose.yaml: parsed here only when no compose tool can judge it (see `compose_config`).
-    if s.compose_text.is_none() {
+    if s.layout == Layout::Compose && s.main_text.is_none() {
         out.push(
             Finding::error(
                 Area::Files,
@@ -404,20 +578,21 @@ fn check_files(s: &Setup) -> Vec<Finding> {
             .hint(restore(COMPOSE_FILE)),
         );
     }
+    let env_file = s.env_file;
     out.push(match &s.env {
-        None => Finding::error(Area::Files, "files.env", format!("{ENV_FILE} is missing"))
-            .hint(restore(ENV_FILE)),
+        None => Finding::error(Area::Files, "files.env", format!("{env_file} is missing"))
+            .hint(restore(env_file)),
         Some(Err(e)) => Finding::error(
             Area::Files,
             "files.env",
-            format!("{ENV_FILE} cannot be parsed"),
+            format!("{env_file} cannot be parsed"),
         )
         .detail(e.clone())
-        .hint(restore(ENV_FILE)),
+        .hint(restore(env_file)),
         Some(Ok(v)) => Finding::ok(
             Area::Files,
             "files.env",
-            format!("{ENV_FILE}: {} keys", v.len()),
+            format!("{env_file}: {} keys", v.len()),
         ),
     });
     out.push(match &s.lock {
@@ -446,17 +621,18 @@ fn check_files(s: &Setup) -> Vec<Finding> {
 /// `movim.env`: private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
 fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
     let mut out = Vec::new();
-    let path = s.path(ENV_FILE);
+    let env_file = s.env_file;
+    let path = s.path(env_file);
     if let Ok(meta) = std::fs::metadata(&path) {
         let mode = meta.mode() & 0o777;
         out.push(if mode & 0o077 == 0 {
-            Finding::ok(Area::Env, "env.mode", format!("{ENV_FILE} is mode {mode:04o}"))
+            Finding::ok(Area::Env, "env.mode", format!("{env_file} is mode {mode:04o}"))
         } else {
             Finding::error(
                 Area::Env,
                 "env.mode",
                 format!(
-                    "{ENV_FILE} is mode {mode:04o}: other local users can read the database password"
+                    "{env_file} is mode {mode:04o}: other local users can read the database password"
                 ),
             )
             .hint(format!("chmod 600 {path}"))
@@ -468,14 +644,14 @@ fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
             Finding::ok(
                 Area::Env,
                 "env.owner",
-                format!("{ENV_FILE} is readable by uid {MOVIM_UID} (owner {}:{})", meta.uid(), meta.gid()),
+                format!("{env_file} is readable by uid {MOVIM_UID} (owner {}:{})", meta.uid(), meta.gid()),
             )
         } else {
             Finding::error(
                 Area::Env,
                 "env.owner",
                 format!(
-                    "{ENV_FILE} belongs to {}:{} with mode {mode:04o}: fpm and daemon (uid {MOVIM_UID}) cannot read it",
+                    "{env_file} belongs to {}:{} with mode {mode:04o}: fpm and daemon (uid {MOVIM_UID}) cannot read it",
                     meta.uid(),
                     meta.gid()
                 ),
@@ -490,7 +666,18 @@ fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
     let expected: BTreeMap<&str, String> = s
         .deployment
         .as_ref()
-        .map(|d| envfile::values(d, &Secret::new(String::new())))
+        .map(|d| {
+            let mut values = envfile::values(d, &Secret::new(String::new()));
+            // The kube pods reach the database by its pod's (Service's) name.
+            if s.layout == Layout::KubePlay {
+                for (k, v) in &mut values {
+                    if *k == "DB_HOST" {
+                        *v = kube::db_host(d);
+                    }
+                }
+            }
+            values
+        })
         .unwrap_or_default()
         .into_iter()
         .collect();
@@ -503,8 +690,8 @@ fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
         ));
     }
     let restart = format!(
-        "then restart what reads it: {} restart fpm daemon",
-        hints.compose
+        "then restart what reads it: {}",
+        hints.restart("fpm daemon")
     );
     for (key, why) in problems {
         let secret = envfile::key(&key).is_some_and(|k| k.secret);
@@ -566,20 +753,63 @@ fn compose_images(text: &str) -> Result<BTreeMap<String, String>, String> {
         .collect())
 }
 
+/// The images `podman kube play` runs, by container name (init containers included), from
+/// `kube/podman.yaml` as it is on disk; an error when it holds no pod with containers.
+fn kube_images(text: &str) -> Result<BTreeMap<String, String>, String> {
+    use serde::Deserialize as _;
+    let mut out = BTreeMap::new();
+    let mut pods = 0;
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let value = serde_norway::Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if value.get("kind").and_then(serde_norway::Value::as_str) != Some("Pod") {
+            continue;
+        }
+        pods += 1;
+        let spec = value.get("spec").ok_or("a Pod has no `spec`")?;
+        for list in ["initContainers", "containers"] {
+            for c in spec
+                .get(list)
+                .and_then(serde_norway::Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let name = c
+                    .get("name")
+                    .and_then(serde_norway::Value::as_str)
+                    .ok_or(format!("a container of `{list}` has no name"))?;
+                let image = c
+                    .get("image")
+                    .and_then(serde_norway::Value::as_str)
+                    .unwrap_or_default();
+                out.insert(name.to_owned(), image.to_owned());
+            }
+        }
+    }
+    if pods == 0 || out.is_empty() {
+        return Err("it holds no Pod with containers".to_owned());
+    }
+    Ok(out)
+}
+
 /// Every image pinned by digest and equal to the lock (a service the lock does not name, such as
 /// the one-shot `prepare`, must run one of the lock's images).
 fn check_images(s: &Setup) -> Vec<Finding> {
-    let (Some(text), Some(lock)) = (&s.compose_text, s.lock()) else {
+    let (Some(text), Some(lock)) = (&s.main_text, s.lock()) else {
         return Vec::new();
     };
-    let images = match compose_images(text) {
+    let main_file = s.layout.main_file();
+    let read = match s.layout {
+        Layout::Compose => compose_images(text),
+        Layout::KubePlay => kube_images(text),
+    };
+    let images = match read {
         Ok(i) => i,
         Err(e) => {
             return vec![
                 Finding::error(
                     Area::Images,
                     "images.pinned",
-                    format!("cannot read the images of {COMPOSE_FILE}"),
+                    format!("cannot read the images of {main_file}"),
                 )
                 .detail(e)
                 .hint(format!(
@@ -631,7 +861,7 @@ fn check_images(s: &Setup) -> Vec<Finding> {
             Finding::error(
                 Area::Images,
                 format!("images.{service}.lock"),
-                format!("{LOCK_FILE} pins {service} but {COMPOSE_FILE} has no such service"),
+                format!("{LOCK_FILE} pins {service} but {main_file} has no such service"),
             )
             .hint(restore.clone()),
         );
@@ -661,10 +891,24 @@ fn expected_files(s: &Setup) -> Result<BTreeMap<String, render::File>, String> {
         .map_err(|_| format!("{ANSWERS_FILE} is not valid"))?;
     let password = s
         .password()
-        .ok_or(format!("{ENV_FILE} has no DB_PASSWORD"))?;
+        .ok_or(format!("{} has no DB_PASSWORD", s.env_file))?;
     let lock = s
         .lock()
         .ok_or(format!("{LOCK_FILE} is missing or not valid"))?;
+    if s.layout == Layout::KubePlay {
+        // What `init --target kube` writes: both renderings, the env and password files, the
+        // answers.
+        let mut files = kube::files(d, &password, &lock.images, &s.dir)?;
+        files.insert(
+            ANSWERS_FILE.to_owned(),
+            render::File {
+                content: render::answers_yaml(d)?,
+                mode: 0o644,
+                secret: false,
+            },
+        );
+        return Ok(files);
+    }
     let mut extras = Extras::default();
     if d.ca_bundle.is_some() {
         extras.ca_pem = std::fs::read_to_string(s.dir.join(CA_FILE)).ok();
@@ -730,7 +974,7 @@ fn check_drift(s: &Setup) -> Vec<Finding> {
         if on_disk == file.content {
             continue;
         }
-        let details = if path == ENV_FILE {
+        let details = if path == s.env_file {
             env_differences(&on_disk, &file.content)
         } else if file.secret {
             vec!["(this file holds secrets: its content is not shown)".to_owned()]
@@ -961,9 +1205,7 @@ async fn stack_checks(
     want_logs: bool,
 ) -> StackFindings {
     let config = compose_config(compose, s, d);
-    let containers = engine
-        .service_containers(&d.project, Layout::detect(&s.dir))
-        .await;
+    let containers = engine.service_containers(&d.project, s.layout).await;
     let containers = match containers {
         Ok(c) => c,
         Err(e) => {
@@ -976,7 +1218,11 @@ async fn stack_checks(
                         format!("cannot list the containers of project {}", d.project),
                     )
                     .detail(format!("{e:#}"))
-                    .hint("docker ps -a"),
+                    .hint(if s.layout == Layout::KubePlay {
+                        "podman pod ps"
+                    } else {
+                        "docker ps -a"
+                    }),
                 ],
                 logs: Vec::new(),
             };
@@ -988,13 +1234,11 @@ async fn stack_checks(
         checked.push(engine.with_health_now(c).await);
     }
     let all = &checked;
-    let expected_compose = s
-        .lock()
-        .and_then(|l| render::compose::build(d, &l.images).ok());
+    let expected_mounts = expected_mounts(s, d);
     let (config, containers_f, mounts, database, web, xmpp, logs) = tokio::join!(
         config,
         check_containers(engine, all, d, s.lock(), hints),
-        check_mounts(engine, all, d, expected_compose.as_ref(), hints),
+        check_mounts(engine, all, s, expected_mounts.as_ref(), hints),
         check_database(engine, all, s, d, hints),
         check_web(all, s, d, hints),
         check_xmpp(engine, all, d, hints),
@@ -1014,8 +1258,8 @@ async fn stack_checks(
 
 /// `files.compose`: the compose tool's own `config` is the judge of whether the file is valid.
 async fn compose_config(compose: Option<&ComposeTool>, s: &Setup, d: &Deployment) -> Vec<Finding> {
-    let Some(text) = &s.compose_text else {
-        return Vec::new(); // reported as missing with the other files
+    let (Layout::Compose, Some(text)) = (s.layout, &s.main_text) else {
+        return Vec::new(); // missing: reported with the other files; kube: `files.kube`
     };
     let fix = format!(
         "restore what init writes: movim-setup init --dir {}",
@@ -1136,7 +1380,7 @@ async fn check_containers(
                 )
                 .hint(format!(
                     "start the stack in order (migrations first): {}",
-                    hints.init
+                    hints.start_stack()
                 )),
             );
             continue;
@@ -1176,13 +1420,21 @@ async fn check_containers(
                 c_id("running"),
                 format!("{service} ({}) is not running: {}{code}", c.name, c.status),
             );
-            if service == "daemon" && c.exit_code == Some(0) {
+            let start = if service == "daemon" && c.exit_code == Some(0) {
                 f = f.detail(DAEMON_QUIRK);
-            }
-            out.push(
-                f.details(last_lines(engine, c, 5).await)
-                    .hint(format!("start it: {} up -d {service}", hints.compose)),
-            );
+                match hints.play {
+                    // Exit 0 may mean pending migrations: replaying runs them first.
+                    Some(_) => format!(
+                        "start it: {}   (if its log says migrations are pending: {})",
+                        hints.start(&service),
+                        hints.migrate()
+                    ),
+                    None => format!("start it: {}", hints.start(&service)),
+                }
+            } else {
+                format!("start it: {}", hints.start(&service))
+            };
+            out.push(f.details(last_lines(engine, c, 5).await).hint(start));
         } else {
             let health = match c.health.as_deref() {
                 Some(h) => h.to_owned(),
@@ -1229,8 +1481,15 @@ async fn check_containers(
         }
         if c.oom_killed {
             out.push(
-                Finding::error(Area::Containers, c_id("oom"), format!("{service} was killed for lack of memory"))
-                    .hint(format!("give the host (or the container's limit) more memory, then: {} up -d {service}", hints.compose)),
+                Finding::error(
+                    Area::Containers,
+                    c_id("oom"),
+                    format!("{service} was killed for lack of memory"),
+                )
+                .hint(format!(
+                    "give the host (or the container's limit) more memory, then: {}",
+                    hints.start(&service)
+                )),
             );
         }
         if let Some(locked) = lock.and_then(|l| l.images.get(&service))
@@ -1243,8 +1502,11 @@ async fn check_containers(
                     format!("{service} runs `{}`, not the locked `{locked}`", c.image),
                 )
                 .hint(format!(
-                    "recreate it from the pinned image: {} up -d {service}",
-                    hints.compose
+                    "recreate it from the pinned image: {}",
+                    match hints.play {
+                        Some(_) => hints.recreate(&service),
+                        None => hints.start(&service),
+                    }
                 )),
             );
         }
@@ -1263,13 +1525,131 @@ fn parse_volume(spec: &str) -> (&str, &str, bool) {
     (source, dest, ro)
 }
 
-/// Each Movim container mounts what compose.yaml says (named volumes shared, web's read-only),
-/// and fpm and daemon can write their shared directories as the uid they run as.
+/// One mount a Movim container must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WantedMount {
+    dest: String,
+    ro: bool,
+    /// The named volume it must be (shared between the containers); `None`: a bind mount.
+    volume: Option<String>,
+}
+
+/// The mounts of fpm, daemon and web as init writes them today: compose.yaml's volumes, or the
+/// volume mounts of the rendered `kube/podman.yaml` (a claim is the Podman volume of its name).
+fn expected_mounts(s: &Setup, d: &Deployment) -> Option<BTreeMap<String, Vec<WantedMount>>> {
+    let lock = s.lock()?;
+    match s.layout {
+        Layout::Compose => {
+            let compose = render::compose::build(d, &lock.images).ok()?;
+            Some(compose_mounts(&compose, &d.project))
+        }
+        Layout::KubePlay => {
+            let files = kube::files(d, &s.password()?, &lock.images, &s.dir).ok()?;
+            kube_mounts(&files.get(PODMAN_FILE)?.content).ok()
+        }
+    }
+}
+
+fn compose_mounts(compose: &ComposeFile, project: &str) -> BTreeMap<String, Vec<WantedMount>> {
+    let mut out = BTreeMap::new();
+    for service in ["fpm", "daemon", "web"] {
+        let Some(spec) = compose.services.get(service) else {
+            continue;
+        };
+        let wanted = spec
+            .volumes
+            .iter()
+            .map(|v| {
+                let (source, dest, ro) = parse_volume(v);
+                let named = !source.starts_with(['.', '/', '~']);
+                WantedMount {
+                    dest: dest.to_owned(),
+                    ro,
+                    volume: named.then(|| format!("{project}_{source}")),
+                }
+            })
+            .collect();
+        out.insert(service.to_owned(), wanted);
+    }
+    out
+}
+
+/// The volume mounts of web, fpm and daemon in a Podman manifest: a `persistentVolumeClaim` is
+/// the named volume of the claim, a `hostPath` a bind mount; memory-backed `emptyDir`s are left
+/// out (Podman does not show them as mounts).
+fn kube_mounts(text: &str) -> Result<BTreeMap<String, Vec<WantedMount>>, String> {
+    use serde::Deserialize as _;
+    use serde_norway::Value;
+    let mut out = BTreeMap::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let pod = Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if pod.get("kind").and_then(Value::as_str) != Some("Pod") {
+            continue;
+        }
+        let volumes: BTreeMap<&str, Option<Option<String>>> = pod
+            .get("spec")
+            .and_then(|s| s.get("volumes"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let name = v.get("name")?.as_str()?;
+                let kind = if let Some(claim) = v.get("persistentVolumeClaim") {
+                    Some(Some(claim.get("claimName")?.as_str()?.to_owned()))
+                } else if v.get("hostPath").is_some() {
+                    Some(None)
+                } else {
+                    None
+                };
+                Some((name, kind))
+            })
+            .collect();
+        for c in pod
+            .get("spec")
+            .and_then(|s| s.get("containers"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let Some(service @ ("web" | "fpm" | "daemon")) = c.get("name").and_then(Value::as_str)
+            else {
+                continue;
+            };
+            let mut wanted = Vec::new();
+            for m in c
+                .get("volumeMounts")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+                let dest = m
+                    .get("mountPath")
+                    .and_then(Value::as_str)
+                    .ok_or(format!("a volume mount of {service} has no mountPath"))?;
+                let Some(Some(volume)) = volumes.get(name) else {
+                    continue; // an emptyDir or an unknown volume
+                };
+                wanted.push(WantedMount {
+                    dest: dest.to_owned(),
+                    ro: m.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+                    volume: volume.clone(),
+                });
+            }
+            out.insert(service.to_owned(), wanted);
+        }
+    }
+    Ok(out)
+}
+
+/// Each Movim container mounts what compose.yaml (kube: `kube/podman.yaml`) says (named volumes
+/// shared, web's read-only), and fpm and daemon can write their shared directories as the uid
+/// they run as.
 async fn check_mounts(
     engine: &Engine,
     all: &[ContainerInfo],
-    d: &Deployment,
-    expected: Option<&ComposeFile>,
+    s: &Setup,
+    expected: Option<&BTreeMap<String, Vec<WantedMount>>>,
     hints: &Hints,
 ) -> Vec<Finding> {
     let Some(expected) = expected else {
@@ -1277,28 +1657,30 @@ async fn check_mounts(
             Finding::warn(
                 Area::Containers,
                 "mounts",
-                "cannot check the mounts without a valid lock",
+                format!(
+                    "cannot check the mounts without a valid lock and {}",
+                    s.env_file
+                ),
             )
             .hint("fix the file errors above, then run: movim-setup doctor"),
         ];
     };
+    let main_file = s.layout.main_file();
     let mut out = Vec::new();
     let mut probes = Vec::new();
     for service in ["fpm", "daemon", "web"] {
-        let (Some(spec), Some(c)) = (expected.services.get(service), container_of(all, service))
-        else {
+        let (Some(spec), Some(c)) = (expected.get(service), container_of(all, service)) else {
             continue;
         };
         let mut problems = Vec::new();
         let mut writable = Vec::new();
-        for v in &spec.volumes {
-            let (source, dest, ro) = parse_volume(v);
-            let named = !source.starts_with(['.', '/', '~']);
+        for want in spec {
+            let dest = want.dest.as_str();
             let Some(m) = c.mounts.iter().find(|m| m.destination == dest) else {
                 problems.push(format!("{dest} is not mounted"));
                 continue;
             };
-            if m.read_write == ro {
+            if m.read_write == want.ro {
                 problems.push(format!(
                     "{dest} is mounted {} but must be {}",
                     if m.read_write {
@@ -1306,18 +1688,19 @@ async fn check_mounts(
                     } else {
                         "read-only"
                     },
-                    if ro { "read-only" } else { "read-write" }
+                    if want.ro { "read-only" } else { "read-write" }
                 ));
             }
-            let volume = format!("{}_{source}", d.project);
-            if named && m.volume_name.as_deref() != Some(volume.as_str()) {
-                problems.push(format!(
-                    "{dest} is {} instead of the shared volume {volume}",
-                    m.volume_name.as_deref().unwrap_or("a bind mount")
-                ));
-            }
-            if named && !ro {
-                writable.push(dest.to_owned());
+            if let Some(volume) = &want.volume {
+                if m.volume_name.as_deref() != Some(volume.as_str()) {
+                    problems.push(format!(
+                        "{dest} is {} instead of the shared volume {volume}",
+                        m.volume_name.as_deref().unwrap_or("a bind mount")
+                    ));
+                }
+                if !want.ro {
+                    writable.push(dest.to_owned());
+                }
             }
         }
         if !problems.is_empty() {
@@ -1325,13 +1708,10 @@ async fn check_mounts(
                 Finding::error(
                     Area::Containers,
                     format!("mounts.{service}"),
-                    format!("{service}'s mounts differ from {COMPOSE_FILE}"),
+                    format!("{service}'s mounts differ from {main_file}"),
                 )
                 .details(problems)
-                .hint(format!(
-                    "recreate it: {} up -d --force-recreate {service}",
-                    hints.compose
-                )),
+                .hint(format!("recreate it: {}", hints.recreate(service))),
             );
         }
         if c.running && !writable.is_empty() && service != "web" {
@@ -1347,6 +1727,7 @@ async fn check_mounts(
         )
     });
     for (service, result) in futures_util::future::join_all(checks).await {
+        let ls = hints.exec(service, "ls -ld /var/www/movim/cache");
         match result {
             Ok(Ok((0, _))) => {}
             Ok(Ok((1, output))) => out.push(
@@ -1356,24 +1737,30 @@ async fn check_mounts(
                     format!("{service} (uid {MOVIM_UID}) cannot write its shared directories"),
                 )
                 .details(output.lines().map(|l| format!("not writable: {l}")))
-                .hint(format!(
-                    "hand them to uid {MOVIM_UID}: {} run --rm --no-deps --user 0 --entrypoint chown {service} -R {MOVIM_UID}:{MOVIM_UID} /var/www/movim/cache /var/www/movim/public/cache /var/www/movim/public/images",
-                    hints.compose
-                )),
+                .hint(match hints.play {
+                    Some(_) => format!(
+                        "hand them to uid {MOVIM_UID} (the pod's init container `prepare` does): {}",
+                        hints.recreate(service)
+                    ),
+                    None => format!(
+                        "hand them to uid {MOVIM_UID}: {} run --rm --no-deps --user 0 --entrypoint chown {service} -R {MOVIM_UID}:{MOVIM_UID} /var/www/movim/cache /var/www/movim/public/cache /var/www/movim/public/images",
+                        hints.compose
+                    ),
+                }),
             ),
             Ok(Ok((code, output))) => out.push(
                 Finding::warn(Area::Containers, format!("mounts.{service}.writable"), format!("cannot test writes in {service} (php exited {code})"))
                     .details(output.lines().take(5).map(str::to_owned))
-                    .hint(format!("{} exec {service} ls -ld /var/www/movim/cache", hints.compose)),
+                    .hint(ls),
             ),
             Ok(Err(e)) => out.push(
                 Finding::warn(Area::Containers, format!("mounts.{service}.writable"), format!("cannot test writes in {service}"))
                     .detail(format!("{e:#}"))
-                    .hint(format!("{} exec {service} ls -ld /var/www/movim/cache", hints.compose)),
+                    .hint(ls),
             ),
             Err(_) => out.push(
                 Finding::warn(Area::Containers, format!("mounts.{service}.writable"), format!("testing writes in {service} timed out"))
-                    .hint(format!("{} exec {service} ls -ld /var/www/movim/cache", hints.compose)),
+                    .hint(ls),
             ),
         }
     }
@@ -1381,7 +1768,7 @@ async fn check_mounts(
         out.push(Finding::ok(
             Area::Containers,
             "mounts",
-            format!("shared volumes mounted as {COMPOSE_FILE} says (web read-only), writable by uid {MOVIM_UID}"),
+            format!("shared volumes mounted as {main_file} says (web read-only), writable by uid {MOVIM_UID}"),
         ));
     }
     out
@@ -1448,9 +1835,13 @@ async fn check_database(
     if let Some(facts) = &facts {
         let migrated = facts.phinxlog.as_ref().is_some_and(|v| !v.is_empty());
         let create = match &d.database {
-            Database::Bundled => format!(
-                "{} exec -T postgres psql -U {user} -d {name} -c 'create extension if not exists pgcrypto'",
-                hints.compose
+            Database::Bundled => hints.exec(
+                if hints.play.is_some() {
+                    "postgres"
+                } else {
+                    "-T postgres"
+                },
+                &format!("psql -U {user} -d {name} -c 'create extension if not exists pgcrypto'"),
             ),
             Database::External { host, port, .. } => format!(
                 "psql -h {host} -p {port} -U postgres -d {name} -c 'create extension if not exists pgcrypto'"
@@ -1516,7 +1907,7 @@ async fn check_database(
             format!("cannot compare phinxlog ({applied} applied) with the image: {why}"),
         )
         .details(lines)
-        .hint(format!("{} exec daemon php vendor/bin/phinx status", hints.compose)),
+        .hint(hints.exec("daemon", "php vendor/bin/phinx status")),
     });
     out
 }
@@ -1551,7 +1942,7 @@ async fn db_facts(
     };
     let password = s
         .password()
-        .ok_or_else(|| unreachable(format!("{ENV_FILE} has no DB_PASSWORD")))?;
+        .ok_or_else(|| unreachable(format!("{} has no DB_PASSWORD", s.env_file)))?;
     let target = db_target(all, d, password).map_err(unreachable)?;
     let mut conn = db::connect(&target, Duration::from_secs(5))
         .await
@@ -1643,7 +2034,7 @@ async fn check_web(
                     "web.websocket",
                     format!("cannot reach web: {why}"),
                 )
-                .hint(format!("start the stack in order: {}", hints.init)),
+                .hint(format!("start the stack in order: {}", hints.start_stack())),
             );
             return out;
         }
@@ -1667,15 +2058,12 @@ async fn check_web(
                     hints.logs("daemon")
                 ),
                 403 => format!(
-                    "set DAEMON_URL={} in {}/{ENV_FILE}, then: {} restart daemon",
+                    "set DAEMON_URL={} in {}, then: {}",
                     d.domain.public_url(),
-                    hints.dir,
-                    hints.compose
+                    s.path(s.env_file),
+                    hints.restart("daemon")
                 ),
-                _ => format!(
-                    "recreate web from its image: {} up -d --force-recreate web",
-                    hints.compose
-                ),
+                _ => format!("recreate web from its image: {}", hints.recreate("web")),
             };
             let body = answer_line(&h.body).map(|l| format!("it said: {l}"));
             Finding::error(
@@ -1699,7 +2087,7 @@ async fn check_web(
         .detail(
             "nginx waits for the daemon's address until its proxy timeout (60 s), then answers 504",
         )
-        .hint(format!("start the daemon: {} up -d daemon", hints.compose)),
+        .hint(format!("start the daemon: {}", hints.start("daemon"))),
         Err(e) => Finding::error(
             Area::Web,
             "web.websocket",
@@ -1712,8 +2100,8 @@ async fn check_web(
              to the old one",
         )
         .hint(format!(
-            "restart web so it looks the daemon up again: {} restart web; if that does not help, read why: {}",
-            hints.compose,
+            "restart web so it looks the daemon up again: {}; if that does not help, read why: {}",
+            hints.restart("web"),
             hints.logs("web")
         )),
     });
@@ -1736,8 +2124,11 @@ async fn check_web(
             ),
         )
         .hint(format!(
-            "recreate the Movim containers from the pinned images: {} up -d fpm daemon web",
-            hints.compose
+            "recreate the Movim containers from the pinned images: {}",
+            match hints.play {
+                Some(_) => hints.recreate("fpm daemon web"),
+                None => format!("{} up -d fpm daemon web", hints.compose),
+            }
         )),
         (Ok(i), None) => Finding::ok(
             Area::Web,
@@ -1932,7 +2323,7 @@ async fn check_xmpp(
                     "cannot check {domain} from inside Movim: neither daemon nor fpm is running"
                 ),
             )
-            .hint(format!("start the stack: {}", hints.init)),
+            .hint(format!("start the stack: {}", hints.start_stack())),
         ];
     };
     let service = c.service.as_deref().unwrap_or("daemon");
@@ -1947,10 +2338,7 @@ async fn check_xmpp(
                     format!("cannot check {domain} from inside {}", c.name),
                 )
                 .detail(format!("{e:#}"))
-                .hint(format!(
-                    "{} exec {service} getent hosts {domain}",
-                    hints.compose
-                )),
+                .hint(hints.exec(service, &format!("getent hosts {domain}"))),
             ];
         }
         Err(_) => {
@@ -1961,8 +2349,8 @@ async fn check_xmpp(
                     format!("looking up {domain} from inside {} timed out", c.name),
                 )
                 .hint(format!(
-                    "check the container's resolver: {} exec {service} getent hosts {domain}",
-                    hints.compose
+                    "check the container's resolver: {}",
+                    hints.exec(service, &format!("getent hosts {domain}"))
                 )),
             ];
         }
@@ -1977,7 +2365,7 @@ async fn check_xmpp(
                 "xmpp.dns",
                 format!("{domain} does not resolve inside {} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does", c.name),
             )
-            .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {} exec {service} getent hosts {domain}", hints.compose)),
+            .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {}", hints.exec(service, &format!("getent hosts {domain}")))),
         );
         return out;
     }
@@ -1989,10 +2377,7 @@ async fn check_xmpp(
                 format!("the XMPP probe failed in {} (php exited {code})", c.name),
             )
             .details(lines.iter().take(5).cloned())
-            .hint(format!(
-                "{} exec {service} getent hosts {domain}",
-                hints.compose
-            )),
+            .hint(hints.exec(service, &format!("getent hosts {domain}"))),
         );
         return out;
     }
@@ -2010,7 +2395,7 @@ async fn check_xmpp(
         out.push(
             Finding::error(Area::Xmpp, "xmpp.connect", format!("the daemon cannot connect to the XMPP server of {domain}"))
                 .details(lines.iter().filter(|l| l.starts_with("noconnect")).cloned())
-                .hint(format!("make sure the XMPP server listens on 5222 and the firewall lets the containers in, then: {} exec {service} getent hosts {domain}", hints.compose)),
+                .hint(format!("make sure the XMPP server listens on 5222 and the firewall lets the containers in, then: {}", hints.exec(service, &format!("getent hosts {domain}")))),
         );
         return out;
     }
@@ -2115,18 +2500,20 @@ fn write_bundle(
     let root = staging.join("movim-doctor");
     let result = (|| -> anyhow::Result<()> {
         std::fs::create_dir_all(root.join("logs")).context("cannot create a staging directory")?;
+        // A kube deployment's files live in `kube/`.
+        std::fs::create_dir_all(root.join("kube")).context("cannot create a staging directory")?;
         let put = |name: &str, text: &str| {
             fsx::write_atomic(&root.join(name), scrub(text, secrets).as_bytes(), 0o600)
         };
         put("report.txt", &report.to_text())?;
         put("report.json", &report.to_json())?;
-        for name in [COMPOSE_FILE, ANSWERS_FILE, LOCK_FILE] {
+        for name in [s.layout.main_file(), ANSWERS_FILE, LOCK_FILE] {
             if let Ok(text) = std::fs::read_to_string(s.dir.join(name)) {
                 put(name, &text)?;
             }
         }
         if let Some(env) = &s.env_text {
-            put(ENV_FILE, &redacted_env(env))?;
+            put(s.env_file, &redacted_env(env))?;
         }
         for (name, text) in logs {
             let safe: String = name
@@ -2240,6 +2627,72 @@ mod tests {
         assert_eq!(
             parse_volume("movim-cache:/var/www/movim/cache"),
             ("movim-cache", "/var/www/movim/cache", false)
+        );
+    }
+
+    const POD: &str = r"# header
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: x}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: movim}
+spec:
+  initContainers:
+  - {name: migrate, image: 'd@sha256:1'}
+  containers:
+  - name: web
+    image: 'w@sha256:2'
+    volumeMounts:
+    - {name: public-cache, mountPath: /c, readOnly: true}
+  - name: fpm
+    image: 'f@sha256:3'
+    volumeMounts:
+    - {name: env, mountPath: /e, readOnly: true}
+    - {name: public-cache, mountPath: /c}
+    - {name: tmp, mountPath: /tmp}
+  volumes:
+  - {name: env, hostPath: {path: /srv/kube/movim.env, type: File}}
+  - {name: public-cache, persistentVolumeClaim: {claimName: movim-public-cache}}
+  - {name: tmp, emptyDir: {medium: Memory}}
+";
+
+    #[test]
+    fn kube_images_are_read_by_container_init_containers_included() {
+        let images = kube_images(POD).expect("parses");
+        assert_eq!(
+            images.into_iter().collect::<Vec<_>>(),
+            [
+                ("fpm".to_owned(), "f@sha256:3".to_owned()),
+                ("migrate".to_owned(), "d@sha256:1".to_owned()),
+                ("web".to_owned(), "w@sha256:2".to_owned()),
+            ]
+        );
+        assert!(kube_images("kind: ConfigMap\n").is_err());
+        assert!(kube_images("kind: Pod\nspec: [").is_err());
+    }
+
+    #[test]
+    fn kube_mounts_name_claims_as_volumes_and_host_paths_as_binds() {
+        let mounts = kube_mounts(POD).expect("parses");
+        let want = |dest: &str, ro, volume: Option<&str>| WantedMount {
+            dest: dest.to_owned(),
+            ro,
+            volume: volume.map(str::to_owned),
+        };
+        assert_eq!(
+            mounts["web"],
+            [want("/c", true, Some("movim-public-cache"))]
+        );
+        // The memory-backed emptyDir is not a mount Podman shows: left out.
+        assert_eq!(
+            mounts["fpm"],
+            [
+                want("/e", true, None),
+                want("/c", false, Some("movim-public-cache"))
+            ]
         );
     }
 

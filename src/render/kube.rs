@@ -109,7 +109,7 @@ pub fn files(
 
 /// The database's host as the Movim pod reaches it: the bundled one by its Service (Kubernetes) or
 /// pod (Podman) name.
-fn db_host(d: &Deployment) -> String {
+pub fn db_host(d: &Deployment) -> String {
     match d.database {
         Database::Bundled => format!("{}-postgres", d.project),
         Database::External { .. } => d.database.endpoint().0.to_owned(),
