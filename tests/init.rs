@@ -146,6 +146,28 @@ fn a_bad_domain_is_refused_and_nothing_is_written() {
 }
 
 #[test]
+fn a_second_layout_in_one_directory_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let project = Project::new("layout");
+    for (held, file, asked) in [
+        ("compose", "compose.yaml", "kube"),
+        ("kube", "kube/podman.yaml", "compose"),
+    ] {
+        let dir = tmp.path().join(held);
+        std::fs::create_dir_all(dir.join("kube")).expect("mkdir");
+        std::fs::write(dir.join(file), "# a deployment\n").expect("write");
+        let before = tree(&dir);
+        init(&dir, &project, free_port())
+            .args(["--target", asked])
+            .run()
+            .code(2)
+            .stderr_has(&format!("holds a --target {held} deployment ({file})"))
+            .stderr_has(&format!("--target {held}   (re-run as it is)"));
+        assert_eq!(tree(&dir), before, "{held}: nothing may be written");
+    }
+}
+
+#[test]
 fn a_taken_port_is_refused_and_nothing_is_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("movim");

@@ -14,8 +14,10 @@ use crate::db;
 use crate::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::fsx::{self, Transaction};
+use crate::layout::Layout;
 use crate::lockfile::{self, LOCK_FILE, Lock, Release};
 use crate::registry::{ImageRef, RegistryClient};
+use crate::render::kube::PODMAN_FILE;
 use crate::render::{self, ENV_FILE, Extras};
 use crate::secret::Secret;
 use crate::ui::{Defaults, Prompter, Terminal};
@@ -30,6 +32,7 @@ const MOVIM_UID: u32 = 82;
 const MIN_FREE_BYTES: u64 = 1 << 30;
 
 pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
+    check_target(ctx, &args)?;
     let saved = Saved::load(&ctx.dir)?;
     let d_and_secret = collect_answers(ctx, &args, &saved)?;
     let (d, password) = d_and_secret;
@@ -498,6 +501,42 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
 
 /// `movim.env` is 0600, so it must belong to the uid Movim runs as to be readable in the
 /// containers. Only root can give it away; others are told the command.
+/// One directory, one layout: `--target` must match what the directory already holds, or the
+/// two deployments would share a project name, volumes and ports.
+fn check_target(ctx: &Context, args: &InitArgs) -> Result<(), Failure> {
+    let exists = |name: &str| ctx.dir.join(name).exists();
+    let held = if exists(render::COMPOSE_FILE) {
+        Some(("compose", Layout::Compose))
+    } else if exists(PODMAN_FILE) {
+        Some(("kube", Layout::KubePlay))
+    } else {
+        None
+    };
+    let wanted = if args.target == "kube" {
+        Layout::KubePlay
+    } else {
+        Layout::Compose
+    };
+    match held {
+        Some((name, layout)) if layout != wanted => Err(Failure::usage(format!(
+            "{} holds a --target {name} deployment ({}); init --target {} would write a second one beside it",
+            ctx.dir.display(),
+            layout.main_file(),
+            args.target
+        ))
+        .detail("nothing was written")
+        .next(format!(
+            "movim-setup init --dir {} --target {name}   (re-run as it is)",
+            ctx.dir.display()
+        ))
+        .next(format!(
+            "movim-setup init --dir NEW_DIR --target {}   (a new deployment elsewhere)",
+            args.target
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn hand_env_to_movim(ctx: &Context, env: &PathBuf) {
     if let Err(e) = std::os::unix::fs::chown(env, Some(MOVIM_UID), Some(MOVIM_UID)) {
         ctx.ui.warn(&format!(
