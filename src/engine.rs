@@ -429,7 +429,7 @@ impl Engine {
         let mut containers = Vec::with_capacity(summaries.len());
         for summary in summaries {
             let Some(id) = summary.id else { continue };
-            match self.inspect(&id).await {
+            match self.inspect_settled(&id).await {
                 Ok(mut info) => {
                     if layout == Layout::KubePlay {
                         info.service = layout::kube_service(project, &info.name).map(str::to_owned);
@@ -443,6 +443,25 @@ impl Engine {
         }
         containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
         Ok(containers)
+    }
+
+    /// [`Engine::inspect`], asked again a few times when the engine fails to answer for a
+    /// container caught mid-transition (Podman can, while it restarts one in a loop). A container
+    /// that is gone is reported at once.
+    async fn inspect_settled(&self, id: &str) -> anyhow::Result<ContainerInfo> {
+        let mut attempt = 0;
+        loop {
+            match self.inspect(id).await {
+                Err(e)
+                    if attempt < 4
+                        && !e.downcast_ref::<BollardError>().is_some_and(is_not_found) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The state of one container (by id or name).

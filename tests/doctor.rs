@@ -213,6 +213,12 @@ fn restart_daemon_then_web(on: On, project: &Project) {
     }
 }
 
+/// Whether Podman's known DNS race (containers/aardvark-dns#389) restarted the daemon: never on
+/// Docker; on Podman, when its logs show the lost lookup.
+fn lost_a_lookup(on: On, project: &Project) -> bool {
+    on == On::Podman && podman_env::daemon_lost_a_lookup(&container(on, project, "daemon"))
+}
+
 fn psql(on: On, pg: &str, sql: &str) {
     sh(
         on.cli(),
@@ -262,8 +268,8 @@ impl Doctor {
             .filter(|f| f["severity"] != "ok")
             .map(|f| {
                 format!(
-                    "{} {}: {} ({})",
-                    f["severity"], f["id"], f["summary"], f["hint"]
+                    "{} {}: {} ({}) {}",
+                    f["severity"], f["id"], f["summary"], f["hint"], f["details"]
                 )
             })
             .collect::<Vec<_>>()
@@ -295,12 +301,16 @@ impl Doctor {
 
     /// Healthy: exit 0 and nothing but DNS (the world's names do not resolve) is not ok.
     #[track_caller]
-    fn expect_healthy(&self) {
+    ///
+    /// `raced`: the daemon lost a name lookup to Podman's known DNS race and restarted once, so its
+    /// `container.daemon.restarts` warning is Podman's, not a fault.
+    fn expect_healthy(&self, raced: bool) {
         for f in self.findings() {
             let id = f["id"].as_str().unwrap_or_default();
             let dns = id == "web.dns" || id == "xmpp.dns";
+            let race = raced && id == "container.daemon.restarts";
             assert!(
-                f["severity"] == "ok" || (dns && f["severity"] == "warn"),
+                f["severity"] == "ok" || ((dns || race) && f["severity"] == "warn"),
                 "{id} is not ok: {f}\nproblems:\n{}",
                 self.problems()
             );
@@ -356,7 +366,7 @@ fn doctor_names_each_fault_and_its_fix(on: On) {
         assert!(shown.contains(heading), "{heading} missing:\n{shown}");
     }
     let healthy = Doctor::run(on, &dir, &password);
-    healthy.expect_healthy();
+    healthy.expect_healthy(lost_a_lookup(on, &project));
     let summary = &healthy.json["summary"];
     assert_eq!(
         summary["ok"].as_u64().unwrap_or(0)
@@ -570,5 +580,5 @@ fn doctor_names_each_fault_and_its_fix(on: On) {
     std::fs::remove_file(&run_lock).expect("rm lock");
 
     // Every fault undone: healthy again.
-    Doctor::run(on, &dir, &password).expect_healthy();
+    Doctor::run(on, &dir, &password).expect_healthy(lost_a_lookup(on, &project));
 }

@@ -77,21 +77,9 @@ fn infos_version(port: u16) -> String {
     json["version"].as_str().unwrap_or_default().to_owned()
 }
 
-/// Whether the daemon of `project` lost a name lookup to aardvark-dns 1.4's known race
-/// (containers/aardvark-dns#389): its logs say so.
+/// Whether the daemon of `project` lost a name lookup to aardvark-dns 1.4's known race.
 fn daemon_lost_a_lookup(project: &Project) -> bool {
-    let out = Command::new("podman")
-        .args(["logs", &container(project, "daemon")])
-        .output();
-    out.is_ok_and(|o| {
-        let logs = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        logs.contains("Temporary failure in name resolution")
-            || logs.contains("could not translate host name")
-    })
+    podman_env::daemon_lost_a_lookup(&container(project, "daemon"))
 }
 
 /// `doctor --json` on Podman: exit 0, and nothing but the world's unresolvable names is not ok —

@@ -22,5 +22,5 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 # Real-world tests each run a whole Movim stack; two at a time suit a 2-core machine.
-cargo test --all-targets "$@" -- --test-threads="${MOVIM_TEST_THREADS:-2}"
+cargo test --all-targets --no-fail-fast "$@" -- --test-threads="${MOVIM_TEST_THREADS:-2}"
 echo "==> whole suite passed in $((SECONDS - started)) s"

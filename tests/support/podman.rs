@@ -137,3 +137,20 @@ pub fn flags() -> [String; 4] {
 pub fn on_podman(verb: &str, dir: &Path) -> Setup {
     Setup::new(verb, dir).args(flags())
 }
+
+/// Whether the daemon container `id` lost a name lookup to aardvark-dns 1.4's known race
+/// (containers/aardvark-dns#389): its logs say so. A restart it caused is Podman's, not a fault.
+pub fn daemon_lost_a_lookup(id: &str) -> bool {
+    Command::new("podman")
+        .args(["logs", id])
+        .output()
+        .is_ok_and(|o| {
+            let logs = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            logs.contains("Temporary failure in name resolution")
+                || logs.contains("could not translate host name")
+        })
+}
