@@ -421,48 +421,47 @@ fn upgrade_of_a_kube_played_deployment_succeeds_and_faulty_releases_roll_back() 
         "the previous kube/podman.yaml is kept in backups/"
     );
 
-    // The daemon of this release exits 0 a second after starting: the gate must catch it and
-    // put v0.30.0 back, manifests, images and database.
+    // Faulty releases: a daemon that exits 0 a second after starting (the start gate must catch
+    // it), and a migration that fails half-way (the database comes back from the dump). Each
+    // time v0.30.0 is put back: manifest, images and database, every row and migration kept.
     let v030 = std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read");
-    let run = on_podman("upgrade", &dir)
-        .args(["--yes", "--to", "v0.30.1-daemon-exits"])
-        .run()
-        .code(1);
-    let err = run.stderr();
-    assert!(err.contains("failed at step `start`"), "{err}");
-    assert!(
-        err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
-        "{err}"
-    );
-    assert_eq!(infos_version(port), "0.30.0");
-    assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read"),
-        v030
-    );
-    assert!(!dir.join("upgrade.journal").exists());
-
-    // A migration that fails half-way: the database is restored from the dump taken before.
     let phinxlog = kube_psql(&project, "select count(*) from phinxlog");
-    let run = on_podman("upgrade", &dir)
-        .args(["--yes", "--to", "v0.30.2-migration-fails"])
-        .run()
-        .code(1);
-    let err = run.stderr();
-    assert!(err.contains("failed at step `migrate`"), "{err}");
-    assert!(err.contains("AddRetractedToMessagesTable"), "{err}");
-    assert!(
-        err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
-        "{err}"
-    );
-    assert_eq!(infos_version(port), "0.30.0");
-    assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
-    assert_eq!(
-        kube_psql(&project, "select count(*) from phinxlog"),
-        phinxlog
-    );
-    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
-    assert!(!dir.join("upgrade.journal").exists());
+    for (tag, failed_at, says) in [
+        ("v0.30.1-daemon-exits", "failed at step `start`", "daemon"),
+        (
+            "v0.30.2-migration-fails",
+            "failed at step `migrate`",
+            "AddRetractedToMessagesTable",
+        ),
+    ] {
+        let run = on_podman("upgrade", &dir)
+            .args(["--yes", "--to", tag])
+            .run()
+            .code(1);
+        let err = run.stderr();
+        assert!(
+            err.contains(failed_at) && err.contains(says),
+            "{tag}: {err}"
+        );
+        assert!(
+            err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
+            "{tag}: {err}"
+        );
+        assert_eq!(infos_version(port), "0.30.0", "{tag}");
+        assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
+        assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
+        assert_eq!(
+            kube_psql(&project, "select count(*) from phinxlog"),
+            phinxlog,
+            "{tag}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("kube/podman.yaml")).expect("read"),
+            v030,
+            "{tag}"
+        );
+        assert!(!dir.join("upgrade.journal").exists(), "{tag}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
