@@ -22,14 +22,32 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// The layout of the deployment in `dir`: kube-played when it holds the Podman manifest and no
-    /// compose file, compose otherwise (also for a directory `init` has not written yet).
+    /// The layout of the deployment `dir` holds: compose when it has a compose file, kube-played
+    /// when it has the Podman manifest and no compose file, `None` when it holds neither (`init`
+    /// has not written it yet).
+    #[must_use]
+    pub fn held(dir: &Path) -> Option<Self> {
+        if dir.join(COMPOSE_FILE).exists() {
+            Some(Self::Compose)
+        } else if dir.join(PODMAN_FILE).exists() {
+            Some(Self::KubePlay)
+        } else {
+            None
+        }
+    }
+
+    /// [`Layout::held`], with compose for a directory that holds neither.
     #[must_use]
     pub fn detect(dir: &Path) -> Self {
-        if !dir.join(COMPOSE_FILE).exists() && dir.join(PODMAN_FILE).exists() {
-            Self::KubePlay
-        } else {
-            Self::Compose
+        Self::held(dir).unwrap_or(Self::Compose)
+    }
+
+    /// The `init --target` that writes this layout.
+    #[must_use]
+    pub fn target(self) -> &'static str {
+        match self {
+            Self::Compose => "compose",
+            Self::KubePlay => "kube",
         }
     }
 
@@ -103,6 +121,7 @@ mod tests {
     #[test]
     fn a_directory_with_the_podman_manifest_and_no_compose_file_is_kube_played() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Layout::held(tmp.path()), None);
         assert_eq!(Layout::detect(tmp.path()), Layout::Compose);
         std::fs::create_dir_all(tmp.path().join("kube")).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(tmp.path().join(PODMAN_FILE), "").unwrap_or_else(|e| panic!("{e}"));

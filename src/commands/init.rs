@@ -17,7 +17,6 @@ use crate::fsx::{self, Transaction};
 use crate::layout::Layout;
 use crate::lockfile::{self, LOCK_FILE, Lock, Release};
 use crate::registry::{ImageRef, RegistryClient};
-use crate::render::kube::PODMAN_FILE;
 use crate::render::{self, ENV_FILE, Extras};
 use crate::secret::Secret;
 use crate::ui::{Defaults, Prompter, Terminal};
@@ -504,30 +503,24 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
 /// One directory, one layout: `--target` must match what the directory already holds, or the
 /// two deployments would share a project name, volumes and ports.
 fn check_target(ctx: &Context, args: &InitArgs) -> Result<(), Failure> {
-    let exists = |name: &str| ctx.dir.join(name).exists();
-    let held = if exists(render::COMPOSE_FILE) {
-        Some(("compose", Layout::Compose))
-    } else if exists(PODMAN_FILE) {
-        Some(("kube", Layout::KubePlay))
-    } else {
-        None
-    };
     let wanted = if args.target == "kube" {
         Layout::KubePlay
     } else {
         Layout::Compose
     };
-    match held {
-        Some((name, layout)) if layout != wanted => Err(Failure::usage(format!(
-            "{} holds a --target {name} deployment ({}); init --target {} would write a second one beside it",
+    match Layout::held(&ctx.dir) {
+        Some(layout) if layout != wanted => Err(Failure::usage(format!(
+            "{} holds a --target {} deployment ({}); init --target {} would write a second one beside it",
             ctx.dir.display(),
+            layout.target(),
             layout.main_file(),
             args.target
         ))
         .detail("nothing was written")
         .next(format!(
-            "movim-setup init --dir {} --target {name}   (re-run as it is)",
-            ctx.dir.display()
+            "movim-setup init --dir {} --target {}   (re-run as it is)",
+            ctx.dir.display(),
+            layout.target()
         ))
         .next(format!(
             "movim-setup init --dir NEW_DIR --target {}   (a new deployment elsewhere)",
