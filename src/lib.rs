@@ -3,35 +3,19 @@
 //! planning: no I/O), and the adapters (engine, registry, database, compose tool, health probes,
 //! terminal) that touch the world.
 
-// The command line and one file per command.
+// The edge: the command line, and the commands (orchestration only).
 pub mod cli;
 pub mod commands;
-
-// The pure core.
-pub mod answers;
-pub mod deployment;
-pub mod doctor;
-pub mod envfile;
-pub mod layout;
-pub mod lockfile;
-pub mod plan;
-pub mod render;
-pub mod secret;
-
-// Adapters.
-pub mod backup;
-pub mod compose_cli;
-pub mod db;
-pub mod engine;
-pub mod fsx;
-pub mod health;
-pub mod journal;
-pub mod kube_play;
-pub mod registry;
-pub mod subprocess;
-pub mod ui;
-
+pub mod context;
 pub mod error;
+
+// What several commands share: bringing the stack up, and moving between releases.
+pub mod stack;
+
+// The rooms below the commands.
+pub mod adapters;
+pub mod core;
+pub mod doctor;
 
 pub use error::{ExitStatus, Failure};
 
@@ -54,7 +38,7 @@ pub fn run() -> std::process::ExitCode {
     match outcome {
         Ok(status) => status.into(),
         Err(failure) => {
-            ui::report_failure(&failure);
+            adapters::ui::report_failure(&failure);
             failure.status.into()
         }
     }

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use movim_setup::compose_cli::{self, Flavor};
-use movim_setup::db::{self, DbTarget};
-use movim_setup::secret::Secret;
+use movim_setup::adapters::db::{self, DbTarget};
+use movim_setup::adapters::runner::compose::{self, Flavor};
+use movim_setup::core::secret::Secret;
 
 /// `<prefix>-<pid>-<nanos>`: unique across parallel tests and reruns, valid as a compose project.
 fn unique(prefix: &str) -> String {
@@ -268,7 +268,7 @@ impl Project {
              volumes:\n\
              \x20 data: {{}}\n"
         );
-        std::fs::write(dir.path().join(compose_cli::COMPOSE_FILE), compose).unwrap();
+        std::fs::write(dir.path().join(compose::COMPOSE_FILE), compose).unwrap();
         Self {
             dir,
             name: unique("movim-adapters"),
@@ -298,7 +298,7 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        let file = self.dir.path().join(compose_cli::COMPOSE_FILE);
+        let file = self.dir.path().join(compose::COMPOSE_FILE);
         let _ = Command::new(&self.command[0])
             .args(&self.command[1..])
             .arg("-f")
@@ -316,7 +316,7 @@ async fn drive(command: &[&str], expected: Flavor, expected_version: &str) {
     docker(&["pull", "-q", &image]);
     let project = Project::new(command, &image);
 
-    let tool = compose_cli::detect(Some(&command.join(" ")), false)
+    let tool = compose::detect(Some(&command.join(" ")), false)
         .await
         .unwrap();
     assert_eq!(tool.flavor(), expected);
@@ -375,7 +375,7 @@ async fn drive(command: &[&str], expected: Flavor, expected_version: &str) {
     // guard's `down -v` needs the valid file.)
     let broken = tempfile::tempdir().unwrap();
     std::fs::write(
-        broken.path().join(compose_cli::COMPOSE_FILE),
+        broken.path().join(compose::COMPOSE_FILE),
         "services: [not, a, map]\n",
     )
     .unwrap();
@@ -415,7 +415,7 @@ async fn compose_v2_as_a_docker_plugin() {
 
     // The same binary run standalone is Compose v2 as `docker-compose`.
     let path = w.compose_v2.to_string_lossy();
-    let tool = compose_cli::detect(Some(&path), false).await.unwrap();
+    let tool = compose::detect(Some(&path), false).await.unwrap();
     assert_eq!(tool.flavor(), Flavor::Standalone2);
     assert_eq!(tool.version(), version);
 }
@@ -431,7 +431,7 @@ async fn compose_v1_standalone() {
 
 #[tokio::test]
 async fn a_missing_compose_tool_is_a_clear_error() {
-    let err = compose_cli::detect(Some("/nonexistent/bin/docker-compose"), false)
+    let err = compose::detect(Some("/nonexistent/bin/docker-compose"), false)
         .await
         .unwrap_err();
     let err = format!("{err:#}");

@@ -12,7 +12,7 @@ mod podman_env;
 mod world;
 
 use cli::{Project, Setup, free_port, tree};
-use movim_setup::doctor::{Area, Finding, Report};
+use movim_setup::doctor::report::{Area, Finding, Report};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

@@ -2,9 +2,9 @@
 //! snapshots are the printout a user reads before anything is stopped, for every kind of plan
 //! and every refusal.
 
-use movim_setup::deployment::MovimTag;
-use movim_setup::lockfile::BackupRef;
-use movim_setup::plan::{self, Health, Kind, Migrations, Observed, Refusal};
+use movim_setup::core::deployment::MovimTag;
+use movim_setup::core::lockfile::BackupRef;
+use movim_setup::core::plan::{self, Health, Kind, Migrations, Observed, Refusal};
 use std::collections::BTreeMap;
 
 const D: &str = "sha256:";

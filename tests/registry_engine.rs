@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use movim_setup::engine::{Engine, EngineKind, PullProgress};
-use movim_setup::layout::Layout;
-use movim_setup::registry::{ImageRef, RegistryClient, RegistryError};
+use movim_setup::adapters::engine::{Engine, EngineKind, PullProgress};
+use movim_setup::adapters::registry::{ImageRef, RegistryClient, RegistryError};
+use movim_setup::core::layout::Layout;
 
 /// `<prefix>-<pid>-<n>-<nanos>`: unique across parallel tests and reruns; valid as a container,
 /// volume, compose project and repository name.

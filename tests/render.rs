@@ -5,9 +5,9 @@
 #[path = "support/world.rs"]
 mod world;
 
-use movim_setup::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
-use movim_setup::render::{self, Extras, Secrets};
-use movim_setup::secret::Secret;
+use movim_setup::core::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
+use movim_setup::core::render::{self, Extras, Secrets};
+use movim_setup::core::secret::Secret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

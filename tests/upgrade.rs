@@ -12,8 +12,8 @@ mod cli;
 mod world;
 
 use cli::{Project, Run, Setup, free_port, tree};
-use movim_setup::db::{self, DbTarget};
-use movim_setup::secret::Secret;
+use movim_setup::adapters::db::{self, DbTarget};
+use movim_setup::core::secret::Secret;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -142,7 +142,7 @@ impl Stack {
             &self.container("postgres"),
         ]);
         let env = std::fs::read_to_string(self.dir.join("movim.env")).expect("movim.env");
-        let env = movim_setup::envfile::parse(&env).expect("movim.env parses");
+        let env = movim_setup::core::envfile::parse(&env).expect("movim.env parses");
         DbTarget {
             host: ip
                 .split_whitespace()

@@ -33,26 +33,26 @@
 //! name: the compose tool's for a compose project; `podman logs`, `podman exec` and
 //! `podman kube play --replace` for a deployment written by `init --target kube`.
 
-use super::Context;
+use crate::adapters::db::{self, DbTarget};
+use crate::adapters::engine::{ContainerInfo, Engine, EngineKind};
+use crate::adapters::fsx;
+use crate::adapters::health;
+use crate::adapters::runner::compose::{self, ComposeTool};
 use crate::cli::DoctorArgs;
-use crate::compose_cli::{self, ComposeTool};
-use crate::db::{self, DbTarget};
-use crate::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::doctor::{Area, Finding, Report, Severity, line_diff};
-use crate::engine::{ContainerInfo, Engine, EngineKind};
-use crate::envfile;
-use crate::error::{ExitStatus, Failure};
-use crate::fsx;
-use crate::health;
-use crate::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
-use crate::layout;
-use crate::layout::Layout;
-use crate::lockfile::{LOCK_FILE, Lock};
-use crate::render::kube::{self, KUBE_ENV_FILE, PODMAN_DB_PASSWORD_FILE, PODMAN_FILE};
-use crate::render::{
+use crate::context::Context;
+use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::envfile;
+use crate::core::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
+use crate::core::layout;
+use crate::core::layout::Layout;
+use crate::core::lockfile::{LOCK_FILE, Lock};
+use crate::core::render::kube::{self, KUBE_ENV_FILE, PODMAN_DB_PASSWORD_FILE, PODMAN_FILE};
+use crate::core::render::{
     self, ANSWERS_FILE, CA_FILE, COMPOSE_FILE, ENV_FILE, Extras, compose::ComposeFile,
 };
-use crate::secret::Secret;
+use crate::core::secret::Secret;
+use crate::doctor::report::{Area, Finding, Report, Severity, line_diff};
+use crate::error::{ExitStatus, Failure};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -115,9 +115,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
         if kube {
             None // `podman kube play` runs it: no compose tool is needed
         } else {
-            Some(
-                compose_cli::detect(ctx.compose.as_deref(), kind == Some(EngineKind::Podman)).await,
-            )
+            Some(compose::detect(ctx.compose.as_deref(), kind == Some(EngineKind::Podman)).await)
         }
     });
     let engine = match engine {
@@ -2106,7 +2104,7 @@ async fn check_web(
         )),
     });
     let pinned = s.lock().map(|l| {
-        crate::deployment::MovimTag::parse(&l.movim)
+        crate::core::deployment::MovimTag::parse(&l.movim)
             .map_or_else(|_| l.movim.clone(), |t| t.version().to_owned())
     });
     out.push(match (infos, pinned) {

@@ -5,21 +5,21 @@
 
 mod kube;
 
-use super::Context;
-use super::stack::{self, Saved, Tools};
-use crate::answers::{self, Answers};
+use crate::adapters::db;
+use crate::adapters::fsx::{self, Transaction};
+use crate::adapters::registry::{ImageRef, RegistryClient};
+use crate::adapters::runner::compose::ComposeTool;
+use crate::adapters::ui::{Defaults, Prompter, Terminal};
 use crate::cli::InitArgs;
-use crate::compose_cli::ComposeTool;
-use crate::db;
-use crate::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::context::Context;
+use crate::core::answers::{self, Answers};
+use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::layout::Layout;
+use crate::core::lockfile::{self, LOCK_FILE, Lock, Release};
+use crate::core::render::{self, ENV_FILE, Extras};
+use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::fsx::{self, Transaction};
-use crate::layout::Layout;
-use crate::lockfile::{self, LOCK_FILE, Lock, Release};
-use crate::registry::{ImageRef, RegistryClient};
-use crate::render::{self, ENV_FILE, Extras};
-use crate::secret::Secret;
-use crate::ui::{Defaults, Prompter, Terminal};
+use crate::stack::{self, Saved, Tools};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

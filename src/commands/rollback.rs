@@ -10,18 +10,18 @@
 //!   dump the current database, write the older files, restore the dump taken when the deployment
 //!   left that release if its code cannot read the database as it is, start, prove.
 
-use super::Context;
-use super::stack::{self, Saved, Tools};
 use super::upgrade::{self, Run, Target};
-use crate::backup;
+use crate::adapters::backup;
 use crate::cli::RollbackArgs;
-use crate::deployment::MovimTag;
+use crate::context::Context;
+use crate::core::deployment::MovimTag;
+use crate::core::journal::Journal;
+use crate::core::layout::Layout;
+use crate::core::lockfile::LOCK_FILE;
+use crate::core::plan::{self, Kind, Migrations, Step};
+use crate::core::render::ANSWERS_FILE;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::journal::Journal;
-use crate::layout::Layout;
-use crate::lockfile::LOCK_FILE;
-use crate::plan::{self, Kind, Migrations, Step};
-use crate::render::ANSWERS_FILE;
+use crate::stack::{self, Saved, Tools};
 
 pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failure> {
     let saved = Saved::load(&ctx.dir)?;
@@ -134,7 +134,7 @@ pub(super) async fn undo(run: Run<'_>, failure: Failure) -> Failure {
             ))
             .detail(format!(
                 "the journal {} is kept",
-                ctx.dir.join(crate::journal::JOURNAL_FILE).display()
+                ctx.dir.join(crate::core::journal::JOURNAL_FILE).display()
             ))
             .next(format!("movim-setup rollback --dir {}", ctx.dir.display()))
             .next("movim-setup doctor"),

@@ -2,7 +2,7 @@
 //! release or back on the old one, with nothing lost.
 //!
 //! Observe the deployment (lock, answers, containers, database size and `phinxlog`, free disk);
-//! compute the plan as data ([`crate::plan`]) and print it (`--dry-run` stops there); refuse,
+//! compute the plan as data ([`crate::core::plan`]) and print it (`--dry-run` stops there); refuse,
 //! before stopping anything, when the stack is unhealthy (unless `--force`), an image cannot be
 //! resolved or pulled, the disk cannot hold the backup, the target is older, or another run holds
 //! the lock. Then execute step by step — pre-pull while the old release serves, stop daemon, fpm
@@ -14,22 +14,22 @@
 //! The executor ([`Run`]) is shared with `rollback` by hand, which is the same sequence with a
 //! database restore where an upgrade migrates.
 
-use super::Context;
-use super::stack::{self, Runner, Saved, Tools};
-use crate::backup;
+use crate::adapters::backup;
+use crate::adapters::db;
+use crate::adapters::fsx::{self, Transaction};
+use crate::adapters::registry::{ImageRef, RegistryClient};
 use crate::cli::UpgradeArgs;
-use crate::db;
-use crate::deployment::{Database, Deployment, MovimTag, POSTGRES_TAG};
+use crate::context::Context;
+use crate::core::deployment::{Database, Deployment, MovimTag, POSTGRES_TAG};
+use crate::core::journal::{self, Files, Journal, RunLock, Side};
+use crate::core::layout::Layout;
+use crate::core::lockfile::{self, LOCK_FILE, Lock, Release};
+use crate::core::plan::{self, Health, Kind, Migrations, Observed, Plan, Refusal, Step};
+use crate::core::render::kube::{self, KUBE_FILE, PODMAN_FILE};
+use crate::core::render::{self, ANSWERS_FILE, COMPOSE_FILE, Extras};
+use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::fsx::{self, Transaction};
-use crate::journal::{self, Files, Journal, RunLock, Side};
-use crate::layout::Layout;
-use crate::lockfile::{self, LOCK_FILE, Lock, Release};
-use crate::plan::{self, Health, Kind, Migrations, Observed, Plan, Refusal, Step};
-use crate::registry::{ImageRef, RegistryClient};
-use crate::render::kube::{self, KUBE_FILE, PODMAN_FILE};
-use crate::render::{self, ANSWERS_FILE, COMPOSE_FILE, Extras};
-use crate::secret::Secret;
+use crate::stack::{self, Runner, Saved, Tools};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -1074,7 +1074,7 @@ pub(super) async fn phinx_status(
     })
 }
 
-/// How to dump and restore this deployment's database (see [`crate::backup`]).
+/// How to dump and restore this deployment's database (see [`crate::adapters::backup`]).
 pub(super) async fn backup_source(
     ctx: &Context,
     tools: &Tools,

@@ -5,12 +5,12 @@
 
 use super::{Context, changes, check_dns, pin, print_changes, write};
 use crate::cli::InitArgs;
-use crate::deployment::Deployment;
+use crate::core::deployment::Deployment;
+use crate::core::lockfile::Lock;
+use crate::core::render::kube::{self, KUBE_ENV_FILE, KUBE_FILE, PODMAN_FILE};
+use crate::core::render::{self, ANSWERS_FILE};
+use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::lockfile::Lock;
-use crate::render::kube::{self, KUBE_ENV_FILE, KUBE_FILE, PODMAN_FILE};
-use crate::render::{self, ANSWERS_FILE};
-use crate::secret::Secret;
 
 pub(super) async fn run(
     ctx: &Context,

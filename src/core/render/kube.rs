@@ -19,9 +19,9 @@
 //! apart in anything else.
 
 use super::{File, template};
-use crate::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::envfile;
-use crate::secret::Secret;
+use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::envfile;
+use crate::core::secret::Secret;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,8 +35,8 @@ pub const KUBE_ENV_FILE: &str = "kube/movim.env";
 /// The bundled database's password, for Podman to mount as PostgreSQL's `POSTGRES_PASSWORD_FILE`.
 pub const PODMAN_DB_PASSWORD_FILE: &str = "kube/postgres-password";
 
-const MOVIM_TEMPLATE: &str = include_str!("../../templates/kube/movim.yaml");
-const POSTGRES_TEMPLATE: &str = include_str!("../../templates/kube/postgres.yaml");
+const MOVIM_TEMPLATE: &str = include_str!("../../../templates/kube/movim.yaml");
+const POSTGRES_TEMPLATE: &str = include_str!("../../../templates/kube/postgres.yaml");
 
 /// Which tool reads the manifests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,7 +428,7 @@ fn shell_command(command: &Value) -> Value {
     };
     let line = words
         .iter()
-        .map(|w| crate::subprocess::shell_quote(w))
+        .map(|w| crate::adapters::subprocess::shell_quote(w))
         .collect::<Vec<_>>()
         .join(" ");
     Value::Sequence(vec![Value::from(line)])

@@ -4,7 +4,7 @@
 //! plus a snapshot of each file.
 
 use super::*;
-use crate::deployment::{Domain, MovimTag};
+use crate::core::deployment::{Domain, MovimTag};
 use std::collections::BTreeSet;
 
 fn deployment(database: Database) -> Deployment {

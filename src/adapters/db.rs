@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// Where and as whom to log in. `Debug` shows everything but the password ([`Secret`] redacts it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,13 +3,13 @@
 //! listed once in [`QUESTIONS`]; [`resolve`] turns the merged answers into a validated
 //! [`Deployment`] or fails naming the flag to give.
 
-use crate::deployment::{
+use crate::adapters::ui::{Prompter, Question};
+use crate::core::deployment::{
     self, DEFAULT_HTTP_PORT, DEFAULT_IMAGE_REPOSITORY, DEFAULT_LIBRARY_REPOSITORY, DEFAULT_TAG,
     Database, Deployment, Domain, MovimTag, Tls, Xmpp,
 };
+use crate::core::secret::Secret;
 use crate::error::Failure;
-use crate::secret::Secret;
-use crate::ui::{Prompter, Question};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -45,7 +45,7 @@ macro_rules! questions {
         pub const QUESTIONS: &[Question] = &[$(Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt }),*];
         #[allow(dead_code)] // every question has a constant; not every one is asked by name
         mod q {
-            use crate::ui::Question;
+            use crate::adapters::ui::Question;
             $(#[allow(non_upper_case_globals)] pub const $key: Question = Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt };)*
         }
     };
@@ -374,7 +374,7 @@ fn repository(q: &Question, given: Option<String>, default: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::Defaults;
+    use crate::adapters::ui::Defaults;
 
     fn base() -> Answers {
         Answers {

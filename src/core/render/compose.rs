@@ -4,7 +4,7 @@
 //! v1 and podman-compose all accept.
 
 use super::template;
-use crate::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -82,14 +82,14 @@ pub struct Healthcheck {
 }
 
 /// The fragments, embedded so the binary is self-contained; reviewed as files in `compose/`.
-const MOVIM_COMMON: &str = include_str!("../../compose/movim-common.yaml");
-const FPM: &str = include_str!("../../compose/fpm.yaml");
-const DAEMON: &str = include_str!("../../compose/daemon.yaml");
-const WEB: &str = include_str!("../../compose/web.yaml");
-const POSTGRES: &str = include_str!("../../compose/postgres.yaml");
-const PROSODY: &str = include_str!("../../compose/prosody.yaml");
-const CADDY: &str = include_str!("../../compose/caddy.yaml");
-const PREPARE: &str = include_str!("../../compose/prepare.yaml");
+const MOVIM_COMMON: &str = include_str!("../../../compose/movim-common.yaml");
+const FPM: &str = include_str!("../../../compose/fpm.yaml");
+const DAEMON: &str = include_str!("../../../compose/daemon.yaml");
+const WEB: &str = include_str!("../../../compose/web.yaml");
+const POSTGRES: &str = include_str!("../../../compose/postgres.yaml");
+const PROSODY: &str = include_str!("../../../compose/prosody.yaml");
+const CADDY: &str = include_str!("../../../compose/caddy.yaml");
+const PREPARE: &str = include_str!("../../../compose/prepare.yaml");
 
 /// The one-shot service that hands the shared volumes to Movim's uid.
 pub const PREPARE_SERVICE: &str = "prepare";

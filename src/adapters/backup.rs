@@ -16,9 +16,9 @@
 //! survives: the bundled one is dropped and created again; for an external one (where the role
 //! may not own the database) the `public` schema is dropped and created again.
 
-use crate::db::DbTarget;
-use crate::engine::Engine;
-use crate::lockfile::BackupRef;
+use crate::adapters::db::DbTarget;
+use crate::adapters::engine::Engine;
+use crate::core::lockfile::BackupRef;
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
@@ -113,7 +113,7 @@ pub async fn dump(
     let backups = dir.join(BACKUPS_DIR);
     std::fs::create_dir_all(&backups)
         .with_context(|| format!("cannot create {}", backups.display()))?;
-    let stamp = crate::lockfile::now_rfc3339().replace(':', "");
+    let stamp = crate::core::lockfile::now_rfc3339().replace(':', "");
     let mut name = file_name(&stamp, version);
     let mut n = 2;
     while backups.join(&name).exists() {

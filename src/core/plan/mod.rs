@@ -7,8 +7,8 @@
 //! which release a rollback returns to and which dump it needs, which backups retention removes,
 //! and what `phinx status` said.
 
-use crate::deployment::MovimTag;
-use crate::lockfile::{BackupRef, Release};
+use crate::core::deployment::MovimTag;
+use crate::core::lockfile::{BackupRef, Release};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

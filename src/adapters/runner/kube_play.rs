@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use crate::layout;
-use crate::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
-use crate::subprocess::{Capture, Program, last_lines};
+use crate::adapters::subprocess::{Capture, Program, last_lines};
+use crate::core::layout;
+use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
 
 /// Playing creates pods and containers only: the images were pulled and verified beforehand.
 const PLAY_TIMEOUT: Duration = Duration::from_secs(5 * 60);

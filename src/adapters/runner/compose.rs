@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 
-use crate::subprocess::{Capture, Captured, Program, describe_exit, last_lines};
+use crate::adapters::subprocess::{Capture, Captured, Program, describe_exit, last_lines};
 
 /// Name of the compose file inside a deployment directory.
 pub const COMPOSE_FILE: &str = "compose.yaml";

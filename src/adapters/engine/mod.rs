@@ -33,8 +33,8 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::layout::{self, KUBE_INSTANCE_LABEL, Layout};
-use crate::registry::{ImageRef, docker_config_credentials};
+use crate::adapters::registry::{ImageRef, docker_config_credentials};
+use crate::core::layout::{self, KUBE_INSTANCE_LABEL, Layout};
 
 /// Compose's labels; podman-compose sets the same ones.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";

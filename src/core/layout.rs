@@ -3,8 +3,8 @@
 //! `init --target kube` (`kube/podman.yaml`, run by `podman kube play`), and how the containers of
 //! each are named back to their services.
 
-use crate::render::COMPOSE_FILE;
-use crate::render::kube::PODMAN_FILE;
+use crate::core::render::COMPOSE_FILE;
+use crate::core::render::kube::PODMAN_FILE;
 use std::path::Path;
 
 /// The label every kube-played container carries (Podman copies a pod's labels onto its

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// Docker Hub's name in image references, and the host that actually serves its API.
 const DOCKER_HUB: &str = "docker.io";

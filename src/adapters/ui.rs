@@ -2,7 +2,7 @@
 //! clear error with `--yes`), progress as indicatif bars on a terminal and plain ordered lines
 //! otherwise, and the one place failures are printed. `NO_COLOR` is honoured.
 
-use crate::engine::PullProgress;
+use crate::adapters::engine::PullProgress;
 use crate::error::Failure;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;

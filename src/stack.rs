@@ -2,21 +2,21 @@
 //! the engine and compose tool, and bringing the stack up in order with a health gate per
 //! service, ending with the proof a browser would give (websocket 101 and `/infos`).
 
-use super::Context;
-use crate::compose_cli::{ComposeTool, Flavor};
-use crate::db::{self, DbTarget};
-use crate::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::engine::{self, ContainerInfo, Engine, EngineKind};
-use crate::envfile;
+use crate::adapters::db::{self, DbTarget};
+use crate::adapters::engine::{self, ContainerInfo, Engine, EngineKind};
+use crate::adapters::health;
+use crate::adapters::runner::compose::{ComposeTool, Flavor};
+use crate::adapters::runner::kube_play::KubePlay;
+use crate::context::Context;
+use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::envfile;
+use crate::core::layout::{self, Layout};
+use crate::core::lockfile::{LOCK_FILE, Lock};
+use crate::core::render::compose::PREPARE_SERVICE;
+use crate::core::render::kube::KUBE_ENV_FILE;
+use crate::core::render::{self, ANSWERS_FILE, ENV_FILE};
+use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
-use crate::health;
-use crate::kube_play::KubePlay;
-use crate::layout::{self, Layout};
-use crate::lockfile::{LOCK_FILE, Lock};
-use crate::render::compose::PREPARE_SERVICE;
-use crate::render::kube::KUBE_ENV_FILE;
-use crate::render::{self, ANSWERS_FILE, ENV_FILE};
-use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -78,14 +78,16 @@ impl Tools {
             let runner = Runner::KubePlay(KubePlay::new(engine.endpoint()));
             return Ok(Self { engine, runner });
         }
-        let mut compose =
-            crate::compose_cli::detect(ctx.compose.as_deref(), engine.kind() == EngineKind::Podman)
-                .await
-                .map_err(|e| {
-                    Failure::new("no compose tool found").because(e).next(
+        let mut compose = crate::adapters::runner::compose::detect(
+            ctx.compose.as_deref(),
+            engine.kind() == EngineKind::Podman,
+        )
+        .await
+        .map_err(|e| {
+            Failure::new("no compose tool found").because(e).next(
                 "install Docker Compose v2 (docker compose) or pass --compose \"docker-compose\"",
             )
-                })?;
+        })?;
         // podman-compose drives the `podman` CLI; Docker's compose tools need the socket named.
         if engine.kind() == EngineKind::Podman
             && matches!(
@@ -599,7 +601,7 @@ pub async fn pull_pinned(
 ) -> Result<(), Failure> {
     let mut missing = Vec::new();
     for reference in pinned {
-        let image = crate::registry::ImageRef::parse(reference)
+        let image = crate::adapters::registry::ImageRef::parse(reference)
             .map_err(|e| Failure::new(format!("bad pinned reference {reference}: {e}")))?;
         let Some(digest) = image.digest.clone() else {
             return Err(Failure::new(format!("{reference} is not pinned by digest")));

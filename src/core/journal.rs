@@ -7,9 +7,9 @@
 //! Also the named checkpoints (style.md practice 5, after rustup's `checkpoint`): a test sets
 //! `MOVIM_SETUP_CRASH_AT=after-backup` and the process kills itself with SIGKILL there.
 
-use crate::fsx;
-use crate::lockfile::BackupRef;
-use crate::plan::{Kind, Step};
+use crate::adapters::fsx;
+use crate::core::lockfile::BackupRef;
+use crate::core::plan::{Kind, Step};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ const FORMAT: u32 = 1;
 /// (`kube/movim.yaml`, which holds its Secret) is not kept: it is rendered again from these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Files {
-    /// What runs: `compose.yaml`, or `kube/podman.yaml` ([`crate::layout::Layout::main_file`]).
+    /// What runs: `compose.yaml`, or `kube/podman.yaml` ([`crate::core::layout::Layout::main_file`]).
     #[serde(alias = "compose")]
     pub main: String,
     pub answers: String,
@@ -75,7 +75,7 @@ pub struct Journal {
 impl Journal {
     #[must_use]
     pub fn new(kind: Kind, from: Side, to: Side, previous: Files) -> Self {
-        let now = crate::lockfile::now_rfc3339();
+        let now = crate::core::lockfile::now_rfc3339();
         Self {
             format: FORMAT,
             kind,
@@ -141,7 +141,7 @@ impl Journal {
     /// The disk refused it.
     pub fn save(&mut self, dir: &Path) -> anyhow::Result<()> {
         self.pid = std::process::id();
-        self.updated_at = crate::lockfile::now_rfc3339();
+        self.updated_at = crate::core::lockfile::now_rfc3339();
         let text = serde_json::to_string_pretty(self).context("cannot serialise the journal")?;
         fsx::write_atomic(&dir.join(JOURNAL_FILE), text.as_bytes(), 0o600)
     }
@@ -214,7 +214,7 @@ impl RunLock {
         }
         let content = format!(
             "pid {ours}\nstarted {}\nproc-start {}\ncommand {command}\n",
-            crate::lockfile::now_rfc3339(),
+            crate::core::lockfile::now_rfc3339(),
             proc_start_ticks(ours).map_or_else(|| "unknown".to_owned(), |t| t.to_string())
         );
         file.set_len(0)?;

@@ -6,9 +6,9 @@ pub mod compose;
 pub mod kube;
 pub mod template;
 
-use crate::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::envfile;
-use crate::secret::Secret;
+use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::envfile;
+use crate::core::secret::Secret;
 use std::collections::BTreeMap;
 
 /// The secrets a deployment keeps in its directory; generated once, kept on every re-run.
@@ -44,8 +44,8 @@ pub const CADDYFILE: &str = "caddy/Caddyfile";
 pub const PROSODY_CFG: &str = "prosody/prosody.cfg.lua";
 pub const CA_FILE: &str = "ca.pem";
 
-const CADDYFILE_TEMPLATE: &str = include_str!("../../templates/Caddyfile");
-const PROSODY_TEMPLATE: &str = include_str!("../../templates/prosody.cfg.lua");
+const CADDYFILE_TEMPLATE: &str = include_str!("../../../templates/Caddyfile");
+const PROSODY_TEMPLATE: &str = include_str!("../../../templates/prosody.cfg.lua");
 
 fn public(content: String) -> File {
     File {

@@ -3,8 +3,8 @@
 //! rendered file, validation on read and doctor. Values are quoted so that `$`, `#`, quotes and
 //! spaces reach Movim (phpdotenv) and this tool (dotenvy) unchanged.
 
-use crate::deployment::Deployment;
-use crate::secret::Secret;
+use crate::core::deployment::Deployment;
+use crate::core::secret::Secret;
 use std::collections::BTreeMap;
 
 /// One setting Movim reads from its `.env`.

@@ -1,0 +1,13 @@
+//! The pure core: the deployment model and every rule about it, as data and functions of data.
+//! Nothing here touches the world — no files, processes, network, environment or clock (those are
+//! passed in) — so all of it is unit-tested without a machine to run on.
+
+pub mod answers;
+pub mod deployment;
+pub mod envfile;
+pub mod journal;
+pub mod layout;
+pub mod lockfile;
+pub mod plan;
+pub mod render;
+pub mod secret;

@@ -1,0 +1,3 @@
+//! `doctor`'s subsystem: the report (findings, rendered as text and JSON).
+
+pub mod report;
