@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 
 // What several commands share: bringing the stack up, and moving between releases.
+pub mod release;
 pub mod stack;
 
 // The rooms below the commands.

@@ -1,0 +1,95 @@
+//! Before a release transition touches anything: the deployment must be installed, its password
+//! known, no other run may hold the lock, and no interrupted run may be left unsettled.
+
+use crate::context::Context;
+use crate::core::deployment::Deployment;
+use crate::core::journal::{self, Journal, RunLock};
+use crate::core::lockfile::Lock;
+use crate::core::plan::{Kind, Step};
+use crate::core::secret::Secret;
+use crate::error::{Failure, OrFail};
+use crate::stack::Saved;
+
+/// The deployment and lock `init` wrote, or the command that makes them.
+pub fn installed(ctx: &Context, saved: &Saved) -> Result<(Deployment, Lock), Failure> {
+    match (&saved.deployment, &saved.lock) {
+        (Some(d), Some(l)) => Ok((d.clone(), l.clone())),
+        _ => Err(Failure::usage(format!(
+            "{} holds no deployment (movim-setup.yaml and movim-setup.lock)",
+            ctx.dir.display()
+        ))
+        .next(format!("movim-setup init --dir {}", ctx.dir.display()))),
+    }
+}
+
+pub fn password(ctx: &Context, saved: &Saved) -> Result<Secret, Failure> {
+    saved.db_password().ok_or_else(|| {
+        Failure::usage(format!(
+            "{} has no DB_PASSWORD in movim.env",
+            ctx.dir.display()
+        ))
+        .next(format!("movim-setup doctor --dir {}", ctx.dir.display()))
+    })
+}
+
+/// Takes the run lock, or says who holds it.
+pub fn run_lock(ctx: &Context, command: &str) -> Result<RunLock, Failure> {
+    match RunLock::acquire(&ctx.dir, command)
+        .or_fail(|| format!("cannot take the run lock in {}", ctx.dir.display()))?
+    {
+        Ok(held) => Ok(held),
+        Err(holder) => Err(Failure::new(format!(
+            "another movim-setup run holds {}: {}",
+            ctx.dir.join(journal::RUN_LOCK_FILE).display(),
+            if holder.text.is_empty() {
+                "(no details)".to_owned()
+            } else {
+                holder.text
+            }
+        ))
+        .detail("nothing was changed")
+        .next("wait for it to finish, then: movim-setup doctor")),
+    }
+}
+
+/// The refusal when a journal is left.
+pub fn interrupted(ctx: &Context, j: &Journal) -> Failure {
+    let at = j
+        .current
+        .or_else(|| j.done.last().copied())
+        .map_or("the start", Step::name);
+    Failure::new(format!(
+        "an interrupted {} {} -> {} left {} (last step: {at})",
+        j.kind.verb(),
+        j.from.movim,
+        j.to.movim,
+        ctx.dir.join(journal::JOURNAL_FILE).display()
+    ))
+    .detail("nothing was changed now")
+    .next(match j.kind {
+        Kind::Upgrade => format!(
+            "finish it: movim-setup upgrade --resume --dir {}",
+            ctx.dir.display()
+        ),
+        Kind::Rollback => format!(
+            "finish it: movim-setup rollback --dir {}",
+            ctx.dir.display()
+        ),
+    })
+    .next(format!(
+        "or undo it: movim-setup rollback --dir {}",
+        ctx.dir.display()
+    ))
+}
+
+pub fn done_list(j: &Journal) -> String {
+    if j.done.is_empty() {
+        "nothing".to_owned()
+    } else {
+        j.done
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,261 @@
+//! The step primitives a transition and its undo are made of: stop and start Movim, write the
+//! files, ask `phinx status`, pick how the database is dumped and restored, pre-pull.
+
+use crate::adapters::backup;
+use crate::adapters::db;
+use crate::adapters::fsx::{self, Transaction};
+use crate::adapters::registry::ImageRef;
+use crate::context::Context;
+use crate::core::deployment::{Database, Deployment};
+use crate::core::journal::Journal;
+use crate::core::layout::Layout;
+use crate::core::lockfile;
+use crate::core::plan::{self, Migrations};
+use crate::core::render::kube::{self, KUBE_FILE, PODMAN_FILE};
+use crate::core::render::{self, COMPOSE_FILE, Extras};
+use crate::core::secret::Secret;
+use crate::error::{Failure, OrFail};
+use crate::stack::{self, Runner, Tools};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The Movim services an upgrade stops and starts again (the database and XMPP server keep running).
+pub const MOVIM_SERVICES: [&str; 3] = ["web", "daemon", "fpm"];
+
+/// Where the target release's `phinx status` runs from (a compose file of the target's images
+/// beside links to the real configuration), removed right after.
+pub const PROBE_DIR: &str = ".upgrade-probe";
+
+pub async fn prepull(ctx: &Context, tools: &Tools, j: &Journal) -> Result<(), Failure> {
+    let mut wanted: Vec<String> = j.to.images.values().cloned().collect();
+    wanted.extend(j.backup_tool.clone());
+    let hint = format!("movim-setup {} --dir {}", j.kind.verb(), ctx.dir.display());
+    stack::pull_pinned(ctx, tools, &wanted, &hint).await
+}
+
+/// What the target release's daemon image says about the database (`phinx status`), asked in a
+/// one-shot container of that image while the current release keeps serving.
+pub async fn probe_migrations(
+    ctx: &Context,
+    tools: &Tools,
+    to: &Deployment,
+    images: &BTreeMap<String, String>,
+    password: &Secret,
+) -> Result<Migrations, Failure> {
+    ctx.ui.step(&format!(
+        "asking {}'s daemon image which migrations it would run (phinx status)",
+        to.version
+    ));
+    if let Runner::KubePlay(k) = &tools.runner {
+        let image = images
+            .get("daemon")
+            .ok_or_else(|| Failure::new(format!("{} pins no daemon image", to.version)))?;
+        let (code, output) = k
+            .movim_oneshot(
+                &ctx.dir,
+                &to.project,
+                image,
+                "php",
+                &["vendor/bin/phinx", "status"],
+            )
+            .await
+            .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
+        return parse_status(code, &output, to);
+    }
+    let probe = ctx.dir.join(PROBE_DIR);
+    let _ = std::fs::remove_dir_all(&probe);
+    let result = async {
+        let files = render::files(
+            to,
+            &render::Secrets {
+                db_password: password.clone(),
+            },
+            images,
+            &Extras::default(),
+        )
+        .map_err(|e| Failure::new("cannot render the target's compose file").detail(e))?;
+        let compose = files
+            .get(COMPOSE_FILE)
+            .ok_or_else(|| Failure::new("the renderer wrote no compose file"))?;
+        fsx::write_atomic(&probe.join(COMPOSE_FILE), compose.content.as_bytes(), 0o600)
+            .or_fail(|| format!("cannot write {}", probe.display()))?;
+        // The compose file names its mounts relative to its directory.
+        for name in std::fs::read_dir(&ctx.dir)
+            .or_fail(|| format!("cannot list {}", ctx.dir.display()))?
+            .flatten()
+            .map(|e| e.file_name())
+        {
+            let skip = [COMPOSE_FILE, PROBE_DIR, backup::BACKUPS_DIR];
+            if skip.iter().any(|s| name == *s) {
+                continue;
+            }
+            let real = std::path::absolute(ctx.dir.join(&name))
+                .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
+            std::os::unix::fs::symlink(&real, probe.join(&name))
+                .or_fail(|| format!("cannot link {} into {}", real.display(), probe.display()))?;
+        }
+        let (code, output) = tools
+            .daemon_php(&probe, &to.project, &["vendor/bin/phinx", "status"])
+            .await
+            .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
+        parse_status(code, &output, to)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&probe);
+    result
+}
+
+pub fn parse_status(code: i32, output: &str, to: &Deployment) -> Result<Migrations, Failure> {
+    plan::parse_phinx_status(code, output).map_err(|e| {
+        Failure::new(format!(
+            "cannot tell which migrations {} would run",
+            to.version
+        ))
+        .detail(e)
+    })
+}
+
+/// The files of `layout` an upgrade or rollback rewrites besides the answers and the lock,
+/// rendered for `d` running `images`: `compose.yaml`; or `kube/podman.yaml` and `kube/movim.yaml`.
+pub fn layout_files(
+    ctx: &Context,
+    layout: Layout,
+    d: &Deployment,
+    password: &Secret,
+    images: &BTreeMap<String, String>,
+) -> Result<Vec<(&'static str, render::File)>, Failure> {
+    let (mut files, wanted) = match layout {
+        Layout::Compose => (
+            render::files(
+                d,
+                &render::Secrets {
+                    db_password: password.clone(),
+                },
+                images,
+                &Extras::default(),
+            )
+            .map_err(|e| Failure::new("cannot render the compose file").detail(e))?,
+            vec![COMPOSE_FILE],
+        ),
+        Layout::KubePlay => {
+            let dir = std::path::absolute(&ctx.dir)
+                .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
+            (
+                kube::files(d, password, images, &dir)
+                    .map_err(|e| Failure::new("cannot render the kube manifests").detail(e))?,
+                vec![PODMAN_FILE, KUBE_FILE],
+            )
+        }
+    };
+    wanted
+        .into_iter()
+        .map(|name| {
+            files
+                .remove(name)
+                .map(|f| (name, f))
+                .ok_or_else(|| Failure::new(format!("the renderer wrote no {name}")))
+        })
+        .collect()
+}
+
+/// Writes files of the deployment directory in one transaction (previous versions kept).
+pub fn put_files(dir: &Path, files: &[(&str, &[u8], u32)]) -> Result<(), Failure> {
+    let stamp = lockfile::now_rfc3339().replace(':', "");
+    let mut tx = Transaction::new(dir, &stamp);
+    for (name, content, mode) in files {
+        tx.write(name, content, *mode)
+            .or_fail(|| format!("cannot write {}", dir.join(name).display()))?;
+    }
+    tx.commit();
+    Ok(())
+}
+
+/// Stops web, daemon and fpm (the database and XMPP server keep running).
+pub async fn stop_movim(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    match &tools.runner {
+        Runner::Compose(c) => c.stop(&ctx.dir, &d.project, &MOVIM_SERVICES).await,
+        Runner::KubePlay(k) => k.stop_movim(&d.project).await,
+    }
+    .or_fail(|| format!("cannot stop {}", MOVIM_SERVICES.join(", ")))
+}
+
+/// Starts fpm and daemon, then web: nginx resolves their addresses only when it starts. In one
+/// pod web reaches them on loopback, so the pod starts whole.
+pub async fn start_movim(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    if tools.layout() == Layout::KubePlay {
+        return stack::start_healthy(ctx, tools, d, &["fpm", "daemon", "web"]).await;
+    }
+    stack::start_healthy(ctx, tools, d, &["fpm", "daemon"]).await?;
+    stack::start_healthy(ctx, tools, d, &["web"]).await
+}
+
+/// `phinx status` of the daemon image the compose file names now.
+pub async fn phinx_status(
+    ctx: &Context,
+    tools: &Tools,
+    d: &Deployment,
+) -> Result<Migrations, Failure> {
+    let (code, output) = tools
+        .daemon_php(&ctx.dir, &d.project, &["vendor/bin/phinx", "status"])
+        .await
+        .or_fail(|| format!("cannot run `phinx status` of {}", d.version))?;
+    plan::parse_phinx_status(code, &output).map_err(|e| {
+        Failure::new(format!(
+            "cannot tell whether {} reads the database",
+            d.version
+        ))
+        .detail(e)
+    })
+}
+
+/// How to dump and restore this deployment's database (see [`crate::adapters::backup`]).
+pub async fn backup_source(
+    ctx: &Context,
+    tools: &Tools,
+    d: &Deployment,
+    password: &Secret,
+    tool: Option<String>,
+) -> Result<backup::Source, Failure> {
+    let (_, _, name, user) = d.database.endpoint();
+    match &d.database {
+        Database::Bundled => {
+            let running = stack::container(tools, &d.project, "postgres")
+                .await?
+                .filter(|c| c.running);
+            let c = match running {
+                Some(c) => c,
+                None => {
+                    stack::start_healthy(ctx, tools, d, &["postgres"]).await?;
+                    stack::container(tools, &d.project, "postgres")
+                        .await?
+                        .ok_or_else(|| Failure::new("the postgres container does not exist"))?
+                }
+            };
+            Ok(backup::Source::Container {
+                id: c.id,
+                user: user.to_owned(),
+                database: name.to_owned(),
+            })
+        }
+        Database::External { host, port, .. } => {
+            let image = tool.ok_or_else(|| {
+                Failure::new("no pg_dump image is recorded for the external database")
+            })?;
+            let by_digest = ImageRef::parse(&image)
+                .ok()
+                .and_then(|i| i.digest.clone().map(|dg| i.by_digest(&dg)))
+                .unwrap_or_else(|| image.clone());
+            Ok(backup::Source::OneShot {
+                cli: tools.engine.kind().to_string(),
+                image: by_digest,
+                target: db::DbTarget {
+                    host: host.clone(),
+                    port: *port,
+                    name: name.to_owned(),
+                    user: user.to_owned(),
+                    password: password.clone(),
+                },
+            })
+        }
+    }
+}

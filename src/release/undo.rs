@@ -1,0 +1,132 @@
+//! Going back: the undo of a failed or interrupted transition, putting the release it left back in
+//! place (files, database from the dump when it changed, start, prove).
+
+use super::Run;
+use super::steps;
+use crate::adapters::backup;
+use crate::core::journal::{self, Journal};
+use crate::core::lockfile::LOCK_FILE;
+use crate::core::plan::{Migrations, Step};
+use crate::core::render::ANSWERS_FILE;
+use crate::error::{Failure, OrFail};
+use crate::stack;
+
+/// A step of `run` failed after the stop: go back to where it started and say what failed.
+pub async fn undo(run: Run<'_>, failure: Failure) -> Failure {
+    let ctx = run.ctx;
+    ctx.ui.warn(&failure.what);
+    ctx.ui.step(&format!(
+        "rolling back to Movim {} automatically (the failure is reported in full at the end)",
+        run.from.version
+    ));
+    match restore_previous(&run).await {
+        Ok(()) => {
+            let dropped = Journal::remove(&ctx.dir);
+            let mut f = failure.detail(format!(
+                "rolled back: Movim {} runs again and is healthy (websocket 101, /infos); the database is as before the {}",
+                run.from.version,
+                run.journal.kind.verb()
+            ));
+            if let Err(e) = dropped {
+                f = f.detail(format!("but the journal could not be removed: {e:#}"));
+            }
+            if !f.next.iter().any(|n| n.starts_with("movim-setup doctor")) {
+                f = f.next("movim-setup doctor");
+            }
+            f
+        }
+        Err(second) => failure
+            .detail(format!(
+                "the automatic rollback to {} failed too: {second}",
+                run.from.version
+            ))
+            .detail(format!(
+                "the journal {} is kept",
+                ctx.dir.join(journal::JOURNAL_FILE).display()
+            ))
+            .next(format!("movim-setup rollback --dir {}", ctx.dir.display()))
+            .next("movim-setup doctor"),
+    }
+}
+
+/// Puts the release the journal left back in place: stop what the run started, the previous
+/// files, the database when the run changed it, start, prove.
+pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
+    let (ctx, tools, j) = (run.ctx, run.tools, &run.journal);
+    let after = |steps: &[Step]| steps.iter().any(|s| j.touched(*s));
+    let wrote = after(&[
+        Step::Write,
+        Step::Migrate,
+        Step::Restore,
+        Step::Start,
+        Step::Prove,
+    ]);
+    let mut database_changed = after(&[Step::Migrate, Step::Restore, Step::Start, Step::Prove]);
+    if wrote {
+        ctx.ui.step(&format!("stopping {}", run.to.version));
+        if let Err(f) = steps::stop_movim(ctx, tools, &run.to).await {
+            ctx.ui.warn(&format!("{f}"));
+        }
+        let main = tools.layout().main_file();
+        ctx.ui.step(&format!(
+            "putting back the files of {} ({main}, movim-setup.yaml, movim-setup.lock)",
+            run.from.version
+        ));
+        // The kube deployment's Kubernetes rendering is not kept in the journal (it holds the
+        // Secret): it is rendered again for the release gone back to.
+        let derived = steps::layout_files(
+            ctx,
+            tools.layout(),
+            &run.from,
+            &run.password,
+            &j.from.images,
+        )?;
+        let mut writes: Vec<(&str, &[u8], u32)> = derived
+            .iter()
+            .filter(|(name, _)| *name != main)
+            .map(|(name, f)| (*name, f.content.as_bytes(), f.mode))
+            .collect();
+        let main_mode = derived
+            .iter()
+            .find(|(name, _)| *name == main)
+            .map_or(0o644, |(_, f)| f.mode);
+        writes.extend([
+            (main, j.previous.main.as_bytes(), main_mode),
+            (ANSWERS_FILE, j.previous.answers.as_bytes(), 0o644),
+            (LOCK_FILE, j.previous.lock.as_bytes(), 0o644),
+        ]);
+        steps::put_files(&ctx.dir, &writes)?;
+    }
+    if wrote && !database_changed {
+        // The new release may have migrated on its own (the daemon image's entrypoint does).
+        database_changed = matches!(
+            steps::phinx_status(ctx, tools, &run.from).await?,
+            Migrations::Newer(_)
+        );
+    }
+    if database_changed {
+        let Some(b) = &j.backup else {
+            return Err(Failure::new(format!(
+                "the database was changed but the journal records no backup of {}",
+                run.from.version
+            )));
+        };
+        ctx.ui.step(&format!(
+            "restoring the database of {} from {} (sha256 checked first)",
+            run.from.version, b.file
+        ));
+        let source = steps::backup_source(
+            ctx,
+            tools,
+            &run.from,
+            &run.password,
+            b.tool.clone().or_else(|| j.backup_tool.clone()),
+        )
+        .await?;
+        backup::restore(&tools.engine, &source, &ctx.dir, b)
+            .await
+            .or_fail(|| format!("restoring the database from {} failed", b.file))?;
+    }
+    steps::start_movim(ctx, tools, &run.from).await?;
+    stack::prove(ctx, tools, &run.from).await
+}
