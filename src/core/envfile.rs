@@ -5,7 +5,7 @@
 
 use crate::core::deployment::Deployment;
 use crate::core::secret::Secret;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One setting Movim reads from its `.env`.
 #[derive(Debug)]
@@ -277,6 +277,65 @@ pub fn problems(values: &BTreeMap<String, String>) -> Vec<(String, String)> {
     out
 }
 
+/// Which keys of an env file differ, with values only for keys that are not secret.
+pub fn env_differences(on_disk: &str, rendered: &str) -> Vec<String> {
+    let (Ok(have), Ok(want)) = (parse(on_disk), parse(rendered)) else {
+        return vec![
+            "(cannot parse it to compare keys; content not shown: it holds secrets)".into(),
+        ];
+    };
+    let keys: BTreeSet<&String> = have.keys().chain(want.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (h, w) = (have.get(key), want.get(key));
+        if h == w {
+            continue;
+        }
+        let line = match (h, w, is_secret_key(key)) {
+            (_, _, true) => format!("{key} differs (secret: not shown)"),
+            (Some(h), Some(w), false) => format!("{key}: on disk `{h}`, init writes `{w}`"),
+            (Some(h), None, false) => format!("{key}=`{h}` is not written by init"),
+            (None, Some(w), false) => format!("{key} is missing (init writes `{w}`)"),
+            (None, None, false) => continue,
+        };
+        out.push(line);
+    }
+    if out.is_empty() {
+        out.push("same keys and values; only comments or layout differ".into());
+    }
+    out
+}
+/// A key of the env table marked secret, or an unknown key whose name says it is one.
+pub fn is_secret_key(name: &str) -> bool {
+    key(name).map_or_else(
+        || {
+            let upper = name.to_ascii_uppercase();
+            ["PASSWORD", "SECRET", "TOKEN", "KEY"]
+                .iter()
+                .any(|w| upper.contains(w))
+        },
+        |k| k.secret,
+    )
+}
+/// `movim.env` with the value of every secret key replaced, comments and layout kept.
+pub fn redacted_env(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('#') {
+                return line.to_owned();
+            }
+            let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+            match body.split_once('=') {
+                Some((key, _)) if is_secret_key(key.trim()) => format!("{}=<redacted>", key.trim()),
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +402,33 @@ mod tests {
         assert_eq!(
             keys,
             ["DB_HOST", "DAEMON_URL", "DAEMON_PORT", "DAEMON_INTERFACE"]
+        );
+    }
+
+    #[test]
+    fn secret_keys_are_redacted_in_the_bundled_env() {
+        let text = "# database password\nDB_PASSWORD='p$ss'\nDAEMON_URL=https://m.example.org/\nSMTP_TOKEN=abc\n";
+        assert_eq!(
+            redacted_env(text),
+            "# database password\nDB_PASSWORD=<redacted>\nDAEMON_URL=https://m.example.org/\nSMTP_TOKEN=<redacted>\n"
+        );
+    }
+
+    #[test]
+    fn env_differences_never_show_secret_values() {
+        let lines = env_differences(
+            "DB_PASSWORD=old-pw-1\nDAEMON_URL=https://a.example.org/\nEXTRA=1\n",
+            "DB_PASSWORD=new-pw-2\nDAEMON_URL=https://b.example.org/\n",
+        );
+        let all = lines.join("\n");
+        assert!(!all.contains("-pw-"), "{all}");
+        assert_eq!(
+            lines,
+            [
+                "DAEMON_URL: on disk `https://a.example.org/`, init writes `https://b.example.org/`",
+                "DB_PASSWORD differs (secret: not shown)",
+                "EXTRA=`1` is not written by init",
+            ]
         );
     }
 }

@@ -8,6 +8,7 @@ pub mod envfile;
 pub mod journal;
 pub mod layout;
 pub mod lockfile;
+pub mod manifest;
 pub mod plan;
 pub mod render;
 pub mod secret;

@@ -1,0 +1,191 @@
+//! `container.<svc>.*`: each service's container running, healthy, not looping, not OOM-killed,
+//! on the locked image.
+
+use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::core::deployment::Deployment;
+use crate::core::lockfile::Lock;
+use crate::doctor::container_of;
+use crate::doctor::hints::Hints;
+use crate::doctor::last_lines;
+use crate::doctor::report::{Area, Finding};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How long doctor watches a container that has restarted before, to tell a loop from a recovery.
+pub const RESTART_WATCH: Duration = Duration::from_secs(3);
+
+/// The containers that restarted again while doctor watched them for [`RESTART_WATCH`]. Podman
+/// restarts a container at once (no `restarting` state to see, and a check run in the second it is
+/// up may pass), so a loop shows only as a restart count that keeps rising.
+pub async fn restarting_now(engine: &Engine, all: &[ContainerInfo]) -> BTreeSet<String> {
+    let restarted: Vec<&ContainerInfo> = all.iter().filter(|c| c.restart_count > 0).collect();
+    if restarted.is_empty() {
+        return BTreeSet::new();
+    }
+    tokio::time::sleep(RESTART_WATCH).await;
+    let mut out = BTreeSet::new();
+    for c in restarted {
+        if let Ok(now) = engine.inspect(&c.id).await
+            && (now.restart_count > c.restart_count || now.started_at != c.started_at)
+        {
+            out.insert(c.id.clone());
+        }
+    }
+    out
+}
+
+pub const DAEMON_QUIRK: &str = "Movim's daemon exits with code 0 when migrations are pending or DAEMON_URL is missing, and its restart policy starts it again";
+
+pub async fn check_containers(
+    engine: &Engine,
+    all: &[ContainerInfo],
+    d: &Deployment,
+    lock: Option<&Lock>,
+    hints: &Hints,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let still_restarting = restarting_now(engine, all).await;
+    for (service, _) in d.images() {
+        let c_id = |s: &str| format!("container.{service}.{s}");
+        let Some(c) = container_of(all, &service) else {
+            out.push(
+                Finding::error(
+                    Area::Containers,
+                    c_id("running"),
+                    format!("{service} has no container"),
+                )
+                .hint(format!(
+                    "start the stack in order (migrations first): {}",
+                    hints.start_stack()
+                )),
+            );
+            continue;
+        };
+        // A looping container never stays up long enough to pass its healthcheck; one that
+        // restarted before and is healthy now has recovered (a warning below).
+        let looping = c.status == "restarting"
+            || (c.restart_count >= 3 && c.health.as_deref() != Some("healthy"))
+            || still_restarting.contains(&c.id);
+        if looping {
+            let mut f = Finding::error(
+                Area::Containers,
+                c_id("restarts"),
+                format!(
+                    "{service} ({}) is restarting in a loop: {} restarts{}",
+                    c.name,
+                    c.restart_count,
+                    c.exit_code
+                        .map_or_else(String::new, |e| format!(", last exit code {e}"))
+                ),
+            );
+            if service == "daemon" {
+                f = f.detail(DAEMON_QUIRK).hint(format!(
+                    "read why in its log, and if migrations are pending apply them: {}",
+                    hints.migrate()
+                ));
+            } else {
+                f = f.hint(format!("read why: {}", hints.logs(&service)));
+            }
+            out.push(f.details(last_lines(engine, c, 5).await));
+        } else if !c.running {
+            let code = c
+                .exit_code
+                .map_or_else(String::new, |e| format!(" with code {e}"));
+            let mut f = Finding::error(
+                Area::Containers,
+                c_id("running"),
+                format!("{service} ({}) is not running: {}{code}", c.name, c.status),
+            );
+            let start = if service == "daemon" && c.exit_code == Some(0) {
+                f = f.detail(DAEMON_QUIRK);
+                match hints.play {
+                    // Exit 0 may mean pending migrations: replaying runs them first.
+                    Some(_) => format!(
+                        "start it: {}   (if its log says migrations are pending: {})",
+                        hints.start(&service),
+                        hints.migrate()
+                    ),
+                    None => format!("start it: {}", hints.start(&service)),
+                }
+            } else {
+                format!("start it: {}", hints.start(&service))
+            };
+            out.push(f.details(last_lines(engine, c, 5).await).hint(start));
+        } else {
+            let health = match c.health.as_deref() {
+                Some(h) => h.to_owned(),
+                None => "no healthcheck".to_owned(),
+            };
+            out.push(Finding::ok(
+                Area::Containers,
+                c_id("running"),
+                format!("{service}: running, {health} ({})", c.name),
+            ));
+            match c.health.as_deref() {
+                Some("unhealthy") => out.push(
+                    Finding::error(
+                        Area::Containers,
+                        c_id("healthy"),
+                        format!("{service} is running but unhealthy"),
+                    )
+                    .details(last_lines(engine, c, 5).await)
+                    .hint(format!("read why: {}", hints.logs(&service))),
+                ),
+                Some("starting") => out.push(
+                    Finding::warn(
+                        Area::Containers,
+                        c_id("healthy"),
+                        format!("{service} is still starting (health not known yet)"),
+                    )
+                    .hint("wait a minute, then run: movim-setup doctor"),
+                ),
+                _ => {}
+            }
+            if c.restart_count > 0 {
+                out.push(
+                    Finding::warn(
+                        Area::Containers,
+                        c_id("restarts"),
+                        format!(
+                            "{service} restarted on its own {} time(s) since it was last started",
+                            c.restart_count
+                        ),
+                    )
+                    .hint(format!("read why: {}", hints.logs(&service))),
+                );
+            }
+        }
+        if c.oom_killed {
+            out.push(
+                Finding::error(
+                    Area::Containers,
+                    c_id("oom"),
+                    format!("{service} was killed for lack of memory"),
+                )
+                .hint(format!(
+                    "give the host (or the container's limit) more memory, then: {}",
+                    hints.start(&service)
+                )),
+            );
+        }
+        if let Some(locked) = lock.and_then(|l| l.images.get(&service))
+            && !c.runs_image(locked)
+        {
+            out.push(
+                Finding::warn(
+                    Area::Containers,
+                    c_id("image"),
+                    format!("{service} runs `{}`, not the locked `{locked}`", c.image),
+                )
+                .hint(format!(
+                    "recreate it from the pinned image: {}",
+                    match hints.play {
+                        Some(_) => hints.recreate(&service),
+                        None => hints.start(&service),
+                    }
+                )),
+            );
+        }
+    }
+    out
+}

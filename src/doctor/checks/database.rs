@@ -1,0 +1,244 @@
+//! `db.*`: login and server version, pgcrypto, and `phinx status` of the running image.
+
+use crate::adapters::db::{self, DbTarget};
+use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::core::deployment::{Database, Deployment};
+use crate::core::secret::Secret;
+use crate::doctor::PHINX_TIMEOUT;
+use crate::doctor::PROBE_TIMEOUT;
+use crate::doctor::container_of;
+use crate::doctor::hints::Hints;
+use crate::doctor::report::{Area, Finding};
+use crate::doctor::setup::Setup;
+use std::time::Duration;
+
+/// Where this tool reaches the database: the bundled container's address, or the external host.
+pub fn db_target(
+    all: &[ContainerInfo],
+    d: &Deployment,
+    password: Secret,
+) -> Result<DbTarget, String> {
+    let (host, port, name, user) = d.database.endpoint();
+    let host = if d.database == Database::Bundled {
+        let c = container_of(all, "postgres").ok_or("the postgres container does not exist")?;
+        if !c.running {
+            return Err(format!(
+                "the postgres container ({}) is {}",
+                c.name, c.status
+            ));
+        }
+        c.ips
+            .first()
+            .map(|(_, ip)| ip.to_string())
+            .ok_or("the postgres container has no network address")?
+    } else {
+        host.to_owned()
+    };
+    Ok(DbTarget {
+        host,
+        port,
+        name: name.to_owned(),
+        user: user.to_owned(),
+        password,
+    })
+}
+
+pub async fn check_database(
+    engine: &Engine,
+    all: &[ContainerInfo],
+    s: &Setup,
+    d: &Deployment,
+    hints: &Hints,
+) -> Vec<Finding> {
+    let (facts, phinx) = tokio::join!(db_facts(all, s, d, hints), phinx_status(engine, all));
+    let mut out = Vec::new();
+    let facts = match facts {
+        Ok((target, facts)) => {
+            out.push(Finding::ok(
+                Area::Database,
+                "db.reachable",
+                format!(
+                    "PostgreSQL {} at {}",
+                    facts.server_version,
+                    target.describe()
+                ),
+            ));
+            Some(facts)
+        }
+        Err(f) => {
+            out.push(f);
+            None
+        }
+    };
+    let (_, _, name, user) = d.database.endpoint();
+    if let Some(facts) = &facts {
+        let migrated = facts.phinxlog.as_ref().is_some_and(|v| !v.is_empty());
+        let create = match &d.database {
+            Database::Bundled => hints.exec(
+                if hints.play.is_some() {
+                    "postgres"
+                } else {
+                    "-T postgres"
+                },
+                &format!("psql -U {user} -d {name} -c 'create extension if not exists pgcrypto'"),
+            ),
+            Database::External { host, port, .. } => format!(
+                "psql -h {host} -p {port} -U postgres -d {name} -c 'create extension if not exists pgcrypto'"
+            ),
+        };
+        out.push(if facts.pgcrypto_installed {
+            Finding::ok(Area::Database, "db.pgcrypto", format!("pgcrypto is installed in {name}"))
+        } else if !facts.pgcrypto_available {
+            Finding::error(Area::Database, "db.pgcrypto", "the server does not ship pgcrypto, which Movim's migrations create")
+                .hint("install PostgreSQL's contrib modules on the server (Debian: apt install postgresql-contrib), then run: movim-setup doctor")
+        } else if migrated {
+            Finding::error(
+                Area::Database,
+                "db.pgcrypto",
+                format!("pgcrypto is not installed in {name} although migrations ran: Movim's queries that use it fail"),
+            )
+            .hint(create)
+        } else if facts.can_create_extension {
+            Finding::ok(Area::Database, "db.pgcrypto", "pgcrypto is available; the first migration creates it")
+        } else {
+            Finding::error(
+                Area::Database,
+                "db.pgcrypto",
+                format!("role {user} may not create pgcrypto in {name}, which the first migration does"),
+            )
+            .hint(create)
+        });
+    }
+    let applied = facts
+        .as_ref()
+        .and_then(|f| f.phinxlog.as_ref())
+        .map_or(0, Vec::len);
+    out.push(match phinx {
+        PhinxStatus::UpToDate => Finding::ok(
+            Area::Database,
+            "db.migrations",
+            format!("every migration of the running image is applied ({applied} in phinxlog)"),
+        ),
+        PhinxStatus::Pending(lines) => Finding::error(
+            Area::Database,
+            "db.migrations",
+            "migrations of the running image are pending: the daemon exits (code 0) until they are applied",
+        )
+        .details(lines)
+        .hint(format!(
+            "if an upgrade was interrupted: movim-setup upgrade --resume --dir {}; otherwise apply them: {}",
+            hints.dir,
+            hints.migrate()
+        )),
+        PhinxStatus::Newer(lines) => Finding::error(
+            Area::Database,
+            "db.migrations",
+            "the database holds migrations this image does not know: it is newer than the code (a downgrade?)",
+        )
+        .details(lines)
+        .hint(format!(
+            "run the release that migrated it, or return to the backup taken before: movim-setup rollback --dir {}",
+            hints.dir
+        )),
+        PhinxStatus::CannotRun(why, lines) => Finding::warn(
+            Area::Database,
+            "db.migrations",
+            format!("cannot compare phinxlog ({applied} applied) with the image: {why}"),
+        )
+        .details(lines)
+        .hint(hints.exec("daemon", "php vendor/bin/phinx status")),
+    });
+    out
+}
+
+pub async fn db_facts(
+    all: &[ContainerInfo],
+    s: &Setup,
+    d: &Deployment,
+    hints: &Hints,
+) -> Result<(DbTarget, db::DbFacts), Finding> {
+    let unreachable = |why: String| {
+        let hint = match &d.database {
+            Database::Bundled => format!("read why: {}", hints.logs("postgres")),
+            Database::External {
+                host,
+                port,
+                name,
+                user,
+            } => {
+                format!(
+                    "check host, port, role and DB_PASSWORD: psql -h {host} -p {port} -U {user} -d {name}"
+                )
+            }
+        };
+        Finding::error(
+            Area::Database,
+            "db.reachable",
+            "cannot log in to the database",
+        )
+        .detail(why)
+        .hint(hint)
+    };
+    let password = s
+        .password()
+        .ok_or_else(|| unreachable(format!("{} has no DB_PASSWORD", s.env_file)))?;
+    let target = db_target(all, d, password).map_err(unreachable)?;
+    let mut conn = db::connect(&target, Duration::from_secs(5))
+        .await
+        .map_err(|e| unreachable(format!("{e:#}")))?;
+    let facts = tokio::time::timeout(PROBE_TIMEOUT, db::facts(&mut conn))
+        .await
+        .map_err(|_| unreachable("reading its state timed out".to_owned()))?
+        .map_err(|e| unreachable(format!("{e:#}")))?;
+    Ok((target, facts))
+}
+
+pub enum PhinxStatus {
+    UpToDate,
+    Pending(Vec<String>),
+    Newer(Vec<String>),
+    CannotRun(String, Vec<String>),
+}
+
+/// `php vendor/bin/phinx status` in the running daemon (fpm carries the same tree when the daemon
+/// is down): 0 up to date, 3 pending, 2 the database is newer than the code.
+pub async fn phinx_status(engine: &Engine, all: &[ContainerInfo]) -> PhinxStatus {
+    let Some(c) = ["daemon", "fpm"]
+        .iter()
+        .filter_map(|s| container_of(all, s))
+        .find(|c| c.running)
+    else {
+        return PhinxStatus::CannotRun("neither daemon nor fpm is running".into(), Vec::new());
+    };
+    let cmd = ["php", "vendor/bin/phinx", "status"];
+    let (code, output) = match tokio::time::timeout(PHINX_TIMEOUT, engine.exec(&c.id, &cmd)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return PhinxStatus::CannotRun(format!("{e:#}"), Vec::new()),
+        Err(_) => return PhinxStatus::CannotRun("phinx status timed out".into(), Vec::new()),
+    };
+    let rows = |word: &str| -> Vec<String> {
+        output
+            .lines()
+            .filter(|l| l.trim_start().starts_with(word) || l.contains("MISSING"))
+            .map(|l| l.trim().to_owned())
+            .take(10)
+            .collect()
+    };
+    match code {
+        0 => PhinxStatus::UpToDate,
+        3 => PhinxStatus::Pending(rows("down")),
+        2 => PhinxStatus::Newer(rows("** MISSING")),
+        other => PhinxStatus::CannotRun(
+            format!("phinx status exited {other} in {}", c.name),
+            output
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .map(str::to_owned)
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,142 @@
+//! `drift.*`: the generated files compared with what `init` renders today.
+
+use crate::core::deployment::Xmpp;
+use crate::core::envfile;
+use crate::core::layout::Layout;
+use crate::core::lockfile::LOCK_FILE;
+use crate::core::render::kube::{self};
+use crate::core::render::{self, ANSWERS_FILE, CA_FILE, Extras};
+use crate::core::secret::Secret;
+use crate::doctor::DIFF_LINES;
+use crate::doctor::report::{Area, Finding, line_diff};
+use crate::doctor::setup::Setup;
+use std::collections::BTreeMap;
+
+/// What `init` would write for this deployment today: the pure renderer fed with the saved
+/// answers, the password from `movim.env` and the lock. Content that init copies from files the
+/// user named (the CA bundle, Prosody's certificate) is taken from the directory itself: those
+/// sources may have moved since, and a copy is not a hand edit.
+pub fn expected_files(s: &Setup) -> Result<BTreeMap<String, render::File>, String> {
+    let d = s
+        .deployment
+        .as_ref()
+        .map_err(|_| format!("{ANSWERS_FILE} is not valid"))?;
+    let password = s
+        .password()
+        .ok_or(format!("{} has no DB_PASSWORD", s.env_file))?;
+    let lock = s
+        .lock()
+        .ok_or(format!("{LOCK_FILE} is missing or not valid"))?;
+    if s.layout == Layout::KubePlay {
+        // What `init --target kube` writes: both renderings, the env and password files, the
+        // answers.
+        let mut files = kube::files(d, &password, &lock.images, &s.dir)?;
+        files.insert(
+            ANSWERS_FILE.to_owned(),
+            render::File {
+                content: render::answers_yaml(d)?,
+                mode: 0o644,
+                secret: false,
+            },
+        );
+        return Ok(files);
+    }
+    let mut extras = Extras::default();
+    if d.ca_bundle.is_some() {
+        extras.ca_pem = std::fs::read_to_string(s.dir.join(CA_FILE)).ok();
+    }
+    if let Xmpp::Bundled {
+        domain,
+        cert: Some(_),
+        ..
+    } = &d.xmpp
+    {
+        let cert = std::fs::read_to_string(s.dir.join(format!("prosody/certs/{domain}.crt")));
+        let key = std::fs::read_to_string(s.dir.join(format!("prosody/certs/{domain}.key")));
+        if let (Ok(c), Ok(k)) = (cert, key) {
+            extras.xmpp_cert = Some((c, Secret::new(k)));
+        }
+    }
+    render::files(
+        d,
+        &render::Secrets {
+            db_password: password,
+        },
+        &lock.images,
+        &extras,
+    )
+}
+
+/// Generated files compared with what `init` renders: a short diff for public files; for files
+/// holding secrets, only which keys differ (values of secret keys never shown).
+pub fn check_drift(s: &Setup) -> Vec<Finding> {
+    let expected = match expected_files(s) {
+        Ok(f) => f,
+        Err(why) => {
+            return vec![
+                Finding::warn(
+                    Area::Files,
+                    "drift",
+                    format!("cannot compare the files with what init writes: {why}"),
+                )
+                .hint("fix the file errors above, then run: movim-setup doctor"),
+            ];
+        }
+    };
+    let fix = format!(
+        "if the change was not on purpose, let init write it again (the current file is kept in backups/files/): movim-setup init --dir {}",
+        s.dir.display()
+    );
+    let mut out = Vec::new();
+    for (path, file) in &expected {
+        let on_disk = match std::fs::read_to_string(s.dir.join(path)) {
+            Ok(t) => t,
+            Err(_) => {
+                out.push(
+                    Finding::warn(
+                        Area::Files,
+                        format!("drift.{path}"),
+                        format!("{path} is missing (init writes it)"),
+                    )
+                    .hint(fix.clone()),
+                );
+                continue;
+            }
+        };
+        if on_disk == file.content {
+            continue;
+        }
+        let details = if path == s.env_file {
+            envfile::env_differences(&on_disk, &file.content)
+        } else if file.secret {
+            vec!["(this file holds secrets: its content is not shown)".to_owned()]
+        } else {
+            let mut d = vec![
+                format!("--- {path} (on disk)"),
+                format!("+++ {path} (what init writes)"),
+            ];
+            d.extend(line_diff(&on_disk, &file.content, DIFF_LINES));
+            d
+        };
+        out.push(
+            Finding::warn(
+                Area::Files,
+                format!("drift.{path}"),
+                format!("{path} differs from what init writes"),
+            )
+            .details(details)
+            .hint(fix.clone()),
+        );
+    }
+    if out.is_empty() {
+        out.push(Finding::ok(
+            Area::Files,
+            "drift",
+            format!(
+                "the {} generated files are as init writes them",
+                expected.len()
+            ),
+        ));
+    }
+    out
+}

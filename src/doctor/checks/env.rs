@@ -1,0 +1,126 @@
+//! `env.*`: `movim.env` private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
+
+use crate::core::envfile;
+use crate::core::layout::Layout;
+use crate::core::render::kube::{self};
+use crate::core::secret::Secret;
+use crate::doctor::MOVIM_UID;
+use crate::doctor::hints::Hints;
+use crate::doctor::report::{Area, Finding};
+use crate::doctor::setup::Setup;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+
+/// `movim.env`: private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
+pub fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let env_file = s.env_file;
+    let path = s.path(env_file);
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let mode = meta.mode() & 0o777;
+        out.push(if mode & 0o077 == 0 {
+            Finding::ok(Area::Env, "env.mode", format!("{env_file} is mode {mode:04o}"))
+        } else {
+            Finding::error(
+                Area::Env,
+                "env.mode",
+                format!(
+                    "{env_file} is mode {mode:04o}: other local users can read the database password"
+                ),
+            )
+            .hint(format!("chmod 600 {path}"))
+        });
+        let readable = meta.uid() == MOVIM_UID
+            || (meta.gid() == MOVIM_UID && mode & 0o040 != 0)
+            || mode & 0o004 != 0;
+        out.push(if readable {
+            Finding::ok(
+                Area::Env,
+                "env.owner",
+                format!("{env_file} is readable by uid {MOVIM_UID} (owner {}:{})", meta.uid(), meta.gid()),
+            )
+        } else {
+            Finding::error(
+                Area::Env,
+                "env.owner",
+                format!(
+                    "{env_file} belongs to {}:{} with mode {mode:04o}: fpm and daemon (uid {MOVIM_UID}) cannot read it",
+                    meta.uid(),
+                    meta.gid()
+                ),
+            )
+            .hint(format!("sudo chown {MOVIM_UID}:{MOVIM_UID} {path}"))
+        });
+    }
+    let Some(values) = s.env() else {
+        return out;
+    };
+    // What init would write for each key, to quote in the fix (never a secret's value).
+    let expected: BTreeMap<&str, String> = s
+        .deployment
+        .as_ref()
+        .map(|d| {
+            let mut values = envfile::values(d, &Secret::new(String::new()));
+            // The kube pods reach the database by its pod's (Service's) name.
+            if s.layout == Layout::KubePlay {
+                for (k, v) in &mut values {
+                    if *k == "DB_HOST" {
+                        *v = kube::db_host(d);
+                    }
+                }
+            }
+            values
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let problems = envfile::problems(values);
+    if problems.is_empty() {
+        out.push(Finding::ok(
+            Area::Env,
+            "env.keys",
+            format!("all {} keys valid", envfile::KEYS.len()),
+        ));
+    }
+    let restart = format!(
+        "then restart what reads it: {}",
+        hints.restart("fpm daemon")
+    );
+    for (key, why) in problems {
+        let secret = envfile::key(&key).is_some_and(|k| k.secret);
+        let set = match expected.get(key.as_str()) {
+            Some(v) if !secret && !v.is_empty() => format!("set {key}={v} in {path}"),
+            _ => format!("set {key} in {path}"),
+        };
+        out.push(
+            Finding::error(Area::Env, format!("env.key.{key}"), format!("{key} {why}"))
+                .hint(format!("{set}, {restart}")),
+        );
+    }
+    if let (Ok(d), Some(url)) = (&s.deployment, values.get("DAEMON_URL"))
+        && let Ok(parsed) = url::Url::parse(url)
+    {
+        let host = parsed.host_str().unwrap_or_default();
+        out.push(if host.eq_ignore_ascii_case(d.domain.as_str()) {
+            Finding::ok(
+                Area::Env,
+                "env.daemon_url.host",
+                format!("DAEMON_URL {url} names the public host"),
+            )
+        } else {
+            Finding::error(
+                Area::Env,
+                "env.daemon_url.host",
+                format!(
+                    "DAEMON_URL's host `{host}` is not the public host `{}`: the daemon refuses every browser's websocket (Origin mismatch)",
+                    d.domain
+                ),
+            )
+            .hint(format!(
+                "set DAEMON_URL={} in {path}, {restart}",
+                d.domain.public_url()
+            ))
+        });
+    }
+    out
+}

@@ -1,0 +1,274 @@
+//! `web.*`: the websocket through web with the public Origin, `/infos`, DNS and TLS of the public name.
+
+use crate::adapters::engine::ContainerInfo;
+use crate::adapters::health;
+use crate::core::deployment::{Deployment, Tls};
+use crate::core::lockfile::LOCK_FILE;
+use crate::core::render::CA_FILE;
+use crate::doctor::container_of;
+use crate::doctor::hints::Hints;
+use crate::doctor::report::{Area, Finding, Severity};
+use crate::doctor::setup::Setup;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where this tool reaches web: the loopback port in proxy mode, else web's container address.
+pub fn web_address(all: &[ContainerInfo], d: &Deployment) -> Result<SocketAddr, String> {
+    if let Tls::Proxy { http_port } = d.tls {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], http_port)));
+    }
+    let c = container_of(all, "web").ok_or("the web container does not exist")?;
+    c.ips
+        .first()
+        .map(|(_, ip)| SocketAddr::new(*ip, 80))
+        .ok_or_else(|| "the web container has no network address".to_owned())
+}
+
+pub async fn check_web(
+    all: &[ContainerInfo],
+    s: &Setup,
+    d: &Deployment,
+    hints: &Hints,
+) -> Vec<Finding> {
+    let host = d.domain.as_str();
+    let origin = format!("https://{host}");
+    let mut out = Vec::new();
+    let addr = match web_address(all, d) {
+        Ok(a) => a,
+        Err(why) => {
+            out.push(
+                Finding::error(
+                    Area::Web,
+                    "web.websocket",
+                    format!("cannot reach web: {why}"),
+                )
+                .hint(format!("start the stack in order: {}", hints.start_stack())),
+            );
+            return out;
+        }
+    };
+    let daemon_down = container_of(all, "daemon").is_none_or(|c| !c.running);
+    let (handshake, infos, dns) = tokio::join!(
+        health::websocket_handshake(addr, host, &origin, "/ws/", Duration::from_secs(5)),
+        health::infos(addr, host, Duration::from_secs(5)),
+        tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((host, 443))),
+    );
+    out.push(match handshake {
+        Ok(h) if h.is_upgraded() => Finding::ok(
+            Area::Web,
+            "web.websocket",
+            format!("websocket through web at {addr}: HTTP 101 with Origin {origin}"),
+        ),
+        Ok(h) => {
+            let hint = match h.status {
+                502 | 504 => format!(
+                    "the daemon is down or not listening on 0.0.0.0:8080; read why: {}",
+                    hints.logs("daemon")
+                ),
+                403 => format!(
+                    "set DAEMON_URL={} in {}, then: {}",
+                    d.domain.public_url(),
+                    s.path(s.env_file),
+                    hints.restart("daemon")
+                ),
+                _ => format!("recreate web from its image: {}", hints.recreate("web")),
+            };
+            let body = answer_line(&h.body).map(|l| format!("it said: {l}"));
+            Finding::error(
+                Area::Web,
+                "web.websocket",
+                format!(
+                    "websocket through web at {addr} answered HTTP {} instead of 101",
+                    h.status
+                ),
+            )
+            .detail(health::Handshake::explain(h.status))
+            .details(body)
+            .hint(hint)
+        }
+        Err(e) if daemon_down => Finding::error(
+            Area::Web,
+            "web.websocket",
+            format!("no websocket handshake with web at {addr}: the daemon is not running"),
+        )
+        .detail(format!("{e:#}"))
+        .detail(
+            "nginx waits for the daemon's address until its proxy timeout (60 s), then answers 504",
+        )
+        .hint(format!("start the daemon: {}", hints.start("daemon"))),
+        Err(e) => Finding::error(
+            Area::Web,
+            "web.websocket",
+            format!("no websocket handshake with web at {addr}"),
+        )
+        .detail(format!("{e:#}"))
+        .detail(
+            "nginx looks the daemon's address up when web starts: a daemon restarted since may \
+             have another address now (Podman hands out the next free one), and web still sends \
+             to the old one",
+        )
+        .hint(format!(
+            "restart web so it looks the daemon up again: {}; if that does not help, read why: {}",
+            hints.restart("web"),
+            hints.logs("web")
+        )),
+    });
+    let pinned = s.lock().map(|l| {
+        crate::core::deployment::MovimTag::parse(&l.movim)
+            .map_or_else(|_| l.movim.clone(), |t| t.version().to_owned())
+    });
+    out.push(match (infos, pinned) {
+        (Ok(i), Some(p)) if i.version == p => Finding::ok(
+            Area::Web,
+            "web.infos",
+            format!("/infos reports Movim {}, as locked", i.version),
+        ),
+        (Ok(i), Some(p)) => Finding::error(
+            Area::Web,
+            "web.infos",
+            format!(
+                "/infos reports Movim {} but {LOCK_FILE} pins {p}",
+                i.version
+            ),
+        )
+        .hint(format!(
+            "recreate the Movim containers from the pinned images: {}",
+            match hints.play {
+                Some(_) => hints.recreate("fpm daemon web"),
+                None => format!("{} up -d fpm daemon web", hints.compose),
+            }
+        )),
+        (Ok(i), None) => Finding::ok(
+            Area::Web,
+            "web.infos",
+            format!("/infos reports Movim {}", i.version),
+        ),
+        (Err(e), _) => Finding::error(
+            Area::Web,
+            "web.infos",
+            format!("GET /infos through web at {addr} failed"),
+        )
+        .detail(format!("{e:#}"))
+        .hint(format!("read why: {}", hints.logs("fpm"))),
+    });
+    let resolves = dns.is_ok_and(|r| r.is_ok_and(|mut addrs| addrs.next().is_some()));
+    if resolves {
+        out.push(Finding::ok(
+            Area::Web,
+            "web.dns",
+            format!("{host} resolves"),
+        ));
+        out.push(check_public_tls(all, s, d).await);
+    } else {
+        out.push(
+            Finding::warn(
+                Area::Web,
+                "web.dns",
+                format!("{host} does not resolve from this machine: browsers reach Movim only once it does (its HTTPS certificate was not checked)"),
+            )
+            .hint(format!("point an A/AAAA record for {host} at this machine or your proxy, then check: getent hosts {host}")),
+        );
+    }
+    out
+}
+
+/// The gist of an error page: its HTML title, else its first non-empty line.
+pub fn answer_line(body: &str) -> Option<String> {
+    if let Some((_, rest)) = body.split_once("<title>")
+        && let Some((title, _)) = rest.split_once("</title>")
+    {
+        return Some(title.trim().to_owned());
+    }
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.chars().take(200).collect())
+}
+
+/// The public HTTPS certificate, validated the way a browser would (chain, name, dates) by a real
+/// TLS client. With the bundled Caddy the request goes to Caddy's container directly, trusting the
+/// deployment's CA bundle; with the user's own proxy it goes wherever the name resolves. How many
+/// days are left is not shown: the HTTP client does not expose the peer certificate.
+pub async fn check_public_tls(all: &[ContainerInfo], s: &Setup, d: &Deployment) -> Finding {
+    let host = d.domain.as_str();
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(8))
+        .user_agent(concat!("movim-setup/", env!("CARGO_PKG_VERSION")));
+    let mut via = String::from("as resolved");
+    if matches!(d.tls, Tls::Caddy { .. })
+        && let Some((_, ip)) = container_of(all, "caddy").and_then(|c| c.ips.first())
+    {
+        builder = builder.resolve(host, SocketAddr::new(*ip, 443));
+        via = format!("through caddy at {ip}");
+    }
+    if let Ok(pem) = std::fs::read(s.dir.join(CA_FILE))
+        && let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem)
+    {
+        builder = builder.tls_certs_merge(certs);
+    }
+    let client = match builder.build() {
+        Ok(c) => c,
+        Err(e) => {
+            return Finding::warn(Area::Web, "web.tls", "cannot set up a TLS client")
+                .detail(e.to_string())
+                .hint("movim-setup doctor");
+        }
+    };
+    match client.get(format!("https://{host}/infos")).send().await {
+        Ok(r) => Finding::ok(
+            Area::Web,
+            "web.tls",
+            format!(
+                "https://{host}/ presents a valid certificate ({via}; HTTP {})",
+                r.status().as_u16()
+            ),
+        ),
+        Err(e) => {
+            let mut chain = vec![e.to_string()];
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                chain.push(s.to_string());
+                src = s.source();
+            }
+            let severity = if matches!(d.tls, Tls::Caddy { .. }) {
+                Severity::Error
+            } else {
+                Severity::Warn
+            };
+            Finding::new(
+                Area::Web,
+                "web.tls",
+                severity,
+                format!("HTTPS to {host} failed ({via})"),
+            )
+            .details(chain)
+            .hint(match d.tls {
+                Tls::Caddy { .. } => format!(
+                    "read Caddy's ACME log: docker logs --tail 50 {}",
+                    container_of(all, "caddy").map_or("caddy", |c| c.name.as_str())
+                ),
+                Tls::Proxy { .. } => {
+                    format!("check your proxy's certificate: curl -sSv https://{host}/infos")
+                }
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_pages_are_summed_up_by_their_title() {
+        assert_eq!(
+            answer_line("<html>\r\n<head><title>502 Bad Gateway</title></head>").as_deref(),
+            Some("502 Bad Gateway")
+        );
+        assert_eq!(
+            answer_line("\n Origin refused \n").as_deref(),
+            Some("Origin refused")
+        );
+        assert_eq!(answer_line(""), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! `xmpp.*`: from inside the daemon, the XMPP domain resolves, 5222 answers, STARTTLS is valid.
+
+use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::core::deployment::Deployment;
+use crate::doctor::CERT_WARN_DAYS;
+use crate::doctor::XMPP_TIMEOUT;
+use crate::doctor::container_of;
+use crate::doctor::hints::Hints;
+use crate::doctor::report::{Area, Finding};
+
+/// Resolves the XMPP domain as the daemon does (SRV `_xmpp-client._tcp`, then the domain on 5222),
+/// connects, and negotiates STARTTLS with peer verification against the container's trust store,
+/// which is what the daemon itself accepts. Prints one line per step; exit 0 TLS ok (last line
+/// `tls <host:port> <validTo unix time>`), 1 unresolved, 2 no TCP connection, 3 no STARTTLS, 4
+/// certificate rejected. Not checked: the features Movim needs from the server (PEP, MAM, …).
+pub const XMPP_PHP: &str = include_str!("../probes/xmpp.php");
+
+pub async fn check_xmpp(
+    engine: &Engine,
+    all: &[ContainerInfo],
+    d: &Deployment,
+    hints: &Hints,
+) -> Vec<Finding> {
+    let domain = d.xmpp.domain().as_str();
+    let Some(c) = ["daemon", "fpm"]
+        .iter()
+        .filter_map(|s| container_of(all, s))
+        .find(|c| c.running)
+    else {
+        return vec![
+            Finding::warn(
+                Area::Xmpp,
+                "xmpp.dns",
+                format!(
+                    "cannot check {domain} from inside Movim: neither daemon nor fpm is running"
+                ),
+            )
+            .hint(format!("start the stack: {}", hints.start_stack())),
+        ];
+    };
+    let service = c.service.as_deref().unwrap_or("daemon");
+    let cmd = ["php", "-r", XMPP_PHP, domain];
+    let (code, output) = match tokio::time::timeout(XMPP_TIMEOUT, engine.exec(&c.id, &cmd)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return vec![
+                Finding::warn(
+                    Area::Xmpp,
+                    "xmpp.dns",
+                    format!("cannot check {domain} from inside {}", c.name),
+                )
+                .detail(format!("{e:#}"))
+                .hint(hints.exec(service, &format!("getent hosts {domain}"))),
+            ];
+        }
+        Err(_) => {
+            return vec![
+                Finding::warn(
+                    Area::Xmpp,
+                    "xmpp.dns",
+                    format!("looking up {domain} from inside {} timed out", c.name),
+                )
+                .hint(format!(
+                    "check the container's resolver: {}",
+                    hints.exec(service, &format!("getent hosts {domain}"))
+                )),
+            ];
+        }
+    };
+    let lines: Vec<String> = output.lines().map(str::to_owned).collect();
+    let line_with = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
+    let mut out = Vec::new();
+    if code == 1 {
+        out.push(
+            Finding::warn(
+                Area::Xmpp,
+                "xmpp.dns",
+                format!("{domain} does not resolve inside {} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does", c.name),
+            )
+            .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {}", hints.exec(service, &format!("getent hosts {domain}")))),
+        );
+        return out;
+    }
+    if !matches!(code, 0 | 2 | 3 | 4) {
+        out.push(
+            Finding::warn(
+                Area::Xmpp,
+                "xmpp.dns",
+                format!("the XMPP probe failed in {} (php exited {code})", c.name),
+            )
+            .details(lines.iter().take(5).cloned())
+            .hint(hints.exec(service, &format!("getent hosts {domain}"))),
+        );
+        return out;
+    }
+    let resolved = line_with("resolved ").unwrap_or_default();
+    out.push(Finding::ok(
+        Area::Xmpp,
+        "xmpp.dns",
+        format!(
+            "{domain} resolves inside {} ({})",
+            c.name,
+            resolved.trim_start_matches("resolved ")
+        ),
+    ));
+    if code == 2 {
+        out.push(
+            Finding::error(Area::Xmpp, "xmpp.connect", format!("the daemon cannot connect to the XMPP server of {domain}"))
+                .details(lines.iter().filter(|l| l.starts_with("noconnect")).cloned())
+                .hint(format!("make sure the XMPP server listens on 5222 and the firewall lets the containers in, then: {}", hints.exec(service, &format!("getent hosts {domain}")))),
+        );
+        return out;
+    }
+    out.push(Finding::ok(
+        Area::Xmpp,
+        "xmpp.connect",
+        format!("the XMPP server of {domain} answers on its client port"),
+    ));
+    out.push(match code {
+        3 => Finding::error(Area::Xmpp, "xmpp.tls", format!("the XMPP server of {domain} does not offer STARTTLS, which the daemon requires"))
+            .hint("enable TLS on the XMPP server (Prosody: c2s_require_encryption = true with a certificate), then: movim-setup doctor"),
+        4 => Finding::error(Area::Xmpp, "xmpp.tls", format!("the daemon rejects the XMPP server's certificate for {domain}"))
+            .details(line_with("badcert "))
+            .hint(format!("give the XMPP server a certificate for {domain} from a CA the daemon trusts (not self-signed; a private CA via: movim-setup init --dir {} --ca-bundle FILE)", hints.dir)),
+        _ => {
+            let valid_to: i64 = line_with("tls ")
+                .and_then(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok()))
+                .unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+            let days = (valid_to - now) / 86_400;
+            if valid_to > 0 && days < CERT_WARN_DAYS {
+                Finding::warn(Area::Xmpp, "xmpp.tls", format!("the XMPP certificate for {domain} expires in {days} days"))
+                    .hint("renew it (and restart the XMPP server), then: movim-setup doctor")
+            } else {
+                let left = if valid_to > 0 { format!(", {days} days left") } else { String::new() };
+                Finding::ok(Area::Xmpp, "xmpp.tls", format!("STARTTLS certificate for {domain} accepted by the daemon{left}"))
+            }
+        }
+    });
+    out
+}
