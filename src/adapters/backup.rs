@@ -113,7 +113,7 @@ pub async fn dump(
     let backups = dir.join(BACKUPS_DIR);
     std::fs::create_dir_all(&backups)
         .with_context(|| format!("cannot create {}", backups.display()))?;
-    let stamp = crate::core::lockfile::now_rfc3339().replace(':', "");
+    let stamp = crate::adapters::clock::now_rfc3339().replace(':', "");
     let mut name = file_name(&stamp, version);
     let mut n = 2;
     while backups.join(&name).exists() {

@@ -3,11 +3,14 @@
 //! disk, processes, and the terminal.
 
 pub mod backup;
+pub mod clock;
 pub mod db;
 pub mod engine;
 pub mod fsx;
 pub mod health;
+pub mod journal;
 pub mod registry;
+pub mod run_lock;
 pub mod runner;
 pub mod subprocess;
 pub mod ui;

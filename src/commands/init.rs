@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
-use crate::core::lockfile::{self, LOCK_FILE, Lock, Release};
+use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::render::{self, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
@@ -397,7 +397,7 @@ async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock
         lock.history.push(Release {
             movim: lock.movim.clone(),
             images: lock.images.clone(),
-            at: lockfile::now_rfc3339(),
+            at: crate::adapters::clock::now_rfc3339(),
             backup: None,
             outcome: "installed".into(),
         });
@@ -471,7 +471,7 @@ fn write(
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
     set_mode(&ctx.dir, 0o700)?;
-    let stamp = lockfile::now_rfc3339().replace(':', "");
+    let stamp = crate::adapters::clock::now_rfc3339().replace(':', "");
     let mut tx = Transaction::new(&ctx.dir, &stamp);
     for (path, file) in files {
         tx.write(path, file.content.as_bytes(), file.mode)

@@ -68,12 +68,9 @@ impl Lock {
     }
 }
 
-/// The current time as RFC 3339 (UTC), without pulling in a date crate.
+/// `secs` since the Unix epoch as RFC 3339 (UTC), without pulling in a date crate.
 #[must_use]
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+pub fn rfc3339(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));

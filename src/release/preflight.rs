@@ -1,9 +1,10 @@
 //! Before a release transition touches anything: the deployment must be installed, its password
 //! known, no other run may hold the lock, and no interrupted run may be left unsettled.
 
+use crate::adapters::run_lock::RunLock;
 use crate::context::Context;
 use crate::core::deployment::Deployment;
-use crate::core::journal::{self, Journal, RunLock};
+use crate::core::journal::{self, Journal};
 use crate::core::lockfile::Lock;
 use crate::core::plan::{Kind, Step};
 use crate::core::secret::Secret;

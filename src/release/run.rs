@@ -13,8 +13,8 @@ use crate::adapters::backup;
 use crate::adapters::fsx;
 use crate::context::Context;
 use crate::core::deployment::{Database, Deployment, MovimTag};
-use crate::core::journal::{self, Files, Journal, Side};
-use crate::core::lockfile::{self, LOCK_FILE, Lock, Release};
+use crate::core::journal::{Files, Journal, Side};
+use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::plan::{self, Kind, Migrations, Observed, Plan, Refusal, Step};
 use crate::core::render::{self, ANSWERS_FILE};
 use crate::core::secret::Secret;
@@ -54,6 +54,8 @@ pub async fn plan_and_execute(
         side(&observed.current, &observed.current_images),
         side(&observed.target, &observed.target_images),
         previous,
+        &crate::adapters::clock::now_rfc3339(),
+        std::process::id(),
     );
     if let Database::External { .. } = d.database {
         j.backup_tool = Some(backup_tool(ctx, d).await?);
@@ -88,7 +90,7 @@ pub async fn plan_and_execute(
     j.restore = p.restore.clone();
     j.finish(&ctx.dir, Step::Prepull)
         .or_fail(|| "cannot write the upgrade journal".to_owned())?;
-    journal::checkpoint(&Step::Prepull.checkpoint());
+    crate::adapters::journal::checkpoint(&Step::Prepull.checkpoint());
     let run = Run {
         ctx,
         tools,
@@ -203,7 +205,7 @@ impl<'a> Run<'a> {
                 }
                 return Err(undo(self, failure).await);
             }
-            journal::checkpoint(&step.checkpoint());
+            crate::adapters::journal::checkpoint(&step.checkpoint());
         }
         self.complete()
     }
@@ -291,7 +293,7 @@ impl<'a> Run<'a> {
         lock.history.push(Release {
             movim: self.journal.to.movim.clone(),
             images: self.journal.to.images.clone(),
-            at: lockfile::now_rfc3339(),
+            at: crate::adapters::clock::now_rfc3339(),
             backup: self.journal.backup.clone(),
             outcome: match self.journal.kind {
                 Kind::Upgrade => "upgrading",

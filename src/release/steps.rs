@@ -9,7 +9,6 @@ use crate::context::Context;
 use crate::core::deployment::{Database, Deployment};
 use crate::core::journal::Journal;
 use crate::core::layout::Layout;
-use crate::core::lockfile;
 use crate::core::plan::{self, Migrations};
 use crate::core::render::kube::{self, KUBE_FILE, PODMAN_FILE};
 use crate::core::render::{self, COMPOSE_FILE, Extras};
@@ -160,7 +159,7 @@ pub fn layout_files(
 
 /// Writes files of the deployment directory in one transaction (previous versions kept).
 pub fn put_files(dir: &Path, files: &[(&str, &[u8], u32)]) -> Result<(), Failure> {
-    let stamp = lockfile::now_rfc3339().replace(':', "");
+    let stamp = crate::adapters::clock::now_rfc3339().replace(':', "");
     let mut tx = Transaction::new(dir, &stamp);
     for (name, content, mode) in files {
         tx.write(name, content, *mode)

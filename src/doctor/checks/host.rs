@@ -1,6 +1,6 @@
 //! `host.disk` and `upgrade.*`: free space, an interrupted upgrade, a run holding the lock.
 
-use crate::adapters::fsx;
+use crate::adapters::{fsx, run_lock};
 use crate::core::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
 use crate::doctor::DISK_ERROR_BYTES;
 use crate::doctor::DISK_WARN_BYTES;
@@ -45,33 +45,9 @@ pub fn check_disk(dir: &Path) -> Finding {
     }
 }
 
-/// The live process holding the run lock, if any. `upgrade` writes `pid N` and `proc-start T`
-/// (the process's start time in clock ticks, so a reused pid is not mistaken for it) into the
-/// file and removes it when done; a file left by a killed run names a dead process. Reading the
-/// file, never locking it, keeps doctor from ever getting in a real run's way.
-pub fn run_lock_holder(dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(dir.join(RUN_LOCK_FILE)).ok()?;
-    let pid: u32 = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| !w.is_empty())?
-        .parse()
-        .ok()?;
-    let ticks: Option<u64> = text
-        .lines()
-        .find_map(|l| l.strip_prefix("proc-start "))
-        .and_then(|v| v.trim().parse().ok());
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 of /proc/<pid>/stat, counted after the parenthesised command name.
-    let started = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
-        .and_then(|v| v.parse::<u64>().ok());
-    (pid != std::process::id() && ticks.is_none_or(|t| started == Some(t))).then_some(pid)
-}
-
 /// An interrupted upgrade (its journal left behind) and a run holding the lock now.
 pub fn check_upgrade(dir: &Path) -> Vec<Finding> {
-    let holder = run_lock_holder(dir);
+    let holder = run_lock::live_holder(dir);
     let journal = dir.join(JOURNAL_FILE);
     let mut out = Vec::new();
     out.push(match (std::fs::metadata(&journal), holder) {

@@ -1,0 +1,137 @@
+//! Where the journal ([`crate::core::journal`]) meets the disk: read, written atomically before
+//! each step, removed when the run is over; and the named checkpoints (after rustup's
+//! `checkpoint`): a test sets `MOVIM_SETUP_CRASH_AT=after-backup` and the process kills itself with
+//! SIGKILL there.
+
+use crate::adapters::{clock, fsx};
+use crate::core::journal::{JOURNAL_FILE, Journal};
+use crate::core::plan::Step;
+use anyhow::Context as _;
+use std::path::Path;
+
+/// Test-only: the checkpoint at which the process kills itself (see [`checkpoint`]).
+pub const CRASH_ENV: &str = "MOVIM_SETUP_CRASH_AT";
+
+impl Journal {
+    /// The journal of `dir`, if a run left one.
+    ///
+    /// # Errors
+    /// It exists but cannot be read or parsed.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = dir.join(JOURNAL_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .with_context(|| format!("{} is not a journal this version reads", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Records that `step` starts now (written atomically before the step does anything).
+    ///
+    /// # Errors
+    /// The journal cannot be written (then the step must not run).
+    pub fn begin(&mut self, dir: &Path, step: Step) -> anyhow::Result<()> {
+        self.current = Some(step);
+        self.save(dir)
+    }
+
+    /// Records that `step` is done.
+    ///
+    /// # Errors
+    /// The journal cannot be written.
+    pub fn finish(&mut self, dir: &Path, step: Step) -> anyhow::Result<()> {
+        if !self.done.contains(&step) {
+            self.done.push(step);
+        }
+        self.current = None;
+        self.save(dir)
+    }
+
+    /// Writes the journal atomically (0600: it names backups and the previous files).
+    ///
+    /// # Errors
+    /// The disk refused it.
+    pub fn save(&mut self, dir: &Path) -> anyhow::Result<()> {
+        self.pid = std::process::id();
+        self.updated_at = clock::now_rfc3339();
+        let text = serde_json::to_string_pretty(self).context("cannot serialise the journal")?;
+        fsx::write_atomic(&dir.join(JOURNAL_FILE), text.as_bytes(), 0o600)
+    }
+
+    /// The run is over (finished or undone): no journal is left.
+    ///
+    /// # Errors
+    /// The journal exists and cannot be removed.
+    pub fn remove(dir: &Path) -> anyhow::Result<()> {
+        match std::fs::remove_file(dir.join(JOURNAL_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e)
+                .with_context(|| format!("cannot remove {}", dir.join(JOURNAL_FILE).display())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A named point in a dangerous sequence. **Test-only hook:** when the environment variable
+/// `MOVIM_SETUP_CRASH_AT` equals `name`, the process kills itself with SIGKILL right here (no
+/// destructor, no flush: what a power cut or the OOM killer does), so crash tests can prove that
+/// the journal lets the next run recover. Users never set it.
+pub fn checkpoint(name: &str) {
+    if std::env::var(CRASH_ENV).is_ok_and(|v| v == name) {
+        eprintln!("checkpoint {name}: {CRASH_ENV} is set, killing this process with SIGKILL");
+        let pid = std::process::id().to_string();
+        // std has no kill(2); the `kill` program sends the real SIGKILL (abort() would be SIGABRT).
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
+        // The signal is asynchronous: never run past the checkpoint.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+mod tests {
+    use super::*;
+    use crate::core::journal::{Files, Side};
+    use crate::core::plan::{Kind, Step};
+    use std::collections::BTreeMap;
+
+    fn journal() -> Journal {
+        let side = |v: &str| Side {
+            movim: v.into(),
+            images: BTreeMap::new(),
+        };
+        Journal::new(
+            Kind::Upgrade,
+            side("v0.29.2"),
+            side("v0.30.0"),
+            Files {
+                main: "c".into(),
+                answers: "a".into(),
+                lock: "l".into(),
+            },
+            "2026-11-29T10:15:00Z",
+            std::process::id(),
+        )
+    }
+
+    #[test]
+    fn the_journal_round_trips_and_tracks_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Journal::load(dir.path()).unwrap(), None);
+        let mut j = journal();
+        j.begin(dir.path(), Step::Prepull).unwrap();
+        j.finish(dir.path(), Step::Prepull).unwrap();
+        j.begin(dir.path(), Step::Stop).unwrap();
+        let back = Journal::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.done, [Step::Prepull]);
+        assert_eq!(back.current, Some(Step::Stop));
+        assert!(back.touched(Step::Stop) && !back.touched(Step::Backup));
+        Journal::remove(dir.path()).unwrap();
+        assert!(!dir.path().join(JOURNAL_FILE).exists());
+    }
+}
