@@ -9,12 +9,10 @@ use crate::adapters::runner::compose::{ComposeTool, Flavor};
 use crate::adapters::runner::kube_play::KubePlay;
 use crate::context::Context;
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::core::envfile;
 use crate::core::layout::{self, Layout};
 use crate::core::lockfile::{LOCK_FILE, Lock};
 use crate::core::render::compose::PREPARE_SERVICE;
-use crate::core::render::kube::KUBE_ENV_FILE;
-use crate::core::render::{self, ANSWERS_FILE, ENV_FILE};
+use crate::core::render::{self};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
 use std::collections::BTreeMap;
@@ -205,67 +203,6 @@ async fn start_podman(ctx: &Context, cause: anyhow::Error) -> Result<Engine, Fai
                 .because(e)
                 .next(format!("{command} &"))
         })
-}
-
-/// What a deployment directory holds today (any part may be missing on a first run).
-#[derive(Debug, Default)]
-pub struct Saved {
-    pub deployment: Option<Deployment>,
-    pub env: Option<BTreeMap<String, String>>,
-    pub lock: Option<Lock>,
-}
-
-impl Saved {
-    pub fn load(dir: &Path) -> Result<Self, Failure> {
-        let read = |name: &str| -> Result<Option<String>, Failure> {
-            match std::fs::read_to_string(dir.join(name)) {
-                Ok(t) => Ok(Some(t)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(
-                    Failure::new(format!("cannot read {}", dir.join(name).display())).because(e),
-                ),
-            }
-        };
-        let broken = |name: &str, why: String| {
-            Failure::usage(format!("{} is not valid", dir.join(name).display()))
-                .detail(why)
-                .next(format!(
-                    "restore it from {}/backups/files/ or remove it and re-run movim-setup init",
-                    dir.display()
-                ))
-        };
-        let deployment = read(ANSWERS_FILE)?
-            .map(|t| {
-                serde_norway::from_str::<Deployment>(&t)
-                    .map_err(|e| broken(ANSWERS_FILE, e.to_string()))
-            })
-            .transpose()?;
-        // A kube deployment keeps its `movim.env` beside its manifests.
-        let env = match read(ENV_FILE)? {
-            Some(t) => Some((ENV_FILE, t)),
-            None => read(KUBE_ENV_FILE)?.map(|t| (KUBE_ENV_FILE, t)),
-        };
-        let env = env
-            .map(|(name, t)| envfile::parse(&t).map_err(|e| broken(name, e)))
-            .transpose()?;
-        let lock = read(LOCK_FILE)?
-            .map(|t| Lock::parse(&t).map_err(|e| broken(LOCK_FILE, e)))
-            .transpose()?;
-        Ok(Self {
-            deployment,
-            env,
-            lock,
-        })
-    }
-
-    /// The secrets kept from a previous run.
-    #[must_use]
-    pub fn db_password(&self) -> Option<Secret> {
-        self.env
-            .as_ref()
-            .and_then(|e| e.get("DB_PASSWORD"))
-            .map(|p| Secret::new(p.clone()))
-    }
 }
 
 /// The container of one service of the project.

@@ -12,5 +12,6 @@ pub mod journal;
 pub mod registry;
 pub mod run_lock;
 pub mod runner;
+pub mod store;
 pub mod subprocess;
 pub mod ui;

@@ -9,6 +9,8 @@ use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
 use crate::adapters::registry::{ImageRef, RegistryClient};
 use crate::adapters::runner::compose::ComposeTool;
+use crate::adapters::store;
+use crate::adapters::store::Saved;
 use crate::adapters::ui::{Defaults, Prompter, Terminal};
 use crate::cli::InitArgs;
 use crate::context::Context;
@@ -19,7 +21,7 @@ use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::render::{self, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::stack::{self, Saved, Tools};
+use crate::stack::{self, Tools};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -508,7 +510,7 @@ fn check_target(ctx: &Context, args: &InitArgs) -> Result<(), Failure> {
     } else {
         Layout::Compose
     };
-    match Layout::held(&ctx.dir) {
+    match store::layout_held(&ctx.dir) {
         Some(layout) if layout != wanted => Err(Failure::usage(format!(
             "{} holds a --target {} deployment ({}); init --target {} would write a second one beside it",
             ctx.dir.display(),

@@ -11,11 +11,12 @@
 //!   left that release if its code cannot read the database as it is, start, prove.
 
 use crate::adapters::backup;
+use crate::adapters::store;
+use crate::adapters::store::Saved;
 use crate::cli::RollbackArgs;
 use crate::context::Context;
 use crate::core::deployment::MovimTag;
 use crate::core::journal::Journal;
-use crate::core::layout::Layout;
 use crate::core::plan::{self, Kind};
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::Run;
@@ -23,7 +24,7 @@ use crate::release::observe::{Target, observe};
 use crate::release::preflight::{installed, password, run_lock};
 use crate::release::run::plan_and_execute;
 use crate::release::undo::restore_previous;
-use crate::stack::{Saved, Tools};
+use crate::stack::Tools;
 
 pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failure> {
     let saved = Saved::load(&ctx.dir)?;
@@ -31,7 +32,7 @@ pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failur
     let password = password(ctx, &saved)?;
     let _held = run_lock(ctx, "rollback")?;
     backup::remove_partials(&ctx.dir);
-    let tools = Tools::connect_for(ctx, Layout::detect(&ctx.dir)).await?;
+    let tools = Tools::connect_for(ctx, store::layout(&ctx.dir)).await?;
     if let Some(j) =
         Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
     {

@@ -3,9 +3,8 @@
 //! `init --target kube` (`kube/podman.yaml`, run by `podman kube play`), and how the containers of
 //! each are named back to their services.
 
-use crate::core::render::COMPOSE_FILE;
-use crate::core::render::kube::PODMAN_FILE;
-use std::path::Path;
+use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
+use crate::core::render::{COMPOSE_FILE, ENV_FILE};
 
 /// The label every kube-played container carries (Podman copies a pod's labels onto its
 /// containers); its value is the project.
@@ -22,24 +21,25 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// The layout of the deployment `dir` holds: compose when it has a compose file, kube-played
-    /// when it has the Podman manifest and no compose file, `None` when it holds neither (`init`
-    /// has not written it yet).
+    /// The layout of a deployment directory from which of its two main files it has: compose
+    /// when it has a compose file, kube-played when it has the Podman manifest and no compose
+    /// file, `None` when it holds neither (`init` has not written it yet).
     #[must_use]
-    pub fn held(dir: &Path) -> Option<Self> {
-        if dir.join(COMPOSE_FILE).exists() {
-            Some(Self::Compose)
-        } else if dir.join(PODMAN_FILE).exists() {
-            Some(Self::KubePlay)
-        } else {
-            None
+    pub fn from_files(has_compose_file: bool, has_podman_file: bool) -> Option<Self> {
+        match (has_compose_file, has_podman_file) {
+            (true, _) => Some(Self::Compose),
+            (false, true) => Some(Self::KubePlay),
+            (false, false) => None,
         }
     }
 
-    /// [`Layout::held`], with compose for a directory that holds neither.
+    /// Where this layout keeps Movim's `.env`.
     #[must_use]
-    pub fn detect(dir: &Path) -> Self {
-        Self::held(dir).unwrap_or(Self::Compose)
+    pub fn env_file(self) -> &'static str {
+        match self {
+            Self::Compose => ENV_FILE,
+            Self::KubePlay => KUBE_ENV_FILE,
+        }
     }
 
     /// The `init --target` that writes this layout.
@@ -116,17 +116,5 @@ mod tests {
         assert_eq!(kube_service("movim", "other-web"), None);
         // A project whose name extends another's does not steal its containers.
         assert_eq!(kube_service("movim-2", "movim-web"), None);
-    }
-
-    #[test]
-    fn a_directory_with_the_podman_manifest_and_no_compose_file_is_kube_played() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(Layout::held(tmp.path()), None);
-        assert_eq!(Layout::detect(tmp.path()), Layout::Compose);
-        std::fs::create_dir_all(tmp.path().join("kube")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(tmp.path().join(PODMAN_FILE), "").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(Layout::detect(tmp.path()), Layout::KubePlay);
-        std::fs::write(tmp.path().join(COMPOSE_FILE), "").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(Layout::detect(tmp.path()), Layout::Compose);
     }
 }

@@ -1,11 +1,11 @@
 //! `doctor --bundle`: a tar.gz for a bug report, every secret redacted.
 
 use crate::adapters::fsx;
+use crate::adapters::store::Dir;
 use crate::core::envfile;
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::render::ANSWERS_FILE;
 use crate::doctor::report::Report;
-use crate::doctor::setup::Setup;
 use std::path::Path;
 
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
@@ -19,7 +19,7 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
 /// the lock, `logs/<container>.log`) as a tar.gz with the system's `tar`.
 pub fn write_bundle(
     path: &Path,
-    s: &Setup,
+    s: &Dir,
     report: &Report,
     logs: &[(String, String)],
     secrets: &[&str],

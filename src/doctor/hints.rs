@@ -1,11 +1,11 @@
 //! The exact commands doctor's fixes end with, in the words of the deployment's runner.
 
 use crate::adapters::runner::compose::ComposeTool;
+use crate::adapters::store::Dir;
 use crate::core::layout;
 use crate::core::layout::Layout;
 use crate::core::render::COMPOSE_FILE;
 use crate::core::render::kube::PODMAN_FILE;
-use crate::doctor::setup::Setup;
 
 /// The exact commands hints end with, built once, in the words of the deployment's runner.
 pub struct Hints {
@@ -21,7 +21,7 @@ pub struct Hints {
 }
 
 impl Hints {
-    pub fn new(setup: &Setup, tool: Option<&ComposeTool>) -> Self {
+    pub fn new(setup: &Dir, tool: Option<&ComposeTool>) -> Self {
         let dir = setup.dir.display().to_string();
         let project = setup
             .deployment

@@ -29,7 +29,7 @@
 //! | `host.disk` | free space in the deployment directory |
 //! | `upgrade.journal` `upgrade.run_lock` | an interrupted upgrade; another run holding the lock |
 //!
-//! The layout ([`Layout::detect`]) decides which files are read and which commands the fixes
+//! The layout ([`crate::adapters::store::layout`]) decides which files are read and which commands the fixes
 //! name: the compose tool's for a compose project; `podman logs`, `podman exec` and
 //! `podman kube play --replace` for a deployment written by `init --target kube`.
 
@@ -37,10 +37,10 @@ pub mod bundle;
 pub mod checks;
 pub mod hints;
 pub mod report;
-pub mod setup;
 
 use crate::adapters::engine::{ContainerInfo, Engine, EngineKind};
 use crate::adapters::runner::compose::{self, ComposeTool};
+use crate::adapters::store::Dir;
 use crate::cli::DoctorArgs;
 use crate::context::Context;
 use crate::core::deployment::Deployment;
@@ -63,7 +63,6 @@ use crate::doctor::checks::web::check_web;
 use crate::doctor::checks::xmpp::check_xmpp;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding, Report};
-use crate::doctor::setup::Setup;
 use crate::error::{ExitStatus, Failure};
 use std::time::Duration;
 
@@ -115,7 +114,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
         None => None,
     };
 
-    let setup = Setup::read(&dir);
+    let setup = Dir::read(&dir);
     let mut report = Report::new(env!("CARGO_PKG_VERSION"), dir.display().to_string());
 
     let kube = setup.layout == Layout::KubePlay;
@@ -266,7 +265,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
 }
 
 /// When the engine or the answers are missing, the stack checks cannot run: one finding says so.
-pub fn skipped(engine: &Option<Engine>, setup: &Setup) -> Finding {
+pub fn skipped(engine: &Option<Engine>, setup: &Dir) -> Finding {
     let why = if engine.is_none() && setup.layout == Layout::KubePlay {
         "the engine does not answer or is not Podman"
     } else if engine.is_none() {
@@ -291,7 +290,7 @@ pub struct Local {
     rest: Vec<Finding>,
 }
 
-pub fn local_checks(s: &Setup, hints: &Hints) -> Local {
+pub fn local_checks(s: &Dir, hints: &Hints) -> Local {
     let mut rest = check_env(s, hints);
     rest.extend(check_images(s));
     rest.extend(check_drift(s));
@@ -314,7 +313,7 @@ pub struct StackFindings {
 pub async fn stack_checks(
     engine: &Engine,
     compose: Option<&ComposeTool>,
-    s: &Setup,
+    s: &Dir,
     d: &Deployment,
     hints: &Hints,
     want_logs: bool,

@@ -2,6 +2,7 @@
 //! known, no other run may hold the lock, and no interrupted run may be left unsettled.
 
 use crate::adapters::run_lock::RunLock;
+use crate::adapters::store::Saved;
 use crate::context::Context;
 use crate::core::deployment::Deployment;
 use crate::core::journal::{self, Journal};
@@ -9,7 +10,6 @@ use crate::core::lockfile::Lock;
 use crate::core::plan::{Kind, Step};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
-use crate::stack::Saved;
 
 /// The deployment and lock `init` wrote, or the command that makes them.
 pub fn installed(ctx: &Context, saved: &Saved) -> Result<(Deployment, Lock), Failure> {

@@ -2,6 +2,7 @@
 
 use crate::adapters::db::{self, DbTarget};
 use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::adapters::store::Dir;
 use crate::core::deployment::{Database, Deployment};
 use crate::core::secret::Secret;
 use crate::doctor::PHINX_TIMEOUT;
@@ -9,7 +10,6 @@ use crate::doctor::PROBE_TIMEOUT;
 use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
-use crate::doctor::setup::Setup;
 use std::time::Duration;
 
 /// Where this tool reaches the database: the bundled container's address, or the external host.
@@ -46,7 +46,7 @@ pub fn db_target(
 pub async fn check_database(
     engine: &Engine,
     all: &[ContainerInfo],
-    s: &Setup,
+    s: &Dir,
     d: &Deployment,
     hints: &Hints,
 ) -> Vec<Finding> {
@@ -153,7 +153,7 @@ pub async fn check_database(
 
 pub async fn db_facts(
     all: &[ContainerInfo],
-    s: &Setup,
+    s: &Dir,
     d: &Deployment,
     hints: &Hints,
 ) -> Result<(DbTarget, db::DbFacts), Finding> {

@@ -1,5 +1,6 @@
 //! `drift.*`: the generated files compared with what `init` renders today.
 
+use crate::adapters::store::Dir;
 use crate::core::deployment::Xmpp;
 use crate::core::envfile;
 use crate::core::layout::Layout;
@@ -9,14 +10,13 @@ use crate::core::render::{self, ANSWERS_FILE, CA_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::doctor::DIFF_LINES;
 use crate::doctor::report::{Area, Finding, line_diff};
-use crate::doctor::setup::Setup;
 use std::collections::BTreeMap;
 
 /// What `init` would write for this deployment today: the pure renderer fed with the saved
 /// answers, the password from `movim.env` and the lock. Content that init copies from files the
 /// user named (the CA bundle, Prosody's certificate) is taken from the directory itself: those
 /// sources may have moved since, and a copy is not a hand edit.
-pub fn expected_files(s: &Setup) -> Result<BTreeMap<String, render::File>, String> {
+pub fn expected_files(s: &Dir) -> Result<BTreeMap<String, render::File>, String> {
     let d = s
         .deployment
         .as_ref()
@@ -69,7 +69,7 @@ pub fn expected_files(s: &Setup) -> Result<BTreeMap<String, render::File>, Strin
 
 /// Generated files compared with what `init` renders: a short diff for public files; for files
 /// holding secrets, only which keys differ (values of secret keys never shown).
-pub fn check_drift(s: &Setup) -> Vec<Finding> {
+pub fn check_drift(s: &Dir) -> Vec<Finding> {
     let expected = match expected_files(s) {
         Ok(f) => f,
         Err(why) => {

@@ -1,5 +1,6 @@
 //! `env.*`: `movim.env` private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
 
+use crate::adapters::store::Dir;
 use crate::core::envfile;
 use crate::core::layout::Layout;
 use crate::core::render::kube::{self};
@@ -7,12 +8,11 @@ use crate::core::secret::Secret;
 use crate::doctor::MOVIM_UID;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
-use crate::doctor::setup::Setup;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 
 /// `movim.env`: private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
-pub fn check_env(s: &Setup, hints: &Hints) -> Vec<Finding> {
+pub fn check_env(s: &Dir, hints: &Hints) -> Vec<Finding> {
     let mut out = Vec::new();
     let env_file = s.env_file;
     let path = s.path(env_file);

@@ -1,6 +1,7 @@
 //! `files.*`: each generated file present and parseable; `compose.yaml` judged by the compose tool.
 
 use crate::adapters::runner::compose::ComposeTool;
+use crate::adapters::store::Dir;
 use crate::core::deployment::Deployment;
 use crate::core::layout::Layout;
 use crate::core::lockfile::LOCK_FILE;
@@ -11,9 +12,8 @@ use crate::core::render::{ANSWERS_FILE, COMPOSE_FILE};
 use crate::doctor::PROBE_TIMEOUT;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
-use crate::doctor::setup::Setup;
 
-pub fn check_files(s: &Setup) -> Vec<Finding> {
+pub fn check_files(s: &Dir) -> Vec<Finding> {
     let restore = |name: &str| {
         format!(
             "restore {name} from {d}/backups/files/, or let init write it again: movim-setup init --dir {d}",
@@ -119,7 +119,7 @@ pub fn check_files(s: &Setup) -> Vec<Finding> {
 /// `files.compose`: the compose tool's own `config` is the judge of whether the file is valid.
 pub async fn compose_config(
     compose: Option<&ComposeTool>,
-    s: &Setup,
+    s: &Dir,
     d: &Deployment,
 ) -> Vec<Finding> {
     let (Layout::Compose, Some(text)) = (s.layout, &s.main_text) else {

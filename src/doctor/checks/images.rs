@@ -1,16 +1,16 @@
 //! `images.*`: every image the manifest runs pinned by digest and equal to the lock.
 
+use crate::adapters::store::Dir;
 use crate::core::layout::Layout;
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::manifest::compose_images;
 use crate::core::manifest::kube_images;
 use crate::doctor::report::{Area, Finding};
-use crate::doctor::setup::Setup;
 use std::collections::BTreeSet;
 
 /// Every image pinned by digest and equal to the lock (a service the lock does not name, such as
 /// the one-shot `prepare`, must run one of the lock's images).
-pub fn check_images(s: &Setup) -> Vec<Finding> {
+pub fn check_images(s: &Dir) -> Vec<Finding> {
     let (Some(text), Some(lock)) = (&s.main_text, s.lock()) else {
         return Vec::new();
     };

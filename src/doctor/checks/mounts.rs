@@ -1,6 +1,7 @@
 //! `mounts.*`: the shared volumes mounted as the manifest says (web read-only), writable by uid 82.
 
 use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::adapters::store::Dir;
 use crate::core::deployment::Deployment;
 use crate::core::layout::Layout;
 use crate::core::manifest::WantedMount;
@@ -13,12 +14,11 @@ use crate::doctor::PROBE_TIMEOUT;
 use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
-use crate::doctor::setup::Setup;
 use std::collections::BTreeMap;
 
 /// The mounts of fpm, daemon and web as init writes them today: compose.yaml's volumes, or the
 /// volume mounts of the rendered `kube/podman.yaml` (a claim is the Podman volume of its name).
-pub fn expected_mounts(s: &Setup, d: &Deployment) -> Option<BTreeMap<String, Vec<WantedMount>>> {
+pub fn expected_mounts(s: &Dir, d: &Deployment) -> Option<BTreeMap<String, Vec<WantedMount>>> {
     let lock = s.lock()?;
     match s.layout {
         Layout::Compose => {
@@ -38,7 +38,7 @@ pub fn expected_mounts(s: &Setup, d: &Deployment) -> Option<BTreeMap<String, Vec
 pub async fn check_mounts(
     engine: &Engine,
     all: &[ContainerInfo],
-    s: &Setup,
+    s: &Dir,
     expected: Option<&BTreeMap<String, Vec<WantedMount>>>,
     hints: &Hints,
 ) -> Vec<Finding> {

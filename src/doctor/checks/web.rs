@@ -2,13 +2,13 @@
 
 use crate::adapters::engine::ContainerInfo;
 use crate::adapters::health;
+use crate::adapters::store::Dir;
 use crate::core::deployment::{Deployment, Tls};
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::render::CA_FILE;
 use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding, Severity};
-use crate::doctor::setup::Setup;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub fn web_address(all: &[ContainerInfo], d: &Deployment) -> Result<SocketAddr, 
 
 pub async fn check_web(
     all: &[ContainerInfo],
-    s: &Setup,
+    s: &Dir,
     d: &Deployment,
     hints: &Hints,
 ) -> Vec<Finding> {
@@ -189,7 +189,7 @@ pub fn answer_line(body: &str) -> Option<String> {
 /// TLS client. With the bundled Caddy the request goes to Caddy's container directly, trusting the
 /// deployment's CA bundle; with the user's own proxy it goes wherever the name resolves. How many
 /// days are left is not shown: the HTTP client does not expose the peer certificate.
-pub async fn check_public_tls(all: &[ContainerInfo], s: &Setup, d: &Deployment) -> Finding {
+pub async fn check_public_tls(all: &[ContainerInfo], s: &Dir, d: &Deployment) -> Finding {
     let host = d.domain.as_str();
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(8))
