@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::core::shell::quote as shell_quote;
 use anyhow::{Context as _, anyhow};
 use tokio::io::AsyncReadExt as _;
 use tokio::process::Command;
@@ -191,18 +192,4 @@ pub fn describe_exit(code: Option<i32>) -> String {
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// `word` as a POSIX shell reads it back: bare when safe, else single-quoted.
-#[must_use]
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@,+%".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }

@@ -1,54 +1,14 @@
-//! The terminal: prompts behind one [`Prompter`] trait (dialoguer on a terminal, defaults or a
-//! clear error with `--yes`), progress as indicatif bars on a terminal and plain ordered lines
+//! The terminal: prompts behind the core's [`Prompter`] trait (dialoguer on a terminal; the
+//! core's `Defaults` answer with `--yes`), progress as indicatif bars on a terminal and plain ordered lines
 //! otherwise, and the one place failures are printed. `NO_COLOR` is honoured.
 
 use crate::adapters::engine::PullProgress;
+use crate::core::answers::{Prompter, Question};
 use crate::error::Failure;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-
-/// One question `init` asks, and where else its answer may come from.
-#[derive(Debug, Clone, Copy)]
-pub struct Question {
-    pub key: &'static str,
-    pub flag: &'static str,
-    pub env: &'static str,
-    pub prompt: &'static str,
-}
-
-/// Asks the user; implemented by the terminal prompter and the non-interactive one.
-pub trait Prompter {
-    fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure>;
-    fn select(&self, q: &Question, choices: &[&str], default: usize) -> Result<usize, Failure>;
-    fn password(&self, q: &Question) -> Result<String, Failure>;
-}
-
-fn missing(q: &Question) -> Failure {
-    Failure::usage(format!("no answer for `{}`", q.key))
-        .detail(format!(
-            "give it with {} VALUE, the {} environment variable, or `{}:` in --answers FILE",
-            q.flag, q.env, q.key
-        ))
-        .next(format!("movim-setup init {} VALUE …", q.flag))
-}
-
-/// `--yes` or no terminal: take the default, or fail naming the flag.
-#[derive(Debug, Default)]
-pub struct Defaults;
-
-impl Prompter for Defaults {
-    fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure> {
-        default.map(str::to_owned).ok_or_else(|| missing(q))
-    }
-    fn select(&self, _q: &Question, _choices: &[&str], default: usize) -> Result<usize, Failure> {
-        Ok(default)
-    }
-    fn password(&self, q: &Question) -> Result<String, Failure> {
-        Err(missing(q))
-    }
-}
 
 /// Interactive prompts on the terminal.
 #[derive(Debug, Default)]

@@ -3,7 +3,6 @@
 //! listed once in [`QUESTIONS`]; [`resolve`] turns the merged answers into a validated
 //! [`Deployment`] or fails naming the flag to give.
 
-use crate::adapters::ui::{Prompter, Question};
 use crate::core::deployment::{
     self, DEFAULT_HTTP_PORT, DEFAULT_IMAGE_REPOSITORY, DEFAULT_LIBRARY_REPOSITORY, DEFAULT_TAG,
     Database, Deployment, Domain, MovimTag, Tls, Xmpp,
@@ -39,13 +38,54 @@ pub struct Answers {
     pub library_repository: Option<String>,
 }
 
+/// One question `init` asks, and where else its answer may come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Question {
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub prompt: &'static str,
+}
+
+/// Asks the user; implemented by the terminal prompter and the non-interactive one.
+pub trait Prompter {
+    fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure>;
+    fn select(&self, q: &Question, choices: &[&str], default: usize) -> Result<usize, Failure>;
+    fn password(&self, q: &Question) -> Result<String, Failure>;
+}
+
+fn missing(q: &Question) -> Failure {
+    Failure::usage(format!("no answer for `{}`", q.key))
+        .detail(format!(
+            "give it with {} VALUE, the {} environment variable, or `{}:` in --answers FILE",
+            q.flag, q.env, q.key
+        ))
+        .next(format!("movim-setup init {} VALUE …", q.flag))
+}
+
+/// `--yes` or no terminal: take the default, or fail naming the flag.
+#[derive(Debug, Default)]
+pub struct Defaults;
+
+impl Prompter for Defaults {
+    fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure> {
+        default.map(str::to_owned).ok_or_else(|| missing(q))
+    }
+    fn select(&self, _q: &Question, _choices: &[&str], default: usize) -> Result<usize, Failure> {
+        Ok(default)
+    }
+    fn password(&self, q: &Question) -> Result<String, Failure> {
+        Err(missing(q))
+    }
+}
+
 macro_rules! questions {
     ($($key:ident $flag:literal $env:literal $prompt:literal;)*) => {
         /// Every question: its answers-file key, flag, env var and prompt.
         pub const QUESTIONS: &[Question] = &[$(Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt }),*];
         #[allow(dead_code)] // every question has a constant; not every one is asked by name
         mod q {
-            use crate::adapters::ui::Question;
+            use crate::core::answers::Question;
             $(#[allow(non_upper_case_globals)] pub const $key: Question = Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt };)*
         }
     };
@@ -374,7 +414,6 @@ fn repository(q: &Question, given: Option<String>, default: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::ui::Defaults;
 
     fn base() -> Answers {
         Answers {

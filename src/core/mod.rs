@@ -12,3 +12,4 @@ pub mod manifest;
 pub mod plan;
 pub mod render;
 pub mod secret;
+pub mod shell;

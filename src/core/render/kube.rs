@@ -428,7 +428,7 @@ fn shell_command(command: &Value) -> Value {
     };
     let line = words
         .iter()
-        .map(|w| crate::adapters::subprocess::shell_quote(w))
+        .map(|w| crate::core::shell::quote(w))
         .collect::<Vec<_>>()
         .join(" ");
     Value::Sequence(vec![Value::from(line)])
