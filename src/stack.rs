@@ -3,11 +3,12 @@
 //! service, ending with the proof a browser would give (websocket 101 and `/infos`).
 
 use crate::adapters::db::{self, DbTarget};
-use crate::adapters::engine::{self, ContainerInfo, Engine, EngineKind};
+use crate::adapters::engine::{self, Engine, EngineKind};
 use crate::adapters::health;
 use crate::adapters::runner::compose::{ComposeTool, Flavor};
 use crate::adapters::runner::kube_play::KubePlay;
 use crate::context::Context;
+use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::{self, Layout};
 use crate::core::lockfile::{LOCK_FILE, Lock};
@@ -205,7 +206,8 @@ async fn start_podman(ctx: &Context, cause: anyhow::Error) -> Result<Engine, Fai
         })
 }
 
-/// The container of one service of the project.
+/// The container of one service of the project ([`container_of`]: a running one first, a
+/// leftover one-off last).
 pub async fn container(
     tools: &Tools,
     project: &str,
@@ -216,9 +218,7 @@ pub async fn container(
         .service_containers(project, tools.layout())
         .await
         .or_fail(|| format!("cannot list the containers of project {project}"))?;
-    Ok(all
-        .into_iter()
-        .find(|c| c.service.as_deref() == Some(service)))
+    Ok(container_of(&all, service).cloned())
 }
 
 /// A failure of `service`, with its last log lines and the commands to look further.
@@ -538,7 +538,7 @@ pub async fn pull_pinned(
 ) -> Result<(), Failure> {
     let mut missing = Vec::new();
     for reference in pinned {
-        let image = crate::adapters::registry::ImageRef::parse(reference)
+        let image = crate::core::image_ref::ImageRef::parse(reference)
             .map_err(|e| Failure::new(format!("bad pinned reference {reference}: {e}")))?;
         let Some(digest) = image.digest.clone() else {
             return Err(Failure::new(format!("{reference} is not pinned by digest")));

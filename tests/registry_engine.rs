@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use movim_setup::adapters::engine::{Engine, EngineKind, PullProgress};
-use movim_setup::adapters::registry::{ImageRef, RegistryClient, RegistryError};
+use movim_setup::adapters::registry::{RegistryClient, RegistryError};
+use movim_setup::core::image_ref::ImageRef;
 use movim_setup::core::layout::Layout;
 
 /// `<prefix>-<pid>-<n>-<nanos>`: unique across parallel tests and reruns; valid as a container,

@@ -7,7 +7,7 @@ mod kube;
 
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
-use crate::adapters::registry::{ImageRef, RegistryClient};
+use crate::adapters::registry::RegistryClient;
 use crate::adapters::runner::compose::ComposeTool;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::answers::{Defaults, Prompter};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::image_ref::ImageRef;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::render::{self, ENV_FILE, Extras};

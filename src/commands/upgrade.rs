@@ -15,12 +15,13 @@
 //! sequence with a database restore where an upgrade migrates.
 
 use crate::adapters::backup;
-use crate::adapters::registry::{ImageRef, RegistryClient};
+use crate::adapters::registry::RegistryClient;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
 use crate::cli::UpgradeArgs;
 use crate::context::Context;
 use crate::core::deployment::{Deployment, MovimTag};
+use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
 use crate::core::lockfile::Lock;
 use crate::core::plan::{self, Kind};

@@ -3,8 +3,10 @@
 //! passed in) — so all of it is unit-tested without a machine to run on.
 
 pub mod answers;
+pub mod containers;
 pub mod deployment;
 pub mod envfile;
+pub mod image_ref;
 pub mod journal;
 pub mod layout;
 pub mod lockfile;

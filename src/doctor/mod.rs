@@ -38,11 +38,12 @@ pub mod checks;
 pub mod hints;
 pub mod report;
 
-use crate::adapters::engine::{ContainerInfo, Engine, EngineKind};
+use crate::adapters::engine::{Engine, EngineKind};
 use crate::adapters::runner::compose::{self, ComposeTool};
 use crate::adapters::store::Dir;
 use crate::cli::DoctorArgs;
 use crate::context::Context;
+use crate::core::containers::ContainerInfo;
 use crate::core::deployment::Deployment;
 use crate::core::layout::Layout;
 use crate::core::render::ANSWERS_FILE;
@@ -368,16 +369,6 @@ pub async fn stack_checks(
         findings,
         logs,
     }
-}
-
-/// The container of `service`: a running one first, a one-off (`compose run`) last.
-pub fn container_of<'a>(all: &'a [ContainerInfo], service: &str) -> Option<&'a ContainerInfo> {
-    let mut of: Vec<&ContainerInfo> = all
-        .iter()
-        .filter(|c| c.service.as_deref() == Some(service))
-        .collect();
-    of.sort_by_key(|c| (!c.running, c.name.contains("-run-")));
-    of.first().copied()
 }
 
 /// The last few log lines of a container, as finding details.

@@ -5,6 +5,7 @@ use crate::adapters::backup;
 use crate::adapters::db;
 use crate::adapters::fsx;
 use crate::context::Context;
+use crate::core::containers::container_of;
 use crate::core::deployment::Deployment;
 use crate::core::lockfile::{self, Lock};
 use crate::core::plan::{self, Health, Kind, Migrations, Observed};
@@ -106,10 +107,7 @@ pub async fn health(ctx: &Context, tools: &Tools, d: &Deployment) -> Health {
         Err(e) => return Health::Unhealthy(format!("cannot list the containers: {e:#}")),
     };
     for (service, _) in d.images() {
-        let Some(c) = containers
-            .iter()
-            .find(|c| c.service.as_deref() == Some(service.as_str()))
-        else {
+        let Some(c) = container_of(&containers, &service) else {
             return Health::Unhealthy(format!("{service} has no container"));
         };
         if !c.running {

@@ -1,9 +1,10 @@
 //! Pinning a target release's images by digest at the registry (and the pinned `pg_dump` image
 //! that backs up an external database).
 
-use crate::adapters::registry::{ImageRef, RegistryClient};
+use crate::adapters::registry::RegistryClient;
 use crate::context::Context;
 use crate::core::deployment::{Deployment, POSTGRES_TAG};
+use crate::core::image_ref::ImageRef;
 use crate::core::lockfile::Lock;
 use crate::error::{Failure, OrFail};
 use std::collections::BTreeMap;

@@ -4,9 +4,9 @@
 use crate::adapters::backup;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
-use crate::adapters::registry::ImageRef;
 use crate::context::Context;
 use crate::core::deployment::{Database, Deployment};
+use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
 use crate::core::layout::Layout;
 use crate::core::plan::{self, Migrations};

@@ -33,7 +33,9 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::adapters::registry::{ImageRef, docker_config_credentials};
+use crate::adapters::registry::docker_config_credentials;
+use crate::core::containers::{ContainerInfo, MountInfo};
+use crate::core::image_ref::ImageRef;
 use crate::core::layout::{self, KUBE_INSTANCE_LABEL, Layout};
 
 /// Compose's labels; podman-compose sets the same ones.
@@ -466,7 +468,7 @@ impl Engine {
 
     /// The state of one container (by id or name).
     pub async fn inspect(&self, id: &str) -> anyhow::Result<ContainerInfo> {
-        Ok(ContainerInfo::from_inspect(&self.inspect_raw(id).await?))
+        Ok(container_info(&self.inspect_raw(id).await?))
     }
 
     async fn inspect_raw(&self, id: &str) -> anyhow::Result<ContainerInspectResponse> {
@@ -677,7 +679,7 @@ impl Engine {
         let mut check_error: Option<String> = None;
         loop {
             let raw = self.inspect_raw(id).await?;
-            let info = ContainerInfo::from_inspect(&raw);
+            let info = container_info(&raw);
             let who = info.describe();
             let restarted = *restarts.get_or_insert(info.restart_count) < info.restart_count;
             let status = if restarted {
@@ -885,146 +887,82 @@ pub trait PullProgress: Send + Sync {
     fn done(&self, image: &str);
 }
 
-/// A container's state, reduced to what the commands and doctor look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub id: String,
-    /// Without docker's leading `/`.
-    pub name: String,
-    /// The compose service (`com.docker.compose.service`).
-    pub service: Option<String>,
-    /// The image as the container was created with it (`registry/repo@sha256:…`).
-    pub image: String,
-    pub running: bool,
-    /// `created`, `running`, `paused`, `restarting`, `exited`, `dead`, …
-    pub status: String,
-    /// Set once the container has stopped.
-    pub exit_code: Option<i64>,
-    /// `healthy`, `unhealthy` or `starting`; `None` without a healthcheck.
-    pub health: Option<String>,
-    pub restart_count: i64,
-    pub oom_killed: bool,
-    /// RFC 3339, as the engine reports it; `None` if it never started.
-    pub started_at: Option<String>,
-    pub mounts: Vec<MountInfo>,
-    /// Address on each network the container is attached to.
-    pub ips: Vec<(String, IpAddr)>,
-}
-
-/// One mount of a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    pub destination: String,
-    /// Host path (bind mounts) or the volume's path on the host.
-    pub source: String,
-    /// Set for named volumes.
-    pub volume_name: Option<String>,
-    pub read_write: bool,
-}
-
-impl ContainerInfo {
-    fn from_inspect(c: &ContainerInspectResponse) -> Self {
-        let state = c.state.as_ref();
-        let status = state
-            .and_then(|s| s.status)
-            .map_or_else(String::new, |s| s.to_string());
-        let stopped = matches!(
-            state.and_then(|s| s.status),
-            Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
-        );
-        let health = state
-            .and_then(|s| s.health.as_ref())
-            .and_then(|h| h.status)
-            .filter(|s| !matches!(s, HealthStatusEnum::NONE | HealthStatusEnum::EMPTY))
-            .map(|s| s.to_string());
-        let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
-        let mounts = c
-            .mounts
-            .iter()
-            .flatten()
-            .map(|m| MountInfo {
-                destination: m.destination.clone().unwrap_or_default(),
-                source: m.source.clone().unwrap_or_default(),
-                volume_name: m.name.clone().filter(|n| !n.is_empty()),
-                read_write: m.rw.unwrap_or(false),
-            })
-            .collect();
-        let mut ips: Vec<(String, IpAddr)> = c
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.networks.as_ref())
+/// What the engine says about a container, reduced to [`ContainerInfo`].
+fn container_info(c: &ContainerInspectResponse) -> ContainerInfo {
+    let state = c.state.as_ref();
+    let status = state
+        .and_then(|s| s.status)
+        .map_or_else(String::new, |s| s.to_string());
+    let stopped = matches!(
+        state.and_then(|s| s.status),
+        Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+    );
+    let health = state
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status)
+        .filter(|s| !matches!(s, HealthStatusEnum::NONE | HealthStatusEnum::EMPTY))
+        .map(|s| s.to_string());
+    let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
+    let mounts = c
+        .mounts
+        .iter()
+        .flatten()
+        .map(|m| MountInfo {
+            destination: m.destination.clone().unwrap_or_default(),
+            source: m.source.clone().unwrap_or_default(),
+            volume_name: m.name.clone().filter(|n| !n.is_empty()),
+            read_write: m.rw.unwrap_or(false),
+        })
+        .collect();
+    let mut ips: Vec<(String, IpAddr)> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|(network, endpoint)| {
+            [
+                endpoint.ip_address.as_deref(),
+                endpoint.global_ipv6_address.as_deref(),
+            ]
             .into_iter()
             .flatten()
-            .flat_map(|(network, endpoint)| {
-                [
-                    endpoint.ip_address.as_deref(),
-                    endpoint.global_ipv6_address.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .filter_map(|ip| ip.parse().ok())
-                .map(|ip| (network.clone(), ip))
-                .collect::<Vec<_>>()
-            })
-            .collect();
-        ips.sort();
-        Self {
-            id: c.id.clone().unwrap_or_default(),
-            name: c
-                .name
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_owned(),
-            service: labels.and_then(|l| l.get(SERVICE_LABEL)).cloned(),
-            image: c
-                .config
-                .as_ref()
-                .and_then(|cfg| cfg.image.clone())
-                .unwrap_or_default(),
-            running: state.and_then(|s| s.running).unwrap_or(false),
-            status,
-            exit_code: if stopped {
-                state.and_then(|s| s.exit_code)
-            } else {
-                None
-            },
-            health,
-            restart_count: c.restart_count.unwrap_or(0),
-            oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
-            // The engine's zero time means "never started".
-            started_at: state
-                .and_then(|s| s.started_at.clone())
-                .filter(|t| !t.is_empty() && !t.starts_with("0001-01-01")),
-            mounts,
-            ips,
-        }
-    }
-
-    /// Whether the container was created from `pinned` (`repo:tag@sha256:…`). Podman records
-    /// such a reference without its tag (`repo@sha256:…`), which names the same image.
-    #[must_use]
-    pub fn runs_image(&self, pinned: &str) -> bool {
-        if self.image == pinned {
-            return true;
-        }
-        match (ImageRef::parse(&self.image), ImageRef::parse(pinned)) {
-            (Ok(running), Ok(pinned)) => {
-                running.digest.is_some()
-                    && running.digest == pinned.digest
-                    && running.registry == pinned.registry
-                    && running.repository == pinned.repository
-            }
-            _ => false,
-        }
-    }
-
-    /// `container movim-daemon-1 (service daemon)`
-    fn describe(&self) -> String {
-        match &self.service {
-            Some(service) => format!("container {} (service {service})", self.name),
-            None => format!("container {}", self.name),
-        }
+            .filter_map(|ip| ip.parse().ok())
+            .map(|ip| (network.clone(), ip))
+            .collect::<Vec<_>>()
+        })
+        .collect();
+    ips.sort();
+    ContainerInfo {
+        id: c.id.clone().unwrap_or_default(),
+        name: c
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        service: labels.and_then(|l| l.get(SERVICE_LABEL)).cloned(),
+        image: c
+            .config
+            .as_ref()
+            .and_then(|cfg| cfg.image.clone())
+            .unwrap_or_default(),
+        running: state.and_then(|s| s.running).unwrap_or(false),
+        status,
+        exit_code: if stopped {
+            state.and_then(|s| s.exit_code)
+        } else {
+            None
+        },
+        health,
+        restart_count: c.restart_count.unwrap_or(0),
+        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
+        // The engine's zero time means "never started".
+        started_at: state
+            .and_then(|s| s.started_at.clone())
+            .filter(|t| !t.is_empty() && !t.starts_with("0001-01-01")),
+        mounts,
+        ips,
     }
 }
 

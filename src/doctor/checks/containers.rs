@@ -1,10 +1,10 @@
 //! `container.<svc>.*`: each service's container running, healthy, not looping, not OOM-killed,
 //! on the locked image.
 
-use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::adapters::engine::Engine;
+use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::core::lockfile::Lock;
-use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::last_lines;
 use crate::doctor::report::{Area, Finding};

@@ -1,13 +1,13 @@
 //! `db.*`: login and server version, pgcrypto, and `phinx status` of the running image.
 
 use crate::adapters::db::{self, DbTarget};
-use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::adapters::engine::Engine;
 use crate::adapters::store::Dir;
+use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::{Database, Deployment};
 use crate::core::secret::Secret;
 use crate::doctor::PHINX_TIMEOUT;
 use crate::doctor::PROBE_TIMEOUT;
-use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! `mounts.*`: the shared volumes mounted as the manifest says (web read-only), writable by uid 82.
 
-use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::adapters::engine::Engine;
 use crate::adapters::store::Dir;
+use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::core::layout::Layout;
 use crate::core::manifest::WantedMount;
@@ -11,7 +12,6 @@ use crate::core::render::kube::{self, PODMAN_FILE};
 use crate::core::render::{self};
 use crate::doctor::MOVIM_UID;
 use crate::doctor::PROBE_TIMEOUT;
-use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 use std::collections::BTreeMap;

@@ -1,12 +1,11 @@
 //! `web.*`: the websocket through web with the public Origin, `/infos`, DNS and TLS of the public name.
 
-use crate::adapters::engine::ContainerInfo;
 use crate::adapters::health;
 use crate::adapters::store::Dir;
+use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::{Deployment, Tls};
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::render::CA_FILE;
-use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding, Severity};
 use std::net::SocketAddr;

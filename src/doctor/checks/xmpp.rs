@@ -1,10 +1,10 @@
 //! `xmpp.*`: from inside the daemon, the XMPP domain resolves, 5222 answers, STARTTLS is valid.
 
-use crate::adapters::engine::{ContainerInfo, Engine};
+use crate::adapters::engine::Engine;
+use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::doctor::CERT_WARN_DAYS;
 use crate::doctor::XMPP_TIMEOUT;
-use crate::doctor::container_of;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 
