@@ -8,7 +8,7 @@ use crate::adapters::health;
 use crate::adapters::runner::compose::{ComposeTool, Flavor};
 use crate::adapters::runner::kube_play::KubePlay;
 use crate::context::Context;
-use crate::core::containers::{ContainerInfo, container_of};
+use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::{self, Layout};
 use crate::core::lockfile::{LOCK_FILE, Lock};
@@ -307,32 +307,25 @@ async fn lost_a_name_lookup(tools: &Tools, id: &str) -> bool {
     })
 }
 
-/// The database as this tool reaches it: the bundled container's address, or the external host.
+/// The database as this tool reaches it ([`db_host`]).
 pub async fn db_target(
     tools: &Tools,
     d: &Deployment,
     password: &Secret,
 ) -> Result<DbTarget, Failure> {
-    let (host, port, name, user) = d.database.endpoint();
-    let host = if d.database == Database::Bundled {
-        let c = container(tools, &d.project, "postgres")
-            .await?
-            .ok_or_else(|| {
-                Failure::new("the postgres container does not exist").next("movim-setup init")
-            })?;
-        c.ips.first().map(|(_, ip)| ip.to_string()).ok_or_else(|| {
-            Failure::new("the postgres container has no network address").next("movim-setup doctor")
-        })?
-    } else {
-        host.to_owned()
-    };
-    Ok(DbTarget {
-        host,
-        port,
-        name: name.to_owned(),
-        user: user.to_owned(),
-        password: password.clone(),
-    })
+    let all = tools
+        .engine
+        .service_containers(&d.project, tools.layout())
+        .await
+        .or_fail(|| format!("cannot list the containers of project {}", d.project))?;
+    let host = db_host(&all, d).map_err(|e| {
+        let next = match e {
+            NoDbAddress::NoContainer => "movim-setup init",
+            _ => "movim-setup doctor",
+        };
+        Failure::new(e.to_string()).next(next)
+    })?;
+    Ok(DbTarget::at(d.database.endpoint(), host, password.clone()))
 }
 
 /// Applied migrations, or `None` before the first migration.

@@ -10,6 +10,7 @@ use anyhow::{Context, anyhow};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
+use crate::core::deployment::DbEndpoint;
 use crate::core::secret::Secret;
 
 /// Where and as whom to log in. `Debug` shows everything but the password ([`Secret`] redacts it).
@@ -23,6 +24,18 @@ pub struct DbTarget {
 }
 
 impl DbTarget {
+    /// `endpoint` as this tool reaches it: at `host` ([`crate::core::containers::db_host`]).
+    #[must_use]
+    pub fn at(endpoint: DbEndpoint<'_>, host: String, password: Secret) -> Self {
+        Self {
+            host,
+            port: endpoint.port,
+            name: endpoint.name.to_owned(),
+            user: endpoint.user.to_owned(),
+            password,
+        }
+    }
+
     /// `host:port/db as user`, the way every error names the target.
     #[must_use]
     pub fn describe(&self) -> String {

@@ -16,7 +16,7 @@ use crate::cli::InitArgs;
 use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::answers::{Defaults, Prompter};
-use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
+use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
 use crate::core::image_ref::ImageRef;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
@@ -327,17 +327,17 @@ async fn check_external_db(
     d: &Deployment,
     password: &Secret,
 ) -> Result<(), Failure> {
-    let (host, port, name, user) = d.database.endpoint();
+    let endpoint = d.database.endpoint();
+    let DbEndpoint {
+        host,
+        port,
+        name,
+        user,
+    } = endpoint;
     ctx.ui.info(&format!(
         "checking the external database {user}@{host}:{port}/{name}"
     ));
-    let target = db::DbTarget {
-        host: host.to_owned(),
-        port,
-        name: name.to_owned(),
-        user: user.to_owned(),
-        password: password.clone(),
-    };
+    let target = db::DbTarget::at(endpoint, host.to_owned(), password.clone());
     let mut conn = db::connect(&target, Duration::from_secs(10))
         .await
         .map_err(|e| {

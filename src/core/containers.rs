@@ -1,7 +1,9 @@
 //! The containers of a deployment as the engine reports them, reduced to what the commands and
 //! doctor look at, and the one rule that says which container is a service's.
 
+use crate::core::deployment::{Database, Deployment};
 use crate::core::image_ref::ImageRef;
+use std::fmt;
 use std::net::IpAddr;
 
 /// A container's state, reduced to what the commands and doctor look at.
@@ -80,6 +82,45 @@ pub fn container_of<'a>(all: &'a [ContainerInfo], service: &str) -> Option<&'a C
         .collect();
     of.sort_by_key(|c| (!c.running, c.name.contains("-run-")));
     of.first().copied()
+}
+
+/// Why this tool cannot reach the bundled database's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoDbAddress {
+    NoContainer,
+    NotRunning { name: String, status: String },
+    NoAddress,
+}
+
+impl fmt::Display for NoDbAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoContainer => f.write_str("the postgres container does not exist"),
+            Self::NotRunning { name, status } => {
+                write!(f, "the postgres container ({name}) is {status}")
+            }
+            Self::NoAddress => f.write_str("the postgres container has no network address"),
+        }
+    }
+}
+
+/// The host this tool reaches the database at: the bundled postgres container's address (it
+/// publishes no port), or the external server's host.
+pub fn db_host(all: &[ContainerInfo], d: &Deployment) -> Result<String, NoDbAddress> {
+    if d.database != Database::Bundled {
+        return Ok(d.database.endpoint().host.to_owned());
+    }
+    let c = container_of(all, "postgres").ok_or(NoDbAddress::NoContainer)?;
+    if !c.running {
+        return Err(NoDbAddress::NotRunning {
+            name: c.name.clone(),
+            status: c.status.clone(),
+        });
+    }
+    c.ips
+        .first()
+        .map(|(_, ip)| ip.to_string())
+        .ok_or(NoDbAddress::NoAddress)
 }
 
 #[cfg(test)]

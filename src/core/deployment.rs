@@ -238,17 +238,37 @@ impl Database {
 
     /// Host, port, database and role as the containers see them.
     #[must_use]
-    pub fn endpoint(&self) -> (&str, u16, &str, &str) {
+    pub fn endpoint(&self) -> DbEndpoint<'_> {
         match self {
-            Self::Bundled => (BUNDLED_DB_HOST, 5432, BUNDLED_DB_NAME, BUNDLED_DB_USER),
+            Self::Bundled => DbEndpoint {
+                host: BUNDLED_DB_HOST,
+                port: 5432,
+                name: BUNDLED_DB_NAME,
+                user: BUNDLED_DB_USER,
+            },
             Self::External {
                 host,
                 port,
                 name,
                 user,
-            } => (host, *port, name, user),
+            } => DbEndpoint {
+                host,
+                port: *port,
+                name,
+                user,
+            },
         }
     }
+}
+
+/// Where Movim's database is and as whom Movim logs in, as the containers see it (the bundled
+/// one is the `postgres` service; this tool reaches it at its container's address instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbEndpoint<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub name: &'a str,
+    pub user: &'a str,
 }
 
 pub const BUNDLED_DB_HOST: &str = "postgres";

@@ -3,6 +3,7 @@
 //! rendered file, validation on read and doctor. Values are quoted so that `$`, `#`, quotes and
 //! spaces reach Movim (phpdotenv) and this tool (dotenvy) unchanged.
 
+use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::Deployment;
 use crate::core::secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,7 +191,12 @@ pub fn key(name: &str) -> Option<&'static EnvKey> {
 /// The values of `movim.env` for a deployment and its database password.
 #[must_use]
 pub fn values(d: &Deployment, db_password: &Secret) -> Vec<(&'static str, String)> {
-    let (host, port, name, user) = d.database.endpoint();
+    let DbEndpoint {
+        host,
+        port,
+        name,
+        user,
+    } = d.database.endpoint();
     KEYS.iter()
         .map(|k| {
             let v = match k.name {

@@ -5,6 +5,7 @@ use crate::adapters::backup;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
 use crate::context::Context;
+use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::{Database, Deployment};
 use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
@@ -215,7 +216,7 @@ pub async fn backup_source(
     password: &Secret,
     tool: Option<String>,
 ) -> Result<backup::Source, Failure> {
-    let (_, _, name, user) = d.database.endpoint();
+    let DbEndpoint { name, user, .. } = d.database.endpoint();
     match &d.database {
         Database::Bundled => {
             let running = stack::container(tools, &d.project, "postgres")
@@ -236,7 +237,7 @@ pub async fn backup_source(
                 database: name.to_owned(),
             })
         }
-        Database::External { host, port, .. } => {
+        Database::External { host, .. } => {
             let image = tool.ok_or_else(|| {
                 Failure::new("no pg_dump image is recorded for the external database")
             })?;
@@ -247,13 +248,7 @@ pub async fn backup_source(
             Ok(backup::Source::OneShot {
                 cli: tools.engine.kind().to_string(),
                 image: by_digest,
-                target: db::DbTarget {
-                    host: host.clone(),
-                    port: *port,
-                    name: name.to_owned(),
-                    user: user.to_owned(),
-                    password: password.clone(),
-                },
+                target: db::DbTarget::at(d.database.endpoint(), host.clone(), password.clone()),
             })
         }
     }

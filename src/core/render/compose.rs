@@ -4,6 +4,7 @@
 //! v1 and podman-compose all accept.
 
 use super::template;
+use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -145,7 +146,7 @@ pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<Compos
             .ok_or_else(|| format!("no pinned image for service {service}"))
     };
     let vars = |service: &str| -> Result<BTreeMap<&'static str, String>, String> {
-        let (_, _, name, user) = d.database.endpoint();
+        let DbEndpoint { name, user, .. } = d.database.endpoint();
         Ok(BTreeMap::from([
             ("image", image(service)?),
             ("db_name", name.to_owned()),

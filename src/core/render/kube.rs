@@ -19,6 +19,7 @@
 //! apart in anything else.
 
 use super::{File, template};
+use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::envfile;
 use crate::core::secret::Secret;
@@ -112,7 +113,7 @@ pub fn files(
 pub fn db_host(d: &Deployment) -> String {
     match d.database {
         Database::Bundled => format!("{}-postgres", d.project),
-        Database::External { .. } => d.database.endpoint().0.to_owned(),
+        Database::External { .. } => d.database.endpoint().host.to_owned(),
     }
 }
 
@@ -148,7 +149,12 @@ pub fn build(
             .cloned()
             .ok_or_else(|| format!("no pinned image for service {service}"))
     };
-    let (_, db_port, db_name, db_user) = d.database.endpoint();
+    let DbEndpoint {
+        port: db_port,
+        name: db_name,
+        user: db_user,
+        ..
+    } = d.database.endpoint();
     let project = d.project.clone();
     let mut vars = BTreeMap::from([
         ("project", project.clone()),

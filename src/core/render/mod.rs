@@ -6,6 +6,7 @@ pub mod compose;
 pub mod kube;
 pub mod template;
 
+use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::envfile;
 use crate::core::secret::Secret;
@@ -89,7 +90,7 @@ pub fn files(
         )),
     );
     if d.database == Database::Bundled {
-        let (_, _, name, user) = d.database.endpoint();
+        let DbEndpoint { name, user, .. } = d.database.endpoint();
         // Generated passwords are letters and digits: no quoting, which compose tools disagree on.
         out.insert(
             POSTGRES_ENV_FILE.to_owned(),

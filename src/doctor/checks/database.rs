@@ -3,8 +3,8 @@
 use crate::adapters::db::{self, DbTarget};
 use crate::adapters::engine::Engine;
 use crate::adapters::store::Dir;
-use crate::core::containers::{ContainerInfo, container_of};
-use crate::core::deployment::{Database, Deployment};
+use crate::core::containers::{ContainerInfo, container_of, db_host};
+use crate::core::deployment::{Database, DbEndpoint, Deployment};
 use crate::core::secret::Secret;
 use crate::doctor::PHINX_TIMEOUT;
 use crate::doctor::PROBE_TIMEOUT;
@@ -12,35 +12,14 @@ use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 use std::time::Duration;
 
-/// Where this tool reaches the database: the bundled container's address, or the external host.
+/// Where this tool reaches the database ([`db_host`]).
 pub fn db_target(
     all: &[ContainerInfo],
     d: &Deployment,
     password: Secret,
 ) -> Result<DbTarget, String> {
-    let (host, port, name, user) = d.database.endpoint();
-    let host = if d.database == Database::Bundled {
-        let c = container_of(all, "postgres").ok_or("the postgres container does not exist")?;
-        if !c.running {
-            return Err(format!(
-                "the postgres container ({}) is {}",
-                c.name, c.status
-            ));
-        }
-        c.ips
-            .first()
-            .map(|(_, ip)| ip.to_string())
-            .ok_or("the postgres container has no network address")?
-    } else {
-        host.to_owned()
-    };
-    Ok(DbTarget {
-        host,
-        port,
-        name: name.to_owned(),
-        user: user.to_owned(),
-        password,
-    })
+    let host = db_host(all, d).map_err(|e| e.to_string())?;
+    Ok(DbTarget::at(d.database.endpoint(), host, password))
 }
 
 pub async fn check_database(
@@ -70,7 +49,7 @@ pub async fn check_database(
             None
         }
     };
-    let (_, _, name, user) = d.database.endpoint();
+    let DbEndpoint { name, user, .. } = d.database.endpoint();
     if let Some(facts) = &facts {
         let migrated = facts.phinxlog.as_ref().is_some_and(|v| !v.is_empty());
         let create = match &d.database {
