@@ -20,6 +20,7 @@ use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
 use crate::core::image_ref::ImageRef;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
+use crate::core::movim::MOVIM_UID;
 use crate::core::render::{self, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
@@ -29,8 +30,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The uid Movim's fpm and daemon run as (www-data on Alpine); it must read `movim.env`.
-const MOVIM_UID: u32 = 82;
 /// Below this much free space in the deployment directory, init refuses to start.
 const MIN_FREE_BYTES: u64 = 1 << 30;
 

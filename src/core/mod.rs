@@ -11,6 +11,7 @@ pub mod journal;
 pub mod layout;
 pub mod lockfile;
 pub mod manifest;
+pub mod movim;
 pub mod plan;
 pub mod render;
 pub mod secret;

@@ -67,8 +67,7 @@ use crate::doctor::report::{Area, Finding, Report};
 use crate::error::{ExitStatus, Failure};
 use std::time::Duration;
 
-/// The uid Movim's fpm and daemon run as (www-data on Alpine).
-pub const MOVIM_UID: u32 = 82;
+pub use crate::core::movim::MOVIM_UID;
 /// How much of each service's log the bundle keeps.
 pub const BUNDLE_LOG_LINES: usize = 100;
 /// How many diff lines a drifted file shows.

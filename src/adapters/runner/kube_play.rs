@@ -11,6 +11,7 @@ use anyhow::anyhow;
 
 use crate::adapters::subprocess::{Capture, Program, last_lines};
 use crate::core::layout;
+use crate::core::movim::MOVIM_UID;
 use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
 
 /// Playing creates pods and containers only: the images were pulled and verified beforehand.
@@ -22,9 +23,8 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 const QUICK_TIMEOUT: Duration = Duration::from_secs(60);
 const QUOTED_LINES: usize = 20;
 
-/// Where Movim's tree is in its images, and the uid its PHP runs as.
+/// Where Movim's tree is in its images.
 const MOVIM_ROOT: &str = "/var/www/movim";
-const MOVIM_USER: &str = "82:82";
 
 /// The `podman` CLI, for kube-played projects.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ impl KubePlay {
             "--network",
             project,
             "--user",
-            MOVIM_USER,
+            &format!("{MOVIM_UID}:{MOVIM_UID}"),
             "--workdir",
             MOVIM_ROOT,
             "--volume",

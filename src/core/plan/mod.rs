@@ -9,6 +9,7 @@
 
 use crate::core::deployment::MovimTag;
 use crate::core::lockfile::{BackupRef, Release};
+use crate::core::movim::{self, PhinxStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -121,41 +122,17 @@ pub enum Migrations {
     Newer(Vec<String>),
 }
 
-/// Reads `phinx status` (exit 0 up to date, 3 pending, 2 database newer than the code; Phinx's
-/// table rows say `down` for a pending migration and `** MISSING MIGRATION **` for an unknown one).
+/// What the target release's code says about the database, from its `phinx status`
+/// ([`movim::phinx_status`]); an error when it could not tell.
 pub fn parse_phinx_status(code: i32, output: &str) -> Result<Migrations, String> {
-    let rows = |want_missing: bool| -> Vec<String> {
-        output
-            .lines()
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                let status = words.next()?;
-                let version = words.next()?;
-                if !version.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                let missing = line.contains("MISSING MIGRATION");
-                let name = line.split_whitespace().last().unwrap_or_default();
-                match (want_missing, status, missing) {
-                    (true, "up", true) => Some(version.to_owned()),
-                    (false, "down", false) => Some(format!("{version} {name}")),
-                    _ => None,
-                }
-            })
-            .collect()
-    };
-    match code {
-        0 => Ok(Migrations::UpToDate),
-        3 => Ok(Migrations::Pending(rows(false))),
-        2 => Ok(Migrations::Newer(rows(true))),
-        other => {
-            let tail: Vec<&str> = output.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            Err(format!(
-                "`phinx status` exited {other}: {}",
-                tail.join(" / ").trim()
-            ))
-        }
+    match movim::phinx_status(code, output) {
+        PhinxStatus::UpToDate => Ok(Migrations::UpToDate),
+        PhinxStatus::Pending(rows) => Ok(Migrations::Pending(rows)),
+        PhinxStatus::Newer(rows) => Ok(Migrations::Newer(rows)),
+        PhinxStatus::Failed { code, tail } => Err(format!(
+            "`phinx status` exited {code}: {}",
+            tail.join(" / ").trim()
+        )),
     }
 }
 

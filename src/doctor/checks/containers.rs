@@ -5,6 +5,7 @@ use crate::adapters::engine::Engine;
 use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::core::lockfile::Lock;
+use crate::core::movim::DAEMON_EXIT_QUIRK;
 use crate::doctor::hints::Hints;
 use crate::doctor::last_lines;
 use crate::doctor::report::{Area, Finding};
@@ -33,8 +34,6 @@ pub async fn restarting_now(engine: &Engine, all: &[ContainerInfo]) -> BTreeSet<
     }
     out
 }
-
-pub const DAEMON_QUIRK: &str = "Movim's daemon exits with code 0 when migrations are pending or DAEMON_URL is missing, and its restart policy starts it again";
 
 pub async fn check_containers(
     engine: &Engine,
@@ -79,7 +78,7 @@ pub async fn check_containers(
                 ),
             );
             if service == "daemon" {
-                f = f.detail(DAEMON_QUIRK).hint(format!(
+                f = f.detail(DAEMON_EXIT_QUIRK).hint(format!(
                     "read why in its log, and if migrations are pending apply them: {}",
                     hints.migrate()
                 ));
@@ -97,7 +96,7 @@ pub async fn check_containers(
                 format!("{service} ({}) is not running: {}{code}", c.name, c.status),
             );
             let start = if service == "daemon" && c.exit_code == Some(0) {
-                f = f.detail(DAEMON_QUIRK);
+                f = f.detail(DAEMON_EXIT_QUIRK);
                 match hints.play {
                     // Exit 0 may mean pending migrations: replaying runs them first.
                     Some(_) => format!(

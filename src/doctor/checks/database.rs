@@ -5,6 +5,7 @@ use crate::adapters::engine::Engine;
 use crate::adapters::store::Dir;
 use crate::core::containers::{ContainerInfo, container_of, db_host};
 use crate::core::deployment::{Database, DbEndpoint, Deployment};
+use crate::core::movim::{self, PhinxStatus};
 use crate::core::secret::Secret;
 use crate::doctor::PHINX_TIMEOUT;
 use crate::doctor::PROBE_TIMEOUT;
@@ -92,40 +93,46 @@ pub async fn check_database(
         .as_ref()
         .and_then(|f| f.phinxlog.as_ref())
         .map_or(0, Vec::len);
-    out.push(match phinx {
-        PhinxStatus::UpToDate => Finding::ok(
-            Area::Database,
-            "db.migrations",
-            format!("every migration of the running image is applied ({applied} in phinxlog)"),
-        ),
-        PhinxStatus::Pending(lines) => Finding::error(
-            Area::Database,
-            "db.migrations",
-            "migrations of the running image are pending: the daemon exits (code 0) until they are applied",
-        )
-        .details(lines)
-        .hint(format!(
-            "if an upgrade was interrupted: movim-setup upgrade --resume --dir {}; otherwise apply them: {}",
-            hints.dir,
-            hints.migrate()
-        )),
-        PhinxStatus::Newer(lines) => Finding::error(
-            Area::Database,
-            "db.migrations",
-            "the database holds migrations this image does not know: it is newer than the code (a downgrade?)",
-        )
-        .details(lines)
-        .hint(format!(
-            "run the release that migrated it, or return to the backup taken before: movim-setup rollback --dir {}",
-            hints.dir
-        )),
-        PhinxStatus::CannotRun(why, lines) => Finding::warn(
+    let cannot_run = |why: String, lines: Vec<String>| {
+        Finding::warn(
             Area::Database,
             "db.migrations",
             format!("cannot compare phinxlog ({applied} applied) with the image: {why}"),
         )
         .details(lines)
-        .hint(hints.exec("daemon", "php vendor/bin/phinx status")),
+        .hint(hints.exec("daemon", "php vendor/bin/phinx status"))
+    };
+    out.push(match phinx {
+        Phinx::Said(PhinxStatus::UpToDate) => Finding::ok(
+            Area::Database,
+            "db.migrations",
+            format!("every migration of the running image is applied ({applied} in phinxlog)"),
+        ),
+        Phinx::Said(PhinxStatus::Pending(lines)) => Finding::error(
+            Area::Database,
+            "db.migrations",
+            "migrations of the running image are pending: the daemon exits (code 0) until they are applied",
+        )
+        .details(lines.into_iter().take(10))
+        .hint(format!(
+            "if an upgrade was interrupted: movim-setup upgrade --resume --dir {}; otherwise apply them: {}",
+            hints.dir,
+            hints.migrate()
+        )),
+        Phinx::Said(PhinxStatus::Newer(lines)) => Finding::error(
+            Area::Database,
+            "db.migrations",
+            "the database holds migrations this image does not know: it is newer than the code (a downgrade?)",
+        )
+        .details(lines.into_iter().take(10))
+        .hint(format!(
+            "run the release that migrated it, or return to the backup taken before: movim-setup rollback --dir {}",
+            hints.dir
+        )),
+        Phinx::Said(PhinxStatus::Failed { code, tail }) => {
+            cannot_run(format!("phinx status exited {code}"), tail)
+        }
+        Phinx::CannotRun(why, lines) => cannot_run(why, lines),
     });
     out
 }
@@ -172,52 +179,32 @@ pub async fn db_facts(
     Ok((target, facts))
 }
 
-pub enum PhinxStatus {
-    UpToDate,
-    Pending(Vec<String>),
-    Newer(Vec<String>),
+/// What doctor could learn from `phinx status` in the running image.
+pub enum Phinx {
+    Said(PhinxStatus),
     CannotRun(String, Vec<String>),
 }
 
 /// `php vendor/bin/phinx status` in the running daemon (fpm carries the same tree when the daemon
 /// is down): 0 up to date, 3 pending, 2 the database is newer than the code.
-pub async fn phinx_status(engine: &Engine, all: &[ContainerInfo]) -> PhinxStatus {
+pub async fn phinx_status(engine: &Engine, all: &[ContainerInfo]) -> Phinx {
     let Some(c) = ["daemon", "fpm"]
         .iter()
         .filter_map(|s| container_of(all, s))
         .find(|c| c.running)
     else {
-        return PhinxStatus::CannotRun("neither daemon nor fpm is running".into(), Vec::new());
+        return Phinx::CannotRun("neither daemon nor fpm is running".into(), Vec::new());
     };
     let cmd = ["php", "vendor/bin/phinx", "status"];
     let (code, output) = match tokio::time::timeout(PHINX_TIMEOUT, engine.exec(&c.id, &cmd)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return PhinxStatus::CannotRun(format!("{e:#}"), Vec::new()),
-        Err(_) => return PhinxStatus::CannotRun("phinx status timed out".into(), Vec::new()),
+        Ok(Err(e)) => return Phinx::CannotRun(format!("{e:#}"), Vec::new()),
+        Err(_) => return Phinx::CannotRun("phinx status timed out".into(), Vec::new()),
     };
-    let rows = |word: &str| -> Vec<String> {
-        output
-            .lines()
-            .filter(|l| l.trim_start().starts_with(word) || l.contains("MISSING"))
-            .map(|l| l.trim().to_owned())
-            .take(10)
-            .collect()
-    };
-    match code {
-        0 => PhinxStatus::UpToDate,
-        3 => PhinxStatus::Pending(rows("down")),
-        2 => PhinxStatus::Newer(rows("** MISSING")),
-        other => PhinxStatus::CannotRun(
-            format!("phinx status exited {other} in {}", c.name),
-            output
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .map(str::to_owned)
-                .collect(),
-        ),
+    match movim::phinx_status(i32::try_from(code).unwrap_or(-1), &output) {
+        PhinxStatus::Failed { code, tail } => {
+            Phinx::CannotRun(format!("phinx status exited {code} in {}", c.name), tail)
+        }
+        said => Phinx::Said(said),
     }
 }
