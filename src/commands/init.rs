@@ -7,7 +7,6 @@ mod kube;
 
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
-use crate::adapters::registry::RegistryClient;
 use crate::adapters::runner::compose::ComposeTool;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
@@ -17,13 +16,13 @@ use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::answers::{Defaults, Prompter};
 use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
-use crate::core::image_ref::ImageRef;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::movim::MOVIM_UID;
 use crate::core::render::{self, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
+use crate::release::pin;
 use crate::stack::{self, Tools};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -364,32 +363,10 @@ async fn check_external_db(
     Ok(())
 }
 
-/// Pins every image: a service whose unpinned reference is unchanged keeps its recorded digest
-/// (a re-pointed mutable tag never changes what a deployment runs); the others are resolved.
+/// Pins every image ([`pin::pin_images`]) and records the release in the lock's history.
 async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock, Failure> {
     ctx.ui.step("pinning images by digest");
-    let client = RegistryClient::new(d.ca_bundle.as_deref())
-        .or_fail(|| "cannot set up the registry client".to_owned())?;
-    let mut images = BTreeMap::new();
-    for (service, reference) in d.images() {
-        if let Some(kept) = saved
-            .and_then(|l| l.images.get(&service))
-            .filter(|p| p.split('@').next() == Some(reference.as_str()))
-        {
-            images.insert(service, kept.clone());
-            continue;
-        }
-        let image = ImageRef::parse(&reference)
-            .map_err(|e| Failure::usage(format!("bad image reference {reference}: {e}")))?;
-        let digest = client.resolve(&image).await.map_err(|e| {
-            Failure::new(format!("cannot resolve {reference} at its registry"))
-                .because(e)
-                .next("check --version and --image-repository, then: movim-setup init")
-        })?;
-        ctx.ui
-            .info(&format!("{service}: {}", image.pinned(&digest)));
-        images.insert(service, image.pinned(&digest));
-    }
+    let images = pin::pin_images(ctx, d, saved.map(|l| &l.images), &pin::INIT).await?;
     let history = saved.map(|l| l.history.clone()).unwrap_or_default();
     let mut lock = Lock {
         movim: d.version.to_string(),

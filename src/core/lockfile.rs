@@ -68,6 +68,21 @@ impl Lock {
     }
 }
 
+/// The pin `service` keeps: the one `locked` records, when its unpinned part is still
+/// `reference` (the deployment asks for the same repository and tag); `None` when it must be
+/// resolved again.
+#[must_use]
+pub fn kept_pin<'a>(
+    locked: &'a BTreeMap<String, String>,
+    service: &str,
+    reference: &str,
+) -> Option<&'a str> {
+    locked
+        .get(service)
+        .filter(|p| p.split('@').next() == Some(reference))
+        .map(String::as_str)
+}
+
 /// `secs` since the Unix epoch as RFC 3339 (UTC), without pulling in a date crate.
 #[must_use]
 pub fn rfc3339(secs: u64) -> String {
@@ -115,5 +130,16 @@ mod tests {
         };
         assert_eq!(Lock::parse(&lock.to_yaml().expect("yaml")), Ok(lock));
         assert_eq!(Lock::digest_of("r/x:t@sha256:ab"), Some("sha256:ab"));
+    }
+
+    #[test]
+    fn a_pin_is_kept_while_the_reference_is_unchanged() {
+        let locked = BTreeMap::from([("web".into(), "r/movim-web:v1@sha256:ab".into())]);
+        assert_eq!(
+            kept_pin(&locked, "web", "r/movim-web:v1"),
+            Some("r/movim-web:v1@sha256:ab")
+        );
+        assert_eq!(kept_pin(&locked, "web", "r/movim-web:v2"), None);
+        assert_eq!(kept_pin(&locked, "fpm", "r/movim-fpm:v1"), None);
     }
 }
