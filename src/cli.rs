@@ -1,7 +1,8 @@
 //! The command line, and nothing else: clap types that the commands convert into validated
 //! requests once. Every `init` question is a flag with an env var (see `answers::QUESTIONS`).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -21,8 +22,8 @@ pub struct Cli {
     )]
     pub dir: PathBuf,
     /// Container engine (auto-detected: Docker, then Podman)
-    #[arg(long, global = true, env = "MOVIM_ENGINE", value_parser = ["docker", "podman"])]
-    pub engine: Option<String>,
+    #[arg(long, global = true, env = "MOVIM_ENGINE")]
+    pub engine: Option<EngineChoice>,
     /// Compose command to drive, e.g. "docker compose", "docker-compose", "podman-compose" (auto-detected)
     #[arg(long, global = true, env = "MOVIM_COMPOSE")]
     pub compose: Option<String>,
@@ -67,8 +68,8 @@ pub struct InitArgs {
     #[arg(long, env = "MOVIM_DOMAIN")]
     pub domain: Option<String>,
     /// HTTPS: bundled Caddy, or your own reverse proxy
-    #[arg(long, env = "MOVIM_TLS", value_parser = ["caddy", "proxy"])]
-    pub tls: Option<String>,
+    #[arg(long, env = "MOVIM_TLS")]
+    pub tls: Option<TlsChoice>,
     /// proxy mode: port on 127.0.0.1 that web listens on
     #[arg(long, env = "MOVIM_HTTP_PORT")]
     pub http_port: Option<u16>,
@@ -82,8 +83,8 @@ pub struct InitArgs {
     #[arg(long, env = "MOVIM_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
     /// Database: bundled PostgreSQL or an external server
-    #[arg(long, env = "MOVIM_DATABASE", value_parser = ["bundled", "external"])]
-    pub database: Option<String>,
+    #[arg(long, env = "MOVIM_DATABASE")]
+    pub database: Option<ServiceChoice>,
     #[arg(long, env = "MOVIM_DB_HOST")]
     pub db_host: Option<String>,
     #[arg(long, env = "MOVIM_DB_PORT")]
@@ -96,8 +97,8 @@ pub struct InitArgs {
     #[arg(long, env = "MOVIM_DB_PASSWORD_FILE")]
     pub db_password_file: Option<PathBuf>,
     /// XMPP server: bundled Prosody or an existing server
-    #[arg(long, env = "MOVIM_XMPP", value_parser = ["bundled", "external"])]
-    pub xmpp: Option<String>,
+    #[arg(long, env = "MOVIM_XMPP")]
+    pub xmpp: Option<ServiceChoice>,
     #[arg(long, env = "MOVIM_XMPP_DOMAIN")]
     pub xmpp_domain: Option<String>,
     /// Bundled Prosody: certificate (PEM, full chain) for the XMPP domain
@@ -117,8 +118,8 @@ pub struct InitArgs {
     pub library_repository: Option<String>,
     /// What to write: a compose deployment (started and proven healthy), or Kubernetes manifests
     /// and their `podman kube play` rendering in kube/ (written only)
-    #[arg(long, env = "MOVIM_TARGET", value_parser = ["compose", "kube"], default_value = "compose")]
-    pub target: String,
+    #[arg(long, env = "MOVIM_TARGET", default_value = "compose")]
+    pub target: Target,
     /// Write the directory and pull, but do not start anything
     #[arg(long)]
     pub no_start: bool,
@@ -166,6 +167,53 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub bundle: Option<PathBuf>,
 }
+
+/// `--engine`: which container engine to talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    Docker,
+    Podman,
+}
+
+/// `--tls`: who terminates HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsChoice {
+    Caddy,
+    Proxy,
+}
+
+/// `--database` and `--xmpp`: the bundled service, or the user's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceChoice {
+    Bundled,
+    External,
+}
+
+/// `init --target`: what `init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    // Not doc comments: clap would list them in --help, which already says what each does.
+    Compose,
+    Kube,
+}
+
+/// The name a choice has on the command line (what the answers file and the prompt use too).
+fn name_of(v: &impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+macro_rules! display_as_named {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&name_of(self))
+            }
+        }
+    )*};
+}
+display_as_named!(EngineChoice, TlsChoice, ServiceChoice, Target);
 
 /// Parses the process arguments (clap exits with status 2 on bad usage).
 #[must_use]

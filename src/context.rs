@@ -1,6 +1,7 @@
 //! What every command, the release steps and the stack bring-up share: where the deployment lives,
 //! how to talk to the user, and the engine and compose tool the user chose (if any).
 
+use crate::adapters::engine::EngineKind;
 use crate::adapters::ui::Ui;
 use std::path::PathBuf;
 
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 pub struct Context {
     pub dir: PathBuf,
     pub ui: Ui,
-    pub engine: Option<String>,
+    /// `--engine`, when given: the engine is not auto-detected.
+    pub engine: Option<EngineKind>,
     pub compose: Option<String>,
     pub yes: bool,
 }

@@ -46,13 +46,7 @@ impl Tools {
     /// The engine and what runs a deployment of `layout`: a kube-played one needs Podman (and its
     /// CLI), no compose tool.
     pub async fn connect_for(ctx: &Context, layout: Layout) -> Result<Self, Failure> {
-        let kind = match ctx.engine.as_deref() {
-            Some(k) => Some(
-                k.parse::<EngineKind>()
-                    .map_err(|e| Failure::usage(format!("--engine {k}: {e}")))?,
-            ),
-            None => None,
-        };
+        let kind = ctx.engine;
         let engine = match Engine::connect(kind).await {
             Ok(engine) => engine,
             Err(e) if kind == Some(EngineKind::Podman) => start_podman(ctx, e).await?,

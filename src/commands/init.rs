@@ -11,7 +11,7 @@ use crate::adapters::runner::compose::ComposeTool;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
 use crate::adapters::ui::Terminal;
-use crate::cli::InitArgs;
+use crate::cli::{InitArgs, Target};
 use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::answers::{Defaults, Prompter};
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         ));
     }
 
-    if args.target == "kube" {
+    if args.target == Target::Kube {
         return kube::run(ctx, &args, &d, &password, saved.lock.as_ref()).await;
     }
 
@@ -131,12 +131,12 @@ fn collect_answers(
     let mut given = Answers {
         project: args.project.clone(),
         domain: args.domain.clone(),
-        tls: args.tls.clone(),
+        tls: args.tls.map(|c| c.to_string()),
         http_port: args.http_port,
         acme_email: args.acme_email.clone(),
         acme_ca: args.acme_ca.clone(),
         ca_bundle: args.ca_bundle.clone(),
-        database: args.database.clone(),
+        database: args.database.map(|c| c.to_string()),
         db_host: args.db_host.clone(),
         db_port: args.db_port,
         db_name: args.db_name.clone(),
@@ -145,7 +145,7 @@ fn collect_answers(
             .ok()
             .filter(|p| !p.is_empty())
             .map(Secret::new),
-        xmpp: args.xmpp.clone(),
+        xmpp: args.xmpp.map(|c| c.to_string()),
         xmpp_domain: args.xmpp_domain.clone(),
         xmpp_cert: args.xmpp_cert.clone(),
         xmpp_key: args.xmpp_key.clone(),
@@ -483,7 +483,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
 /// One directory, one layout: `--target` must match what the directory already holds, or the
 /// two deployments would share a project name, volumes and ports.
 fn check_target(ctx: &Context, args: &InitArgs) -> Result<(), Failure> {
-    let wanted = if args.target == "kube" {
+    let wanted = if args.target == Target::Kube {
         Layout::KubePlay
     } else {
         Layout::Compose

@@ -5,8 +5,9 @@ pub mod init;
 pub mod rollback;
 pub mod upgrade;
 
+use crate::adapters::engine::EngineKind;
 use crate::adapters::ui::Ui;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EngineChoice};
 use crate::context::Context;
 use crate::error::{ExitStatus, Failure};
 
@@ -15,7 +16,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
     let ctx = Context {
         dir: cli.dir,
         ui: Ui::new(),
-        engine: cli.engine,
+        engine: cli.engine.map(|e| match e {
+            EngineChoice::Docker => EngineKind::Docker,
+            EngineChoice::Podman => EngineKind::Podman,
+        }),
         compose: cli.compose,
         yes: cli.yes,
     };

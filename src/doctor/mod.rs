@@ -106,13 +106,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
             dir.display()
         )));
     }
-    let kind = match ctx.engine.as_deref() {
-        Some(k) => Some(
-            k.parse::<EngineKind>()
-                .map_err(|e| Failure::usage(format!("--engine {k}: {e}")))?,
-        ),
-        None => None,
-    };
+    let kind = ctx.engine;
 
     let setup = Dir::read(&dir);
     let mut report = Report::new(env!("CARGO_PKG_VERSION"), dir.display().to_string());
