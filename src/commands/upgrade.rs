@@ -20,7 +20,7 @@ use crate::adapters::store;
 use crate::adapters::store::Saved;
 use crate::cli::UpgradeArgs;
 use crate::context::Context;
-use crate::core::deployment::{Deployment, MovimTag};
+use crate::core::deployment::{Deployment, MovimTag, Service};
 use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
 use crate::core::lockfile::Lock;
@@ -196,7 +196,7 @@ async fn target(
 
 /// The newest `vX.Y.Z` tag of the daemon image's repository ([`plan::newest_release`]).
 async fn newest_release(d: &Deployment) -> Result<MovimTag, Failure> {
-    let reference = d.movim_image("daemon");
+    let reference = d.movim_image(Service::Daemon);
     let image = ImageRef::parse(&reference)
         .map_err(|e| Failure::new(format!("bad image reference {reference}: {e}")))?;
     let pick = "name the release: movim-setup upgrade --to vX.Y.Z";

@@ -330,13 +330,59 @@ pub struct Deployment {
     pub ca_bundle: Option<PathBuf>,
 }
 
-/// The three Movim components, one image each.
-pub const MOVIM_COMPONENTS: [&str; 3] = ["web", "fpm", "daemon"];
+/// A service of a deployment: Movim's three (one image each, sharing one tree on disk) and the
+/// bundled ones. Its name is the compose service's and the lock's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Web,
+    Fpm,
+    Daemon,
+    Postgres,
+    Prosody,
+    Caddy,
+}
+
+impl Service {
+    /// Movim's three services.
+    pub const MOVIM: [Self; 3] = [Self::Web, Self::Fpm, Self::Daemon];
+    const ALL: [Self; 6] = [
+        Self::Web,
+        Self::Fpm,
+        Self::Daemon,
+        Self::Postgres,
+        Self::Prosody,
+        Self::Caddy,
+    ];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Fpm => "fpm",
+            Self::Daemon => "daemon",
+            Self::Postgres => "postgres",
+            Self::Prosody => "prosody",
+            Self::Caddy => "caddy",
+        }
+    }
+
+    /// The service of that name, if it is one of a deployment's.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 impl Deployment {
     /// `<repository>/movim-<component>:<tag>` (unpinned; the lock file adds the digest).
     #[must_use]
-    pub fn movim_image(&self, component: &str) -> String {
+    pub fn movim_image(&self, component: Service) -> String {
         format!(
             "{}/movim-{component}:{}",
             self.image_repository.trim_end_matches('/'),
@@ -364,9 +410,9 @@ impl Deployment {
     /// Every service and its unpinned image, Movim's first.
     #[must_use]
     pub fn images(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = MOVIM_COMPONENTS
+        let mut out: Vec<(String, String)> = Service::MOVIM
             .iter()
-            .map(|c| ((*c).to_owned(), self.movim_image(c)))
+            .map(|c| (c.name().to_owned(), self.movim_image(*c)))
             .collect();
         out.extend(
             self.bundled_images()

@@ -3,6 +3,7 @@
 //! `init --target kube` (`kube/podman.yaml`, run by `podman kube play`), and how the containers of
 //! each are named back to their services.
 
+use crate::core::deployment::Service;
 use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
 use crate::core::render::{COMPOSE_FILE, ENV_FILE};
 
@@ -77,14 +78,11 @@ pub fn postgres_pod(project: &str) -> String {
 /// containers `<pod>-<container>`, so `movim-web` is web and `movim-postgres-postgres` is the
 /// database. `None` for a name of another project or an init container.
 #[must_use]
-pub fn kube_service(project: &str, container_name: &str) -> Option<&'static str> {
+pub fn kube_service(project: &str, container_name: &str) -> Option<Service> {
     let rest = container_name.strip_prefix(project)?.strip_prefix('-')?;
     match rest {
-        "web" => Some("web"),
-        "fpm" => Some("fpm"),
-        "daemon" => Some("daemon"),
-        "postgres-postgres" => Some("postgres"),
-        _ => None,
+        "postgres-postgres" => Some(Service::Postgres),
+        other => Service::from_name(other).filter(|s| Service::MOVIM.contains(s)),
     }
 }
 
@@ -105,7 +103,11 @@ mod tests {
     fn kube_played_names_map_to_services_and_back() {
         for service in ["web", "fpm", "daemon", "postgres"] {
             let name = kube_container("movim", service);
-            assert_eq!(kube_service("movim", &name), Some(service), "{name}");
+            assert_eq!(
+                kube_service("movim", &name).map(Service::name),
+                Some(service),
+                "{name}"
+            );
         }
         assert_eq!(
             kube_container("movim", "postgres"),

@@ -6,7 +6,7 @@ use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
 use crate::context::Context;
 use crate::core::deployment::DbEndpoint;
-use crate::core::deployment::{Database, Deployment};
+use crate::core::deployment::{Database, Deployment, Service};
 use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
 use crate::core::layout::Layout;
@@ -19,8 +19,13 @@ use crate::stack::{self, Runner, Tools};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The Movim services an upgrade stops and starts again (the database and XMPP server keep running).
-pub const MOVIM_SERVICES: [&str; 3] = ["web", "daemon", "fpm"];
+/// [`Service::MOVIM`] in the order an upgrade stops them, web (what browsers reach) first; the
+/// database and XMPP server keep running.
+pub const MOVIM_SERVICES: [&str; 3] = [
+    Service::Web.name(),
+    Service::Daemon.name(),
+    Service::Fpm.name(),
+];
 
 /// Where the target release's `phinx status` runs from (a compose file of the target's images
 /// beside links to the real configuration), removed right after.

@@ -434,7 +434,8 @@ impl Engine {
             match self.inspect_settled(&id).await {
                 Ok(mut info) => {
                     if layout == Layout::KubePlay {
-                        info.service = layout::kube_service(project, &info.name).map(str::to_owned);
+                        info.service =
+                            layout::kube_service(project, &info.name).map(|s| s.name().to_owned());
                     }
                     containers.push(info);
                 }
