@@ -5,13 +5,14 @@
 use crate::adapters::db::{self, DbTarget};
 use crate::adapters::engine::{self, Engine, EngineKind};
 use crate::adapters::health;
-use crate::adapters::runner::compose::{ComposeTool, Flavor};
+use crate::adapters::runner::Runner;
+use crate::adapters::runner::compose::Flavor;
 use crate::adapters::runner::kube_play::KubePlay;
 use crate::context::Context;
 use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
-use crate::core::layout::{self, Layout};
-use crate::core::lockfile::{LOCK_FILE, Lock};
+use crate::core::layout::Layout;
+use crate::core::lockfile::Lock;
 use crate::core::render::compose::PREPARE_SERVICE;
 use crate::core::render::{self};
 use crate::core::secret::Secret;
@@ -19,17 +20,10 @@ use crate::error::{Failure, OrFail};
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 /// How long one service may take to become healthy.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// What runs the deployment's containers: its compose tool, or `podman kube play`.
-pub enum Runner {
-    Compose(ComposeTool),
-    KubePlay(KubePlay),
-}
 
 /// The engine and what runs the deployment on it, found once per command.
 pub struct Tools {
@@ -95,74 +89,6 @@ impl Tools {
             runner: Runner::Compose(compose),
         })
     }
-
-    #[must_use]
-    pub fn layout(&self) -> Layout {
-        match self.runner {
-            Runner::Compose(_) => Layout::Compose,
-            Runner::KubePlay(_) => Layout::KubePlay,
-        }
-    }
-
-    /// The compose tool, for what only a compose deployment does (`init`).
-    pub fn compose(&self) -> Result<&ComposeTool, Failure> {
-        match &self.runner {
-            Runner::Compose(c) => Ok(c),
-            Runner::KubePlay(_) => Err(Failure::new(
-                "this step needs a compose deployment, and this one is kube-played",
-            )),
-        }
-    }
-
-    /// The command that shows a service's logs, as the user types it.
-    #[must_use]
-    pub fn logs_command(&self, project: &str, service: &str) -> String {
-        match &self.runner {
-            Runner::Compose(c) => format!("{} -p {project} logs {service}", c.display_command()),
-            Runner::KubePlay(k) => format!(
-                "{} logs {}",
-                k.display_command(),
-                layout::kube_container(project, service)
-            ),
-        }
-    }
-
-    /// Creates or starts `services` of the deployment in `dir`. A kube-played deployment starts
-    /// as pods: the database's pod is started again, and Movim's pod (web, fpm and daemon at once)
-    /// is played anew from `kube/podman.yaml`.
-    async fn up(&self, dir: &Path, project: &str, services: &[&str]) -> anyhow::Result<()> {
-        match &self.runner {
-            Runner::Compose(c) => c.up(dir, project, services).await,
-            Runner::KubePlay(k) if services == ["postgres"] => k.start_postgres(project).await,
-            Runner::KubePlay(k) => k.play(dir, project).await,
-        }
-    }
-
-    /// Runs `php args…` once in a fresh container of the daemon image the deployment in `dir`
-    /// names now (compose: its `daemon` service; kube: the lock's pin), with the deployment's
-    /// configuration; the exit code and the interleaved output.
-    pub async fn daemon_php(
-        &self,
-        dir: &Path,
-        project: &str,
-        args: &[&str],
-    ) -> anyhow::Result<(i32, String)> {
-        match &self.runner {
-            Runner::Compose(c) => {
-                c.run_oneshot(dir, project, "daemon", Some("php"), args)
-                    .await
-            }
-            Runner::KubePlay(k) => {
-                let text = std::fs::read_to_string(dir.join(LOCK_FILE))?;
-                let lock = Lock::parse(&text).map_err(anyhow::Error::msg)?;
-                let image = lock
-                    .images
-                    .get("daemon")
-                    .ok_or_else(|| anyhow::anyhow!("{LOCK_FILE} pins no daemon image"))?;
-                k.movim_oneshot(dir, project, image, "php", args).await
-            }
-        }
-    }
 }
 
 /// Podman's API socket is often not served (systemd starts it on demand, and without systemd
@@ -209,7 +135,7 @@ pub async fn container(
 ) -> Result<Option<ContainerInfo>, Failure> {
     let all = tools
         .engine
-        .service_containers(project, tools.layout())
+        .service_containers(project, tools.runner.layout())
         .await
         .or_fail(|| format!("cannot list the containers of project {project}"))?;
     Ok(container_of(&all, service).cloned())
@@ -232,7 +158,7 @@ pub async fn service_failure(
             f = f.detail(format!("| {line}"));
         }
     }
-    f.next(tools.logs_command(&d.project, service))
+    f.next(tools.runner.logs_command(&d.project, service))
         .next("movim-setup doctor")
 }
 
@@ -244,7 +170,7 @@ pub async fn start_healthy(
     services: &[&str],
 ) -> Result<(), Failure> {
     ctx.ui.step(&format!("starting {}", services.join(", ")));
-    if let Err(e) = tools.up(&ctx.dir, &d.project, services).await {
+    if let Err(e) = tools.runner.up(&ctx.dir, &d.project, services).await {
         return Err(service_failure(
             tools,
             d,
@@ -309,7 +235,7 @@ pub async fn db_target(
 ) -> Result<DbTarget, Failure> {
     let all = tools
         .engine
-        .service_containers(&d.project, tools.layout())
+        .service_containers(&d.project, tools.runner.layout())
         .await
         .or_fail(|| format!("cannot list the containers of project {}", d.project))?;
     let host = db_host(&all, d).map_err(|e| {
@@ -344,6 +270,7 @@ pub async fn migrate(
         .flatten()
         .map_or(0, |v| v.len());
     let (code, output) = tools
+        .runner
         .daemon_php(&ctx.dir, &d.project, &["vendor/bin/phinx", "migrate"])
         .await
         .or_fail(|| "could not run the migrations".to_owned())?;
@@ -378,7 +305,7 @@ pub async fn migrate(
 /// Hands the shared volumes to uid 82 (the `prepare` one-shot service); idempotent.
 pub async fn prepare_volumes(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
     ctx.ui.step("handing the shared volumes to uid 82");
-    let compose = tools.compose()?;
+    let compose = tools.runner.compose()?;
     let (code, output) = compose
         .run_oneshot(&ctx.dir, &d.project, PREPARE_SERVICE, None, &[])
         .await

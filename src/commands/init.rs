@@ -71,8 +71,8 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         tools.engine.kind(),
         tools.engine.version(),
         tools.engine.api_version(),
-        tools.compose()?.flavor(),
-        tools.compose()?.version()
+        tools.runner.compose()?.flavor(),
+        tools.runner.compose()?.version()
     ));
     check_disk(&ctx.dir)?;
     check_ports(&tools, &d).await?;
@@ -523,7 +523,7 @@ fn hand_env_to_movim(ctx: &Context, env: &PathBuf) {
 async fn running_healthy(tools: &Tools, d: &Deployment) -> bool {
     let Ok(all) = tools
         .engine
-        .service_containers(&d.project, tools.layout())
+        .service_containers(&d.project, tools.runner.layout())
         .await
     else {
         return false;
@@ -553,6 +553,7 @@ fn summary(ctx: &Context, tools: &Tools, d: &Deployment) {
     ctx.ui.info(&format!(
         "after your first login, make yourself admin: {} -p {} exec daemon php daemon.php setAdmin you@{}",
         tools
+            .runner
             .compose()
             .map_or_else(|_| "docker compose".to_owned(), ComposeTool::display_command),
         d.project,

@@ -59,9 +59,9 @@ pub async fn observe(ctx: &Context, tools: &Tools, t: Target<'_>) -> Result<Obse
     let free = fsx::free_bytes(probe)
         .or_fail(|| format!("cannot tell the free space of {}", probe.display()))?;
     let mut notes = Vec::new();
-    let main = tools.layout().main_file();
+    let main = tools.runner.layout().main_file();
     if let Ok(on_disk) = std::fs::read_to_string(ctx.dir.join(main))
-        && let Ok(files) = layout_files(ctx, tools.layout(), d, t.password, &t.lock.images)
+        && let Ok(files) = layout_files(ctx, tools.runner.layout(), d, t.password, &t.lock.images)
         && files
             .iter()
             .any(|(name, f)| *name == main && f.content != on_disk)
@@ -100,7 +100,7 @@ pub async fn observe(ctx: &Context, tools: &Tools, t: Target<'_>) -> Result<Obse
 pub async fn health(ctx: &Context, tools: &Tools, d: &Deployment) -> Health {
     let containers = match tools
         .engine
-        .service_containers(&d.project, tools.layout())
+        .service_containers(&d.project, tools.runner.layout())
         .await
     {
         Ok(c) => c,

@@ -41,7 +41,7 @@ pub async fn plan_and_execute(
     let mut to_d = d.clone();
     to_d.version = observed.target.clone();
     let previous = Files {
-        main: read(&ctx.dir, tools.layout().main_file())?,
+        main: read(&ctx.dir, tools.runner.layout().main_file())?,
         answers: read(&ctx.dir, ANSWERS_FILE)?,
         lock: read(&ctx.dir, LOCK_FILE)?,
     };
@@ -303,7 +303,7 @@ impl<'a> Run<'a> {
         });
         let mut files = layout_files(
             self.ctx,
-            self.tools.layout(),
+            self.tools.runner.layout(),
             &self.to,
             &self.password,
             &lock.images,

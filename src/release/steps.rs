@@ -4,6 +4,7 @@
 use crate::adapters::backup;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
+use crate::adapters::runner::Runner;
 use crate::context::Context;
 use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::{Database, Deployment, Service};
@@ -15,7 +16,7 @@ use crate::core::render::kube::{self, KUBE_FILE, PODMAN_FILE};
 use crate::core::render::{self, COMPOSE_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
-use crate::stack::{self, Runner, Tools};
+use crate::stack::{self, Tools};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -100,6 +101,7 @@ pub async fn probe_migrations(
                 .or_fail(|| format!("cannot link {} into {}", real.display(), probe.display()))?;
         }
         let (code, output) = tools
+            .runner
             .daemon_php(&probe, &to.project, &["vendor/bin/phinx", "status"])
             .await
             .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
@@ -187,7 +189,7 @@ pub async fn stop_movim(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<
 /// Starts fpm and daemon, then web: nginx resolves their addresses only when it starts. In one
 /// pod web reaches them on loopback, so the pod starts whole.
 pub async fn start_movim(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
-    if tools.layout() == Layout::KubePlay {
+    if tools.runner.layout() == Layout::KubePlay {
         return stack::start_healthy(ctx, tools, d, &["fpm", "daemon", "web"]).await;
     }
     stack::start_healthy(ctx, tools, d, &["fpm", "daemon"]).await?;
@@ -201,6 +203,7 @@ pub async fn phinx_status(
     d: &Deployment,
 ) -> Result<Migrations, Failure> {
     let (code, output) = tools
+        .runner
         .daemon_php(&ctx.dir, &d.project, &["vendor/bin/phinx", "status"])
         .await
         .or_fail(|| format!("cannot run `phinx status` of {}", d.version))?;

@@ -67,7 +67,7 @@ pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
         if let Err(f) = steps::stop_movim(ctx, tools, &run.to).await {
             ctx.ui.warn(&format!("{f}"));
         }
-        let main = tools.layout().main_file();
+        let main = tools.runner.layout().main_file();
         ctx.ui.step(&format!(
             "putting back the files of {} ({main}, movim-setup.yaml, movim-setup.lock)",
             run.from.version
@@ -76,7 +76,7 @@ pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
         // Secret): it is rendered again for the release gone back to.
         let derived = steps::layout_files(
             ctx,
-            tools.layout(),
+            tools.runner.layout(),
             &run.from,
             &run.password,
             &j.from.images,
