@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark of movim-setup (issue 7, design.md §6): how fast and how safe, measured on the test
+# The benchmark of movim-setup: how fast and how safe, measured on the test
 # world side by side with what a user would do by hand, each figure a median over --runs runs with
 # min and max. Prints one table and writes bench/results/<time>.json (compare two with
 # `python3 bench/lib/report.py --compare OLD.json NEW.json`). Not part of the test suite.

@@ -193,7 +193,7 @@ pub async fn start_healthy(
             && lost_a_name_lookup(tools, &c.id).await
         {
             // Podman's aardvark-dns 1.4 (Debian 12) drops name lookups while containers join a
-            // network (containers/aardvark-dns#389): a service that started as a one-shot left
+            // network (https://github.com/containers/aardvark-dns/issues/389): a service that started as a one-shot left
             // can fail to resolve `postgres` once. Give it one more start; a real fault repeats.
             ctx.ui.warn(&format!("{service} could not resolve a service name (a known Podman DNS race); starting it once more"));
             if compose.up(&ctx.dir, &d.project, &[service]).await.is_ok() {

@@ -1,4 +1,4 @@
--- Written by movim-setup: Prosody configured for Movim (design.md §2). Movim needs PEP with
+-- Written by movim-setup: Prosody configured for Movim. Movim needs PEP with
 -- persistent multi-item nodes, a pubsub component, MAM, XEP-0402 bookmarks, HTTP upload, a MUC
 -- service, external service discovery and in-band registration (for password changes).
 

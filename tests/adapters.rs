@@ -1,4 +1,4 @@
-//! The database and compose adapters against the real programs of the test world (design.md §5):
+//! The database and compose adapters against the real programs of the test world:
 //! PostgreSQL from the world's image, Compose v2 as a docker CLI plugin and docker-compose v1.
 //! Each test names its containers and projects uniquely and removes them in a `Drop` guard, so a
 //! failing assertion leaves nothing behind.

@@ -213,7 +213,7 @@ fn restart_daemon_then_web(on: On, project: &Project) {
     }
 }
 
-/// Whether Podman's known DNS race (containers/aardvark-dns#389) restarted the daemon: never on
+/// Whether Podman's known DNS race (https://github.com/containers/aardvark-dns/issues/389) restarted the daemon: never on
 /// Docker; on Podman, when its logs show the lost lookup.
 fn lost_a_lookup(on: On, project: &Project) -> bool {
     on == On::Podman && podman_env::daemon_lost_a_lookup(&container(on, project, "daemon"))

@@ -1,4 +1,4 @@
-//! The upgrade and rollback plans are data with a stable printout (style.md practice 4): these
+//! The upgrade and rollback plans are data with a stable printout: these
 //! snapshots are the printout a user reads before anything is stopped, for every kind of plan
 //! and every refusal.
 

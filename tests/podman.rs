@@ -1,4 +1,4 @@
-//! Podman as a first-class engine, against the real test world (design.md §5): rootful Podman 4.3
+//! Podman as a first-class engine, against the real test world: rootful Podman 4.3
 //! through its Docker-compatible API socket, podman-compose 1.6, images from the world's registry.
 //! The same promises as on Docker — `init` reaches a verified websocket handshake, `doctor` finds
 //! nothing wrong, `upgrade` succeeds and a faulty release rolls back — plus what is Podman's own:

@@ -1,4 +1,4 @@
-//! The registry and engine adapters against the real test world (design.md §5): the Distribution
+//! The registry and engine adapters against the real test world: the Distribution
 //! registry on 127.0.0.1:5000 and the Docker engine. Scratch images are made with `docker import`
 //! and pushed under unique names; containers carry compose labels of a unique project; a `Drop`
 //! guard removes everything a test made, so a failing assertion leaves nothing behind.

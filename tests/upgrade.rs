@@ -1,4 +1,4 @@
-//! `movim-setup upgrade` and `rollback` against the real test world (design.md §5): every upgrade
+//! `movim-setup upgrade` and `rollback` against the real test world: every upgrade
 //! ends healthy, on the new release or back on the old one, with every row kept. Rows are written
 //! through the stand-in (`setAdmin`, `config`) and with psql, and compared with
 //! `db::table_checksums` (all tables but `sessions`, which the daemon empties on every start).

@@ -1,4 +1,4 @@
-//! Smoke tests of the test world itself (design.md §5, issue 2): the registry serves every image the
+//! Smoke tests of the test world itself: the registry serves every image the
 //! manifest names at the recorded digest, and the library images keep the contracts the tool relies
 //! on (the official postgres image's env, Prosody on 5222, Caddy serving HTTP). They drive the real
 //! `docker` CLI and fail, never skip, when the world is missing.

@@ -1,4 +1,4 @@
-//! Smoke tests of the Movim stand-in (design.md §2 and §5, issue 2): the pushed `movim-web`,
+//! Smoke tests of the Movim stand-in (its contract: `docs/movim-contract.md`): the pushed `movim-web`,
 //! `movim-fpm` and `movim-daemon` images keep the contract movim-setup is built against — Phinx's
 //! `phinxlog` and exit codes, the daemon's exit-0 quirks, `/infos` through real nginx and php-fpm,
 //! the websocket's Origin check behind `/ws/`, uid 82 on a read-only root filesystem, and the faulty
@@ -96,8 +96,8 @@ fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<
 
 // ---- one test's deployment --------------------------------------------------------------------
 
-/// A test's private deployment: a user network with PostgreSQL, a `movim.env`, the shared volumes of
-/// design.md §2, and the Movim containers the test starts. Everything is removed on drop, so a
+/// A test's private deployment: a user network with PostgreSQL, a `movim.env`, the shared volumes Movim
+/// needs (`docs/movim-contract.md`), and the Movim containers the test starts. Everything is removed on drop, so a
 /// failing test leaves nothing behind.
 struct Site {
     world: &'static World,
@@ -180,7 +180,7 @@ impl Site {
         site
     }
 
-    /// Writes `movim.env` (design.md §2's keys), leaving out the keys in `without`.
+    /// Writes `movim.env` (the keys Movim reads, `docs/movim-contract.md`), leaving out the keys in `without`.
     fn write_env(&self, without: &[&str]) {
         let pairs = [
             ("DB_DRIVER", "pgsql".to_owned()),

@@ -279,7 +279,7 @@ pub const BUNDLED_DB_USER: &str = "movim";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum Xmpp {
-    /// A `prosody` service configured for Movim (design.md §2). The daemon rejects self-signed
+    /// A `prosody` service configured for Movim (see `docs/movim-contract.md`). The daemon rejects self-signed
     /// certificates, so Prosody needs a real one: files the user names (`cert`, `key`).
     Bundled {
         domain: Domain,

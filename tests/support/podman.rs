@@ -71,7 +71,7 @@ impl Drop for PodmanSocket {
 /// One stack at a time, across test processes too (a file lock): Podman 4.3's DNS server
 /// (aardvark-dns 1.4) tears its sockets down and up again whenever a container joins any network,
 /// so a daemon of one project starting while another project starts can fail to resolve
-/// `postgres` (containers/aardvark-dns#389). Users run one project; the tests must not race.
+/// `postgres` (https://github.com/containers/aardvark-dns/issues/389). Users run one project; the tests must not race.
 pub struct OneStack {
     _file: std::fs::File,
 }
@@ -139,7 +139,7 @@ pub fn on_podman(verb: &str, dir: &Path) -> Setup {
 }
 
 /// Whether the daemon container `id` lost a name lookup to aardvark-dns 1.4's known race
-/// (containers/aardvark-dns#389): its logs say so. A restart it caused is Podman's, not a fault.
+/// (https://github.com/containers/aardvark-dns/issues/389): its logs say so. A restart it caused is Podman's, not a fault.
 pub fn daemon_lost_a_lookup(id: &str) -> bool {
     Command::new("podman")
         .args(["logs", id])

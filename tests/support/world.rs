@@ -1,4 +1,4 @@
-//! The test world (design.md §5) as tests see it: where the registry, the images, the CA and the
+//! The test world as tests see it: where the registry, the images, the CA and the
 //! compose tools are. It never skips: if the world is missing, the test fails and says how to build it.
 
 #![allow(dead_code)] // each test binary uses a different part of the world

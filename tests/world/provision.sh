@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the test world of movim-setup (design.md §5) on a machine of the project's kind, or brings an
+# Builds the test world of movim-setup on a machine of the project's kind, or brings an
 # existing one up to date: a Docker engine, the three compose tools, a Distribution registry on
 # 127.0.0.1:5000, a debootstrapped Debian base image, postgres/prosody/caddy library images and the
 # Movim stand-in images, all pushed to that registry. Writes $MOVIM_WORLD_DIR/world.json last, in the

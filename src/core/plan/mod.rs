@@ -1,7 +1,7 @@
 //! The upgrade and rollback plans as plain data, computed from what was observed, with one stable
 //! text printout. Pure: no I/O, so every refusal and every printout is unit- and snapshot-tested
-//! (`tests/plan.rs`), and `--dry-run` prints exactly what a real run would follow (style.md
-//! practice 4, after docker/compose's `plan.go`).
+//! (`tests/plan.rs`), and `--dry-run` prints exactly what a real run would follow (after
+//! docker/compose's `plan.go`).
 //!
 //! Also here because they are decisions, not effects: which steps a resumed run still has to do,
 //! which release a rollback returns to and which dump it needs, which backups retention removes,

@@ -1,9 +1,9 @@
 //! `init --target kube`: the seed's own layout (one pod running web, fpm and daemon around shared
-//! volumes, design.md §2) as Kubernetes objects, plus PostgreSQL. Two renderings of one model:
+//! volumes, see `docs/movim-contract.md`) as Kubernetes objects, plus PostgreSQL. Two renderings of one model:
 //!
 //! - `kube/movim.yaml` for `kubectl apply`: a ConfigMap (non-secret settings), a Secret
 //!   (`movim.env` and the database password), PersistentVolumeClaims, a Deployment and a Service
-//!   each for Movim and PostgreSQL. Images are pinned by digest; probes follow design.md §2.
+//!   each for Movim and PostgreSQL. Images are pinned by digest; probes follow `docs/movim-contract.md`.
 //! - `kube/podman.yaml` for `podman kube play`, with what Podman 4.3 (Debian 12's) needs instead:
 //!   its Secrets are unusable (stored as YAML but read as JSON, podman#16269; secret volumes get
 //!   base64 text; `subPath` is ignored), so the secret files come from the deployment directory
