@@ -5,21 +5,21 @@
 use crate::adapters::db::{self, DbTarget};
 use crate::adapters::engine::{self, Engine, EngineKind};
 use crate::adapters::health;
-use crate::adapters::runner::Runner;
 use crate::adapters::runner::compose::Flavor;
 use crate::adapters::runner::kube_play::KubePlay;
+use crate::adapters::runner::{Commands, Runner};
 use crate::context::Context;
 use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
 use crate::core::lockfile::Lock;
-use crate::core::render::compose::PREPARE_SERVICE;
 use crate::core::render::{self};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long one service may take to become healthy.
@@ -28,10 +28,18 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The engine and what runs the deployment on it, found once per command.
 pub struct Tools {
     pub engine: Engine,
-    pub runner: Runner,
+    pub runner: Box<dyn Runner>,
+    /// The deployment directory the runner's commands name.
+    pub dir: PathBuf,
 }
 
 impl Tools {
+    /// The commands of the deployment `project`, as its runner runs them.
+    #[must_use]
+    pub fn commands(&self, project: &str) -> Commands {
+        self.runner.commands(&self.dir, project)
+    }
+
     /// The engine and the compose tool, for a compose deployment (what `init` writes).
     pub async fn connect(ctx: &Context) -> Result<Self, Failure> {
         Self::connect_for(ctx, Layout::Compose).await
@@ -62,8 +70,12 @@ impl Tools {
                 .next("re-run the same command with --engine podman")
                 .next("on Kubernetes: re-run `movim-setup init --target kube --version VERSION`, then `kubectl apply -f kube/movim.yaml`"));
             }
-            let runner = Runner::KubePlay(KubePlay::new(engine.endpoint()));
-            return Ok(Self { engine, runner });
+            let runner = Box::new(KubePlay::new(engine.endpoint()));
+            return Ok(Self {
+                engine,
+                runner,
+                dir: ctx.dir.clone(),
+            });
         }
         let mut compose = crate::adapters::runner::compose::detect(
             ctx.compose.as_deref(),
@@ -86,7 +98,8 @@ impl Tools {
         }
         Ok(Self {
             engine,
-            runner: Runner::Compose(compose),
+            runner: Box::new(compose),
+            dir: ctx.dir.clone(),
         })
     }
 }
@@ -158,7 +171,7 @@ pub async fn service_failure(
             f = f.detail(format!("| {line}"));
         }
     }
-    f.next(tools.runner.logs_command(&d.project, service))
+    f.next(tools.commands(&d.project).logs(service))
         .next("movim-setup doctor")
 }
 
@@ -189,14 +202,20 @@ pub async fn start_healthy(
         };
         let mut outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
         if outcome.is_err()
-            && let Runner::Compose(compose) = &tools.runner
+            && tools
+                .runner
+                .retries_lost_lookups(tools.engine.kind() == EngineKind::Podman)
             && lost_a_name_lookup(tools, &c.id).await
         {
-            // Podman's aardvark-dns 1.4 (Debian 12) drops name lookups while containers join a
-            // network (https://github.com/containers/aardvark-dns/issues/389): a service that started as a one-shot left
-            // can fail to resolve `postgres` once. Give it one more start; a real fault repeats.
+            // A service that started as a one-shot left can fail to resolve `postgres` once
+            // ([`Runner::retries_lost_lookups`]). Give it one more start; a real fault repeats.
             ctx.ui.warn(&format!("{service} could not resolve a service name (a known Podman DNS race); starting it once more"));
-            if compose.up(&ctx.dir, &d.project, &[service]).await.is_ok() {
+            if tools
+                .runner
+                .up(&ctx.dir, &d.project, &[service])
+                .await
+                .is_ok()
+            {
                 outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
             }
         }
@@ -215,12 +234,8 @@ pub async fn start_healthy(
     Ok(())
 }
 
-/// Whether a container on Podman failed because a service name did not resolve (see
-/// [`start_healthy`]); always false on Docker, whose DNS has no such race.
+/// Whether a container failed because a service name did not resolve (see [`start_healthy`]).
 async fn lost_a_name_lookup(tools: &Tools, id: &str) -> bool {
-    if tools.engine.kind() != EngineKind::Podman {
-        return false;
-    }
     tools.engine.logs_tail(id, 30).await.is_ok_and(|logs| {
         logs.contains("Temporary failure in name resolution")
             || logs.contains("could not translate host name")
@@ -305,9 +320,9 @@ pub async fn migrate(
 /// Hands the shared volumes to uid 82 (the `prepare` one-shot service); idempotent.
 pub async fn prepare_volumes(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
     ctx.ui.step("handing the shared volumes to uid 82");
-    let compose = tools.runner.compose()?;
-    let (code, output) = compose
-        .run_oneshot(&ctx.dir, &d.project, PREPARE_SERVICE, None, &[])
+    let (code, output) = tools
+        .runner
+        .prepare_volumes(&ctx.dir, &d.project)
         .await
         .or_fail(|| "could not run the prepare one-shot".to_owned())?;
     if code != 0 {
@@ -322,11 +337,7 @@ pub async fn prepare_volumes(ctx: &Context, tools: &Tools, d: &Deployment) -> Re
         {
             f = f.detail(format!("| {line}"));
         }
-        return Err(f.next(format!(
-            "{} -p {} run --rm prepare",
-            compose.display_command(),
-            d.project
-        )));
+        return Err(f.next(tools.commands(&d.project).prepare));
     }
     Ok(())
 }

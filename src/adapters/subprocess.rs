@@ -49,6 +49,18 @@ impl Program {
         }
     }
 
+    /// The words a user types for this program: any extra environment as `KEY=value`, the program,
+    /// its prefix.
+    #[must_use]
+    pub fn words(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(std::iter::once(self.program.to_string_lossy().into_owned()))
+            .chain(self.prefix.iter().cloned())
+            .collect()
+    }
+
     /// The command as the user types it (`docker compose`, `/usr/bin/docker-compose`).
     #[must_use]
     pub fn display_command(&self) -> String {

@@ -7,7 +7,6 @@ mod kube;
 
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
-use crate::adapters::runner::compose::ComposeTool;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
 use crate::adapters::ui::Terminal;
@@ -67,12 +66,11 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     ctx.ui.step("pre-flight checks");
     let tools = Tools::connect(ctx).await?;
     ctx.ui.info(&format!(
-        "engine: {} {} (API {}); compose: {} {}",
+        "engine: {} {} (API {}); compose: {}",
         tools.engine.kind(),
         tools.engine.version(),
         tools.engine.api_version(),
-        tools.runner.compose()?.flavor(),
-        tools.runner.compose()?.version()
+        tools.runner.describe()
     ));
     check_disk(&ctx.dir)?;
     check_ports(&tools, &d).await?;
@@ -551,13 +549,11 @@ fn summary(ctx: &Context, tools: &Tools, d: &Deployment) {
         }
     }
     ctx.ui.info(&format!(
-        "after your first login, make yourself admin: {} -p {} exec daemon php daemon.php setAdmin you@{}",
-        tools
-            .runner
-            .compose()
-            .map_or_else(|_| "docker compose".to_owned(), ComposeTool::display_command),
-        d.project,
-        d.xmpp.domain()
+        "after your first login, make yourself admin: {}",
+        tools.commands(&d.project).exec(
+            "daemon",
+            &format!("php daemon.php setAdmin you@{}", d.xmpp.domain())
+        )
     ));
     ctx.ui.info("check it any time with: movim-setup doctor");
 }

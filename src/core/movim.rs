@@ -6,6 +6,13 @@
 /// the shared volumes.
 pub const MOVIM_UID: u32 = 82;
 
+/// The directories of Movim's tree that fpm and the daemon share and must be able to write.
+pub const SHARED_DIRS: [&str; 3] = [
+    "/var/www/movim/cache",
+    "/var/www/movim/public/cache",
+    "/var/www/movim/public/images",
+];
+
 /// Why a daemon that exits with code 0 is not done: it does so when migrations are pending or
 /// `DAEMON_URL` is missing, and its restart policy starts it again.
 pub const DAEMON_EXIT_QUIRK: &str = "Movim's daemon exits with code 0 when migrations are pending or DAEMON_URL is missing, and its restart policy starts it again";

@@ -1,119 +1,87 @@
-//! The exact commands doctor's fixes end with, in the words of the deployment's runner.
+//! The exact commands doctor's fixes end with: the deployment runner's own [`Commands`], so that
+//! a fix names the argv the tool itself would run, on either runner.
 
+use crate::adapters::runner::Commands;
 use crate::adapters::runner::compose::ComposeTool;
+use crate::adapters::runner::kube_play::KubePlay;
 use crate::adapters::store::Dir;
-use crate::core::layout;
 use crate::core::layout::Layout;
-use crate::core::render::COMPOSE_FILE;
-use crate::core::render::kube::PODMAN_FILE;
 
-/// The exact commands hints end with, built once, in the words of the deployment's runner.
+/// The commands fixes end with, built once for the deployment doctor looks at.
 pub struct Hints {
-    /// `docker compose -f /srv/movim/compose.yaml -p movim`; for kube, `podman`.
-    pub compose: String,
-    /// `movim-setup init --dir /srv/movim`
-    pub init: String,
+    commands: Commands,
+    /// The deployment directory, as `movim-setup … --dir` names it.
     pub dir: String,
-    pub project: String,
-    /// `podman kube play --replace --network movim /srv/movim/kube/podman.yaml` for a
-    /// kube-played deployment; `None` for compose.
-    pub play: Option<String>,
 }
 
 impl Hints {
-    pub fn new(setup: &Dir, tool: Option<&ComposeTool>) -> Self {
-        let dir = setup.dir.display().to_string();
+    /// The commands of `setup`'s runner: the compose tool found (Docker Compose v2 when none
+    /// answered), or `podman` at the engine's `endpoint` for a kube-played deployment.
+    #[must_use]
+    pub fn new(setup: &Dir, tool: Option<&ComposeTool>, endpoint: Option<&str>) -> Self {
         let project = setup
             .deployment
             .as_ref()
             .map_or_else(|_| "PROJECT".to_owned(), |d| d.project.clone());
-        let init = format!("movim-setup init --dir {dir}");
-        if setup.layout == Layout::KubePlay {
-            return Self {
-                compose: "podman".to_owned(),
-                init,
-                play: Some(format!(
-                    "podman kube play --replace --network {project} {}",
-                    setup.path(PODMAN_FILE)
-                )),
-                dir,
-                project,
-            };
-        }
-        let program =
-            tool.map_or_else(|| "docker compose".to_owned(), ComposeTool::display_command);
+        let commands = match setup.layout {
+            Layout::KubePlay => {
+                KubePlay::new(endpoint.unwrap_or_default()).commands(&setup.dir, &project)
+            }
+            Layout::Compose => tool
+                .cloned()
+                .unwrap_or_else(ComposeTool::assumed)
+                .commands(&setup.dir, &project),
+        };
         Self {
-            compose: format!("{program} -f {} -p {project}", setup.path(COMPOSE_FILE)),
-            init,
-            dir,
-            project,
-            play: None,
-        }
-    }
-
-    /// `podman … <project>-<service>` or `<compose> … <service>`: what names a service.
-    pub fn target(&self, service: &str) -> String {
-        match self.play {
-            Some(_) => layout::kube_container(&self.project, service),
-            None => service.to_owned(),
+            commands,
+            dir: setup.dir.display().to_string(),
         }
     }
 
     pub fn logs(&self, service: &str) -> String {
-        format!("{} logs --tail 50 {}", self.compose, self.target(service))
+        self.commands.logs(service)
     }
 
     /// A command run in the service's running container.
     pub fn exec(&self, service: &str, command: &str) -> String {
-        format!("{} exec {} {command}", self.compose, self.target(service))
+        self.commands.exec(service, command)
     }
 
     /// Starts a stopped container of `service`.
     pub fn start(&self, service: &str) -> String {
-        match self.play {
-            Some(_) => format!("podman start {}", self.target(service)),
-            None => format!("{} up -d {service}", self.compose),
-        }
+        self.commands.start(service)
     }
 
-    /// Recreates `services` from the deployment's file (kube: both pods, played anew; their
-    /// init containers hand the volumes to uid 82 and run the migrations first).
+    /// Recreates `services` (space-separated) from the deployment's file (kube: both pods, played
+    /// anew; their init containers hand the volumes to uid 82 and run the migrations first).
     pub fn recreate(&self, services: &str) -> String {
-        match &self.play {
-            Some(play) => play.clone(),
-            None => format!("{} up -d --force-recreate {services}", self.compose),
-        }
+        self.commands
+            .apply(&services.split_whitespace().collect::<Vec<_>>())
     }
 
     /// Restarts what reads movim.env.
     pub fn restart(&self, services: &str) -> String {
-        match &self.play {
-            Some(play) => play.clone(),
-            None => format!("{} restart {services}", self.compose),
-        }
+        self.commands
+            .restart(&services.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// Hands `service`'s shared directories to uid 82.
+    pub fn chown(&self, service: &str) -> String {
+        self.commands.chown(service)
     }
 
     /// Starts the whole stack in order, migrations first.
     pub fn start_stack(&self) -> String {
-        match &self.play {
-            Some(play) => format!(
-                "podman network exists {p} || podman network create {p}; {play}   (then check: podman pod ps)",
-                p = self.project
-            ),
-            None => self.init.clone(),
-        }
+        self.commands.start_stack.clone()
     }
 
+    /// Applies pending migrations and starts the daemon again.
     pub fn migrate(&self) -> String {
-        match &self.play {
-            // The pod's init container `migrate` runs at every start of the pod.
-            Some(play) => format!(
-                "{play}   (its init container `migrate` applies them before the daemon starts)"
-            ),
-            None => format!(
-                "{} run --rm --no-deps -T --entrypoint php daemon vendor/bin/phinx migrate && {} restart daemon",
-                self.compose, self.compose
-            ),
-        }
+        self.commands.migrate.clone()
+    }
+
+    /// Lists the deployment's containers (or pods).
+    pub fn list(&self) -> String {
+        self.commands.list.clone()
     }
 }

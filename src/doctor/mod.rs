@@ -203,7 +203,11 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
             None
         }
     };
-    let hints = Hints::new(&setup, compose.as_ref());
+    let hints = Hints::new(
+        &setup,
+        compose.as_ref(),
+        engine.as_ref().map(Engine::endpoint),
+    );
     // Quick and synchronous (a few files and `df`); the fixes name the compose tool just found.
     let local = local_checks(&setup, &hints);
 
@@ -326,11 +330,7 @@ pub async fn stack_checks(
                         format!("cannot list the containers of project {}", d.project),
                     )
                     .detail(format!("{e:#}"))
-                    .hint(if s.layout == Layout::KubePlay {
-                        "podman pod ps"
-                    } else {
-                        "docker ps -a"
-                    }),
+                    .hint(hints.list()),
                 ],
                 logs: Vec::new(),
             };

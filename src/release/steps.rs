@@ -3,11 +3,11 @@
 
 use crate::adapters::backup;
 use crate::adapters::db;
-use crate::adapters::fsx::{self, Transaction};
-use crate::adapters::runner::Runner;
+use crate::adapters::fsx::Transaction;
+use crate::adapters::runner::Probe;
 use crate::context::Context;
 use crate::core::deployment::DbEndpoint;
-use crate::core::deployment::{Database, Deployment, Service};
+use crate::core::deployment::{Database, Deployment};
 use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
 use crate::core::layout::Layout;
@@ -19,18 +19,6 @@ use crate::error::{Failure, OrFail};
 use crate::stack::{self, Tools};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// [`Service::MOVIM`] in the order an upgrade stops them, web (what browsers reach) first; the
-/// database and XMPP server keep running.
-pub const MOVIM_SERVICES: [&str; 3] = [
-    Service::Web.name(),
-    Service::Daemon.name(),
-    Service::Fpm.name(),
-];
-
-/// Where the target release's `phinx status` runs from (a compose file of the target's images
-/// beside links to the real configuration), removed right after.
-pub const PROBE_DIR: &str = ".upgrade-probe";
 
 pub async fn prepull(ctx: &Context, tools: &Tools, j: &Journal) -> Result<(), Failure> {
     let mut wanted: Vec<String> = j.to.images.values().cloned().collect();
@@ -52,64 +40,36 @@ pub async fn probe_migrations(
         "asking {}'s daemon image which migrations it would run (phinx status)",
         to.version
     ));
-    if let Runner::KubePlay(k) = &tools.runner {
-        let image = images
-            .get("daemon")
-            .ok_or_else(|| Failure::new(format!("{} pins no daemon image", to.version)))?;
-        let (code, output) = k
-            .movim_oneshot(
-                &ctx.dir,
-                &to.project,
-                image,
-                "php",
-                &["vendor/bin/phinx", "status"],
-            )
-            .await
-            .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
-        return parse_status(code, &output, to);
-    }
-    let probe = ctx.dir.join(PROBE_DIR);
-    let _ = std::fs::remove_dir_all(&probe);
-    let result = async {
-        let files = render::files(
-            to,
-            &render::Secrets {
-                db_password: password.clone(),
-            },
-            images,
-            &Extras::default(),
+    let image = images
+        .get("daemon")
+        .ok_or_else(|| Failure::new(format!("{} pins no daemon image", to.version)))?;
+    let files = render::files(
+        to,
+        &render::Secrets {
+            db_password: password.clone(),
+        },
+        images,
+        &Extras::default(),
+    )
+    .map_err(|e| Failure::new("cannot render the target's compose file").detail(e))?;
+    let compose = files
+        .get(COMPOSE_FILE)
+        .ok_or_else(|| Failure::new("the renderer wrote no compose file"))?;
+    let release = Probe {
+        daemon_image: image,
+        compose_file: &compose.content,
+    };
+    let (code, output) = tools
+        .runner
+        .probe_php(
+            &ctx.dir,
+            &to.project,
+            &release,
+            &["vendor/bin/phinx", "status"],
         )
-        .map_err(|e| Failure::new("cannot render the target's compose file").detail(e))?;
-        let compose = files
-            .get(COMPOSE_FILE)
-            .ok_or_else(|| Failure::new("the renderer wrote no compose file"))?;
-        fsx::write_atomic(&probe.join(COMPOSE_FILE), compose.content.as_bytes(), 0o600)
-            .or_fail(|| format!("cannot write {}", probe.display()))?;
-        // The compose file names its mounts relative to its directory.
-        for name in std::fs::read_dir(&ctx.dir)
-            .or_fail(|| format!("cannot list {}", ctx.dir.display()))?
-            .flatten()
-            .map(|e| e.file_name())
-        {
-            let skip = [COMPOSE_FILE, PROBE_DIR, backup::BACKUPS_DIR];
-            if skip.iter().any(|s| name == *s) {
-                continue;
-            }
-            let real = std::path::absolute(ctx.dir.join(&name))
-                .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
-            std::os::unix::fs::symlink(&real, probe.join(&name))
-                .or_fail(|| format!("cannot link {} into {}", real.display(), probe.display()))?;
-        }
-        let (code, output) = tools
-            .runner
-            .daemon_php(&probe, &to.project, &["vendor/bin/phinx", "status"])
-            .await
-            .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
-        parse_status(code, &output, to)
-    }
-    .await;
-    let _ = std::fs::remove_dir_all(&probe);
-    result
+        .await
+        .or_fail(|| format!("cannot run `phinx status` of {}", to.version))?;
+    parse_status(code, &output, to)
 }
 
 pub fn parse_status(code: i32, output: &str, to: &Deployment) -> Result<Migrations, Failure> {
@@ -179,21 +139,20 @@ pub fn put_files(dir: &Path, files: &[(&str, &[u8], u32)]) -> Result<(), Failure
 
 /// Stops web, daemon and fpm (the database and XMPP server keep running).
 pub async fn stop_movim(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
-    match &tools.runner {
-        Runner::Compose(c) => c.stop(&ctx.dir, &d.project, &MOVIM_SERVICES).await,
-        Runner::KubePlay(k) => k.stop_movim(&d.project).await,
-    }
-    .or_fail(|| format!("cannot stop {}", MOVIM_SERVICES.join(", ")))
+    tools
+        .runner
+        .stop_movim(&ctx.dir, &d.project)
+        .await
+        .or_fail(|| "cannot stop web, daemon, fpm".to_owned())
 }
 
-/// Starts fpm and daemon, then web: nginx resolves their addresses only when it starts. In one
-/// pod web reaches them on loopback, so the pod starts whole.
+/// Starts Movim's services in the runner's order ([`crate::adapters::runner::Runner::movim_start_order`]), each group
+/// behind its health gate.
 pub async fn start_movim(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
-    if tools.runner.layout() == Layout::KubePlay {
-        return stack::start_healthy(ctx, tools, d, &["fpm", "daemon", "web"]).await;
+    for group in tools.runner.movim_start_order() {
+        stack::start_healthy(ctx, tools, d, group).await?;
     }
-    stack::start_healthy(ctx, tools, d, &["fpm", "daemon"]).await?;
-    stack::start_healthy(ctx, tools, d, &["web"]).await
+    Ok(())
 }
 
 /// `phinx status` of the daemon image the compose file names now.

@@ -12,7 +12,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 
+use super::{Applies, Commands, Naming, Probe, Runner};
 use crate::adapters::subprocess::{Capture, Captured, Program, describe_exit, last_lines};
+use crate::core::deployment::Service;
+use crate::core::layout::Layout;
+use crate::core::movim::{MOVIM_UID, SHARED_DIRS};
+use crate::core::render::compose::PREPARE_SERVICE;
+use futures_util::future::BoxFuture;
 
 /// Name of the compose file inside a deployment directory.
 pub const COMPOSE_FILE: &str = "compose.yaml";
@@ -264,13 +270,107 @@ impl ComposeTool {
     /// # Errors
     /// The tool failed (quoted) or timed out.
     pub async fn up(&self, dir: &Path, project: &str, services: &[&str]) -> anyhow::Result<()> {
-        let mut args = vec!["up", "-d", "--no-deps", "--no-build"];
-        if self.supports_up_pull() {
-            args.extend(["--pull", "never"]);
-        }
-        self.checked(dir, project, &args, services, UP_TIMEOUT)
+        self.checked(dir, project, &self.up_verb(), services, UP_TIMEOUT)
             .await?;
         Ok(())
+    }
+
+    /// `up` that neither touches dependencies, builds nor pulls (images were pulled and verified by
+    /// digest beforehand).
+    fn up_verb(&self) -> Vec<&'static str> {
+        let mut verb = vec!["up", "-d", "--no-deps", "--no-build"];
+        if self.supports_up_pull() {
+            verb.extend(["--pull", "never"]);
+        }
+        verb
+    }
+
+    /// `run` of a one-shot container: removed afterwards, dependencies untouched, no TTY.
+    fn oneshot_verb(entrypoint: Option<&str>) -> Vec<&str> {
+        let mut verb = vec!["run", "--rm", "--no-deps", "-T"];
+        if let Some(e) = entrypoint {
+            verb.extend(["--entrypoint", e]);
+        }
+        verb
+    }
+
+    fn logs_verb(&self) -> Vec<&'static str> {
+        let mut verb = vec!["logs"];
+        if self.dialect != Dialect::PodmanCompose {
+            verb.push("--no-color");
+        }
+        verb
+    }
+
+    /// The `config` command [`ComposeTool::config`] runs, as the user types it.
+    #[must_use]
+    pub fn config_command(&self, dir: &Path, project: &str) -> String {
+        self.command_line(&self.args(dir, project, &["config"], &[]))
+    }
+
+    /// Docker Compose v2, as doctor names it in its fixes when no compose tool answers.
+    #[must_use]
+    pub fn assumed() -> Self {
+        Self {
+            cmd: Program::new("docker", vec!["compose".to_owned()]),
+            flavor: Flavor::DockerPlugin,
+            version: String::new(),
+            dialect: Dialect::Go,
+        }
+    }
+
+    /// The commands of the deployment in `dir`, as this tool runs them.
+    #[must_use]
+    pub fn commands(&self, dir: &Path, project: &str) -> Commands {
+        let words = |verb: &[&str]| -> Vec<String> {
+            let mut out = self.cmd.words();
+            out.extend(self.args(dir, project, verb, &[]));
+            out
+        };
+        let line = |verb: &[&str], operands: &[&str]| -> String {
+            let mut all = self.cmd.words();
+            all.extend(self.args(dir, project, verb, operands));
+            Commands::line(&all, &[])
+        };
+        let mut logs = self.logs_verb();
+        logs.extend(["--tail", "50"]);
+        let mut apply = self.up_verb();
+        apply.push("--force-recreate");
+        let migrate = format!(
+            "{} && {}",
+            line(
+                &Self::oneshot_verb(Some("php")),
+                &["daemon", "vendor/bin/phinx", "migrate"]
+            ),
+            line(&["restart"], &["daemon"])
+        );
+        let uid = format!("{MOVIM_UID}:{MOVIM_UID}");
+        let mut chown_after = vec!["-R".to_owned(), uid];
+        chown_after.extend(SHARED_DIRS.iter().map(|d| (*d).to_owned()));
+        Commands {
+            logs: words(&logs),
+            exec: words(&["exec"]),
+            start: words(&self.up_verb()),
+            apply: Applies::Services(words(&apply)),
+            restart: Applies::Services(words(&["restart"])),
+            migrate,
+            start_stack: format!("movim-setup init --dir {}", dir.display()),
+            chown: Applies::Around(
+                words(&[
+                    "run",
+                    "--rm",
+                    "--no-deps",
+                    "--user",
+                    "0",
+                    "--entrypoint",
+                    "chown",
+                ]),
+                chown_after,
+            ),
+            list: line(&["ps", "-a"], &[]),
+            prepare: line(&Self::oneshot_verb(None), &[PREPARE_SERVICE]),
+            naming: Naming::Service,
+        }
     }
 
     /// Stops `services` (all when empty), keeping the containers.
@@ -309,10 +409,7 @@ impl ComposeTool {
     ) -> anyhow::Result<(i32, String)> {
         // Movim's daemon image runs a script that ignores its arguments, so one-shot commands
         // name their program as the entrypoint.
-        let mut opts = vec!["run", "--rm", "--no-deps", "-T"];
-        if let Some(e) = entrypoint {
-            opts.extend(["--entrypoint", e]);
-        }
+        let opts = Self::oneshot_verb(entrypoint);
         let mut tail = vec![service];
         tail.extend_from_slice(cmd);
         let args = self.args(dir, project, &opts, &tail);
@@ -341,10 +438,7 @@ impl ComposeTool {
         tail: usize,
     ) -> anyhow::Result<String> {
         let tail = tail.to_string();
-        let mut verb = vec!["logs"];
-        if self.dialect != Dialect::PodmanCompose {
-            verb.push("--no-color");
-        }
+        let mut verb = self.logs_verb();
         verb.extend(["--tail", &tail]);
         let args = self.args(dir, project, &verb, &[service]);
         let out = self
@@ -431,6 +525,119 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
+/// Where a release that does not run yet is asked something (its compose file beside links to the
+/// deployment's real configuration), removed right after.
+const PROBE_DIR: &str = ".upgrade-probe";
+
+/// Fills `probe` with `compose_file` and links to everything else in `dir`: the compose file names
+/// its mounts relative to its own directory.
+fn write_probe_dir(dir: &Path, probe: &Path, compose_file: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    crate::adapters::fsx::write_atomic(&probe.join(COMPOSE_FILE), compose_file.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", probe.display()))?;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let name = entry?.file_name();
+        let skip = [
+            COMPOSE_FILE,
+            PROBE_DIR,
+            crate::adapters::backup::BACKUPS_DIR,
+        ];
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let real = std::path::absolute(dir.join(&name))
+            .with_context(|| format!("cannot resolve {}", dir.display()))?;
+        std::os::unix::fs::symlink(&real, probe.join(&name))
+            .with_context(|| format!("cannot link {} into {}", real.display(), probe.display()))?;
+    }
+    Ok(())
+}
+
+/// The Movim services a compose deployment stops for an upgrade, web (what browsers reach) first;
+/// the database and XMPP server keep running.
+const MOVIM_STOP_ORDER: [&str; 3] = [
+    Service::Web.name(),
+    Service::Daemon.name(),
+    Service::Fpm.name(),
+];
+
+impl Runner for ComposeTool {
+    fn layout(&self) -> Layout {
+        Layout::Compose
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.flavor, self.version)
+    }
+
+    fn commands(&self, dir: &Path, project: &str) -> Commands {
+        ComposeTool::commands(self, dir, project)
+    }
+
+    fn up<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+        services: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(ComposeTool::up(self, dir, project, services))
+    }
+
+    fn stop_movim<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.stop(dir, project, &MOVIM_STOP_ORDER))
+    }
+
+    fn daemon_php<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        Box::pin(self.run_oneshot(dir, project, "daemon", Some("php"), args))
+    }
+
+    fn probe_php<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+        release: &'a Probe<'a>,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        Box::pin(async move {
+            let probe = dir.join(PROBE_DIR);
+            let _ = std::fs::remove_dir_all(&probe);
+            let result = async {
+                write_probe_dir(dir, &probe, release.compose_file)?;
+                self.run_oneshot(&probe, project, "daemon", Some("php"), args)
+                    .await
+            }
+            .await;
+            let _ = std::fs::remove_dir_all(&probe);
+            result
+        })
+    }
+
+    fn movim_start_order(&self) -> &'static [&'static [&'static str]] {
+        &[&["fpm", "daemon"], &["web"]]
+    }
+
+    fn prepare_volumes<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        Box::pin(self.run_oneshot(dir, project, PREPARE_SERVICE, None, &[]))
+    }
+
+    fn retries_lost_lookups(&self, engine_is_podman: bool) -> bool {
+        engine_is_podman
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
@@ -445,6 +652,31 @@ mod tests {
             version: version.to_owned(),
             dialect,
         }
+    }
+
+    #[test]
+    fn the_commands_a_fix_names_are_the_ones_the_tool_runs() {
+        let dir = Path::new("/srv/movim");
+        let t = tool("docker", &["compose"], Dialect::Go, "2.40.3")
+            .with_env("DOCKER_HOST", "unix:///run/podman/podman.sock");
+        let c = t.commands(dir, "movim");
+        let runs = |verb: &[&str], operands: &[&str]| {
+            t.command_line(&t.args(dir, "movim", verb, operands))
+        };
+        assert_eq!(c.start("daemon"), runs(&t.up_verb(), &["daemon"]));
+        assert_eq!(
+            c.prepare,
+            runs(&ComposeTool::oneshot_verb(None), &[PREPARE_SERVICE])
+        );
+        assert_eq!(t.config_command(dir, "movim"), runs(&["config"], &[]));
+        assert_eq!(
+            c.logs("web"),
+            "DOCKER_HOST=unix:///run/podman/podman.sock docker compose -f /srv/movim/compose.yaml -p movim --project-directory /srv/movim logs --no-color --tail 50 web"
+        );
+        assert!(c.migrate.contains(&runs(
+            &ComposeTool::oneshot_verb(Some("php")),
+            &["daemon", "vendor/bin/phinx", "migrate"]
+        )));
     }
 
     #[test]

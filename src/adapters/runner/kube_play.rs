@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
+use super::{Applies, Commands, Naming, Probe, Runner};
 use crate::adapters::subprocess::{Capture, Program, last_lines};
-use crate::core::layout;
+use crate::core::layout::{self, Layout};
+use crate::core::lockfile::{LOCK_FILE, Lock};
 use crate::core::movim::MOVIM_UID;
 use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
+use futures_util::future::BoxFuture;
 
 /// Playing creates pods and containers only: the images were pulled and verified beforehand.
 const PLAY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -179,6 +182,123 @@ impl KubePlay {
     }
 }
 
+impl KubePlay {
+    /// The commands of the kube-played deployment in `dir`, as `podman` runs them.
+    #[must_use]
+    pub fn commands(&self, dir: &Path, project: &str) -> Commands {
+        let podman = |verb: &[&str]| -> Vec<String> {
+            let mut out = self.cmd.words();
+            out.extend(words(verb));
+            out
+        };
+        let play = self.play_command(dir, project);
+        Commands {
+            logs: podman(&["logs", "--tail", "50"]),
+            exec: podman(&["exec"]),
+            start: podman(&["start"]),
+            apply: Applies::Whole(play.clone()),
+            restart: Applies::Whole(play.clone()),
+            // The pod's init container `migrate` runs at every start of the pod.
+            migrate: format!(
+                "{play}   (its init container `migrate` applies them before the daemon starts)"
+            ),
+            start_stack: format!(
+                "{} network exists {project} || {} network create {project}; {play}   (then check: {} pod ps)",
+                self.cmd.display_command(),
+                self.cmd.display_command(),
+                self.cmd.display_command()
+            ),
+            // The pod's init container `prepare` hands the volumes to uid 82 at every start.
+            chown: Applies::Whole(play),
+            list: format!("{} pod ps", self.cmd.display_command()),
+            prepare: self.play_command(dir, project),
+            naming: Naming::KubeContainer(project.to_owned()),
+        }
+    }
+}
+
+impl Runner for KubePlay {
+    fn layout(&self) -> Layout {
+        Layout::KubePlay
+    }
+
+    fn describe(&self) -> String {
+        format!("{} kube play", self.cmd.display_command())
+    }
+
+    fn commands(&self, dir: &Path, project: &str) -> Commands {
+        KubePlay::commands(self, dir, project)
+    }
+
+    fn up<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+        services: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            if services == ["postgres"] {
+                self.start_postgres(project).await
+            } else {
+                self.play(dir, project).await
+            }
+        })
+    }
+
+    fn stop_movim<'a>(
+        &'a self,
+        _dir: &'a Path,
+        project: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(KubePlay::stop_movim(self, project))
+    }
+
+    fn daemon_php<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        Box::pin(async move {
+            // The manifest runs the daemon image the lock pins.
+            let text = std::fs::read_to_string(dir.join(LOCK_FILE))?;
+            let lock = Lock::parse(&text).map_err(anyhow::Error::msg)?;
+            let image = lock
+                .images
+                .get("daemon")
+                .ok_or_else(|| anyhow!("{LOCK_FILE} pins no daemon image"))?;
+            self.movim_oneshot(dir, project, image, "php", args).await
+        })
+    }
+
+    fn probe_php<'a>(
+        &'a self,
+        dir: &'a Path,
+        project: &'a str,
+        release: &'a Probe<'a>,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        Box::pin(self.movim_oneshot(dir, project, release.daemon_image, "php", args))
+    }
+
+    fn movim_start_order(&self) -> &'static [&'static [&'static str]] {
+        &[&["fpm", "daemon", "web"]]
+    }
+
+    fn prepare_volumes<'a>(
+        &'a self,
+        _dir: &'a Path,
+        _project: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        // The pod's init container `prepare` does it at every start.
+        Box::pin(async { Ok((0, String::new())) })
+    }
+
+    fn retries_lost_lookups(&self, _engine_is_podman: bool) -> bool {
+        false
+    }
+}
+
 /// `kube play --replace --network <project> <dir>/kube/podman.yaml`
 fn play_args(dir: &Path, project: &str) -> Vec<String> {
     words(&[
@@ -193,4 +313,34 @@ fn play_args(dir: &Path, project: &str) -> Vec<String> {
 
 fn words(ws: &[&str]) -> Vec<String> {
     ws.iter().map(|&w| w.to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_podman_is_named_in_every_command_a_fix_shows() {
+        let k = KubePlay::new("tcp://10.0.0.2:8888");
+        let c = k.commands(Path::new("/srv/movim"), "movim");
+        assert_eq!(
+            c.start("daemon"),
+            "podman --remote --url tcp://10.0.0.2:8888 start movim-daemon"
+        );
+        assert_eq!(
+            c.logs("postgres"),
+            "podman --remote --url tcp://10.0.0.2:8888 logs --tail 50 movim-postgres-postgres"
+        );
+        assert_eq!(
+            c.apply(&["web"]),
+            "podman --remote --url tcp://10.0.0.2:8888 kube play --replace --network movim /srv/movim/kube/podman.yaml"
+        );
+        assert_eq!(
+            c.apply(&["web"]),
+            k.play_command(Path::new("/srv/movim"), "movim")
+        );
+        let local = KubePlay::new("unix:///run/podman/podman.sock")
+            .commands(Path::new("/srv/movim"), "movim");
+        assert_eq!(local.start("web"), "podman start movim-web");
+    }
 }

@@ -97,15 +97,12 @@ pub async fn check_containers(
             );
             let start = if service == "daemon" && c.exit_code == Some(0) {
                 f = f.detail(DAEMON_EXIT_QUIRK);
-                match hints.play {
-                    // Exit 0 may mean pending migrations: replaying runs them first.
-                    Some(_) => format!(
-                        "start it: {}   (if its log says migrations are pending: {})",
-                        hints.start(&service),
-                        hints.migrate()
-                    ),
-                    None => format!("start it: {}", hints.start(&service)),
-                }
+                // Exit 0 may mean pending migrations.
+                format!(
+                    "start it: {}   (if its log says migrations are pending: {})",
+                    hints.start(&service),
+                    hints.migrate()
+                )
             } else {
                 format!("start it: {}", hints.start(&service))
             };
@@ -178,10 +175,7 @@ pub async fn check_containers(
                 )
                 .hint(format!(
                     "recreate it from the pinned image: {}",
-                    match hints.play {
-                        Some(_) => hints.recreate(&service),
-                        None => hints.start(&service),
-                    }
+                    hints.recreate(&service)
                 )),
             );
         }

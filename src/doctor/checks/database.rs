@@ -55,11 +55,7 @@ pub async fn check_database(
         let migrated = facts.phinxlog.as_ref().is_some_and(|v| !v.is_empty());
         let create = match &d.database {
             Database::Bundled => hints.exec(
-                if hints.play.is_some() {
-                    "postgres"
-                } else {
-                    "-T postgres"
-                },
+                "postgres",
                 &format!("psql -U {user} -d {name} -c 'create extension if not exists pgcrypto'"),
             ),
             Database::External { host, port, .. } => format!(

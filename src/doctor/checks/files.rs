@@ -10,7 +10,6 @@ use crate::core::manifest::kube_images;
 use crate::core::render::kube::PODMAN_FILE;
 use crate::core::render::{ANSWERS_FILE, COMPOSE_FILE};
 use crate::doctor::PROBE_TIMEOUT;
-use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 
 pub fn check_files(s: &Dir) -> Vec<Finding> {
@@ -168,7 +167,7 @@ pub async fn compose_config(
                 "files.compose",
                 format!("{} config did not answer in time", tool.display_command()),
             )
-            .hint(format!("{} config", Hints::new(s, Some(tool)).compose)),
+            .hint(tool.config_command(&s.dir, &d.project)),
         ],
     }
 }

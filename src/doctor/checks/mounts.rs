@@ -127,30 +127,36 @@ pub async fn check_mounts(
                     format!("{service} (uid {MOVIM_UID}) cannot write its shared directories"),
                 )
                 .details(output.lines().map(|l| format!("not writable: {l}")))
-                .hint(match hints.play {
-                    Some(_) => format!(
-                        "hand them to uid {MOVIM_UID} (the pod's init container `prepare` does): {}",
-                        hints.recreate(service)
-                    ),
-                    None => format!(
-                        "hand them to uid {MOVIM_UID}: {} run --rm --no-deps --user 0 --entrypoint chown {service} -R {MOVIM_UID}:{MOVIM_UID} /var/www/movim/cache /var/www/movim/public/cache /var/www/movim/public/images",
-                        hints.compose
-                    ),
-                }),
+                .hint(format!(
+                    "hand them to uid {MOVIM_UID}: {}",
+                    hints.chown(service)
+                )),
             ),
             Ok(Ok((code, output))) => out.push(
-                Finding::warn(Area::Containers, format!("mounts.{service}.writable"), format!("cannot test writes in {service} (php exited {code})"))
-                    .details(output.lines().take(5).map(str::to_owned))
-                    .hint(ls),
+                Finding::warn(
+                    Area::Containers,
+                    format!("mounts.{service}.writable"),
+                    format!("cannot test writes in {service} (php exited {code})"),
+                )
+                .details(output.lines().take(5).map(str::to_owned))
+                .hint(ls),
             ),
             Ok(Err(e)) => out.push(
-                Finding::warn(Area::Containers, format!("mounts.{service}.writable"), format!("cannot test writes in {service}"))
-                    .detail(format!("{e:#}"))
-                    .hint(ls),
+                Finding::warn(
+                    Area::Containers,
+                    format!("mounts.{service}.writable"),
+                    format!("cannot test writes in {service}"),
+                )
+                .detail(format!("{e:#}"))
+                .hint(ls),
             ),
             Err(_) => out.push(
-                Finding::warn(Area::Containers, format!("mounts.{service}.writable"), format!("testing writes in {service} timed out"))
-                    .hint(ls),
+                Finding::warn(
+                    Area::Containers,
+                    format!("mounts.{service}.writable"),
+                    format!("testing writes in {service} timed out"),
+                )
+                .hint(ls),
             ),
         }
     }

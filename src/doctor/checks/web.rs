@@ -132,10 +132,7 @@ pub async fn check_web(
         )
         .hint(format!(
             "recreate the Movim containers from the pinned images: {}",
-            match hints.play {
-                Some(_) => hints.recreate("fpm daemon web"),
-                None => format!("{} up -d fpm daemon web", hints.compose),
-            }
+            hints.recreate("fpm daemon web")
         )),
         (Ok(i), None) => Finding::ok(
             Area::Web,
@@ -157,7 +154,7 @@ pub async fn check_web(
             "web.dns",
             format!("{host} resolves"),
         ));
-        out.push(check_public_tls(all, s, d).await);
+        out.push(check_public_tls(all, s, d, hints).await);
     } else {
         out.push(
             Finding::warn(
@@ -188,7 +185,12 @@ pub fn answer_line(body: &str) -> Option<String> {
 /// TLS client. With the bundled Caddy the request goes to Caddy's container directly, trusting the
 /// deployment's CA bundle; with the user's own proxy it goes wherever the name resolves. How many
 /// days are left is not shown: the HTTP client does not expose the peer certificate.
-pub async fn check_public_tls(all: &[ContainerInfo], s: &Dir, d: &Deployment) -> Finding {
+pub async fn check_public_tls(
+    all: &[ContainerInfo],
+    s: &Dir,
+    d: &Deployment,
+    hints: &Hints,
+) -> Finding {
     let host = d.domain.as_str();
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(8))
@@ -242,10 +244,7 @@ pub async fn check_public_tls(all: &[ContainerInfo], s: &Dir, d: &Deployment) ->
             )
             .details(chain)
             .hint(match d.tls {
-                Tls::Caddy { .. } => format!(
-                    "read Caddy's ACME log: docker logs --tail 50 {}",
-                    container_of(all, "caddy").map_or("caddy", |c| c.name.as_str())
-                ),
+                Tls::Caddy { .. } => format!("read Caddy's ACME log: {}", hints.logs("caddy")),
                 Tls::Proxy { .. } => {
                     format!("check your proxy's certificate: curl -sSv https://{host}/infos")
                 }
