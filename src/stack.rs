@@ -2,9 +2,10 @@
 //! the engine and compose tool, and bringing the stack up in order with a health gate per
 //! service, ending with the proof a browser would give (websocket 101 and `/infos`).
 
-use crate::adapters::db::{self, DbTarget};
-use crate::adapters::engine::{self, Engine, EngineKind};
-use crate::adapters::health;
+use crate::adapters::database::{DbClient, DbError, Postgres};
+use crate::adapters::db::DbTarget;
+use crate::adapters::engine::{self, ContainerEngine, Engine, EngineKind};
+use crate::adapters::health::{Http, WebProbe};
 use crate::adapters::runner::compose::Flavor;
 use crate::adapters::runner::kube_play::KubePlay;
 use crate::adapters::runner::{Commands, Runner};
@@ -27,8 +28,10 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The engine and what runs the deployment on it, found once per command.
 pub struct Tools {
-    pub engine: Engine,
+    pub engine: Box<dyn ContainerEngine>,
     pub runner: Box<dyn Runner>,
+    pub db: Box<dyn DbClient>,
+    pub web: Box<dyn WebProbe>,
     /// The deployment directory the runner's commands name.
     pub dir: PathBuf,
 }
@@ -71,11 +74,7 @@ impl Tools {
                 .next("on Kubernetes: re-run `movim-setup init --target kube --version VERSION`, then `kubectl apply -f kube/movim.yaml`"));
             }
             let runner = Box::new(KubePlay::new(engine.endpoint()));
-            return Ok(Self {
-                engine,
-                runner,
-                dir: ctx.dir.clone(),
-            });
+            return Ok(Self::of(ctx, engine, runner));
         }
         let mut compose = crate::adapters::runner::compose::detect(
             ctx.compose.as_deref(),
@@ -96,11 +95,20 @@ impl Tools {
         {
             compose = compose.with_env("DOCKER_HOST", engine.endpoint());
         }
-        Ok(Self {
-            engine,
-            runner: Box::new(compose),
+        Ok(Self::of(ctx, engine, Box::new(compose)))
+    }
+
+    /// The real database and web probe beside a connected engine and its runner.
+    fn of(ctx: &Context, engine: Engine, runner: Box<dyn Runner>) -> Self {
+        Self {
+            db: Box::new(Postgres {
+                engine: engine.clone(),
+            }),
+            web: Box::new(Http),
+            engine: Box::new(engine),
+            runner,
             dir: ctx.dir.clone(),
-        })
+        }
     }
 }
 
@@ -264,9 +272,16 @@ pub async fn db_target(
 }
 
 /// Applied migrations, or `None` before the first migration.
-pub async fn applied_migrations(target: &DbTarget) -> Result<Option<Vec<i64>>, anyhow::Error> {
-    let mut conn = db::connect(target, Duration::from_secs(10)).await?;
-    Ok(db::facts(&mut conn).await?.phinxlog)
+pub async fn applied_migrations(
+    tools: &Tools,
+    target: &DbTarget,
+) -> Result<Option<Vec<i64>>, anyhow::Error> {
+    let facts = tools
+        .db
+        .facts(target, Duration::from_secs(10))
+        .await
+        .map_err(DbError::into_cause)?;
+    Ok(facts.phinxlog)
 }
 
 /// Runs Movim's migrations as their own one-shot container and reports what they applied.
@@ -279,7 +294,7 @@ pub async fn migrate(
     ctx.ui
         .step("running database migrations (one-shot daemon container)");
     let target = db_target(tools, d, password).await?;
-    let before = applied_migrations(&target)
+    let before = applied_migrations(tools, &target)
         .await
         .ok()
         .flatten()
@@ -306,7 +321,7 @@ pub async fn migrate(
         }
         return Err(f.next("movim-setup doctor"));
     }
-    let after = applied_migrations(&target)
+    let after = applied_migrations(tools, &target)
         .await
         .or_fail(|| "cannot read phinxlog after migrating".to_owned())?;
     let after = after.map_or(0, |v| v.len());
@@ -368,8 +383,10 @@ pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), F
     let origin = format!("https://{host}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let handshake = loop {
-        let attempt =
-            health::websocket_handshake(addr, host, &origin, "/ws/", Duration::from_secs(5)).await;
+        let attempt = tools
+            .web
+            .handshake(addr, host, &origin, "/ws/", Duration::from_secs(5))
+            .await;
         match attempt {
             Ok(h) if h.is_upgraded() => break h,
             other if std::time::Instant::now() >= deadline => {
@@ -393,7 +410,9 @@ pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), F
         "websocket: HTTP {} with Origin {origin}",
         handshake.status
     ));
-    let infos = health::infos(addr, host, Duration::from_secs(10))
+    let infos = tools
+        .web
+        .infos(addr, host, Duration::from_secs(10))
         .await
         .map_err(|e| {
             Failure::new(format!("GET /infos through web at {addr} failed"))

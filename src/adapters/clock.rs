@@ -2,7 +2,23 @@
 
 use crate::core::lockfile;
 
-/// The current time as RFC 3339 (UTC).
+/// What time it is, for what the tool records (the lock's history, file backups, the journal).
+pub trait Clock: Send + Sync {
+    /// The current time as RFC 3339 (UTC).
+    fn now_rfc3339(&self) -> String;
+}
+
+/// The system's clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_rfc3339(&self) -> String {
+        now_rfc3339()
+    }
+}
+
+/// The current time as RFC 3339 (UTC), for the adapters that stamp what they write.
 #[must_use]
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()

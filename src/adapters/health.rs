@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::future::BoxFuture;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -79,6 +80,53 @@ impl Handshake {
             }
             _ => "unexpected answer to a websocket handshake",
         }
+    }
+}
+
+/// What this tool asks of Movim through web: the websocket handshake a browser makes, and
+/// `/infos`. [`Http`] is the real one; tests drive the same code with a fake.
+pub trait WebProbe: Send + Sync {
+    /// [`websocket_handshake`].
+    fn handshake<'a>(
+        &'a self,
+        addr: SocketAddr,
+        host: &'a str,
+        origin: &'a str,
+        path: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Handshake>>;
+
+    /// [`infos`].
+    fn infos<'a>(
+        &'a self,
+        addr: SocketAddr,
+        host: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Infos>>;
+}
+
+/// Plain TCP to web, as a browser would reach it.
+pub struct Http;
+
+impl WebProbe for Http {
+    fn handshake<'a>(
+        &'a self,
+        addr: SocketAddr,
+        host: &'a str,
+        origin: &'a str,
+        path: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Handshake>> {
+        Box::pin(websocket_handshake(addr, host, origin, path, timeout))
+    }
+
+    fn infos<'a>(
+        &'a self,
+        addr: SocketAddr,
+        host: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Infos>> {
+        Box::pin(infos(addr, host, timeout))
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod clock;
+pub mod database;
 pub mod db;
 pub mod engine;
 pub mod fsx;

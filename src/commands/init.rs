@@ -5,6 +5,7 @@
 
 mod kube;
 
+use crate::adapters::database::DbError;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
 use crate::adapters::store;
@@ -76,7 +77,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     check_ports(&tools, &d).await?;
     check_dns(ctx, &d).await;
     if let Database::External { .. } = &d.database {
-        check_external_db(ctx, &d, &password).await?;
+        check_external_db(ctx, &tools, &d, &password).await?;
     }
 
     let lock = pin(ctx, &d, saved.lock.as_ref()).await?;
@@ -320,6 +321,7 @@ async fn check_dns(ctx: &Context, d: &Deployment) {
 
 async fn check_external_db(
     ctx: &Context,
+    tools: &Tools,
     d: &Deployment,
     password: &Secret,
 ) -> Result<(), Failure> {
@@ -334,20 +336,21 @@ async fn check_external_db(
         "checking the external database {user}@{host}:{port}/{name}"
     ));
     let target = db::DbTarget::at(endpoint, host.to_owned(), password.clone());
-    let mut conn = db::connect(&target, Duration::from_secs(10))
-        .await
-        .map_err(|e| {
-            Failure::usage(format!(
+    let facts = match tools.db.facts(&target, Duration::from_secs(10)).await {
+        Ok(facts) => facts,
+        Err(DbError::Login(e)) => {
+            return Err(Failure::usage(format!(
                 "cannot log in to the external database {user}@{host}:{port}/{name}"
             ))
             .because(e)
             .next(format!(
                 "psql -h {host} -p {port} -U {user} -d {name}   (check host, port, role, password)"
-            ))
-        })?;
-    let facts = db::facts(&mut conn)
-        .await
-        .or_fail(|| format!("cannot inspect the database {name}"))?;
+            )));
+        }
+        Err(DbError::Read(e)) => {
+            return Err(Failure::new(format!("cannot inspect the database {name}")).because(e));
+        }
+    };
     let can_have_pgcrypto =
         facts.pgcrypto_installed || (facts.pgcrypto_available && facts.can_create_extension);
     if !can_have_pgcrypto {
@@ -375,7 +378,7 @@ async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock
         lock.history.push(Release {
             movim: lock.movim.clone(),
             images: lock.images.clone(),
-            at: crate::adapters::clock::now_rfc3339(),
+            at: ctx.clock.now_rfc3339(),
             backup: None,
             outcome: "installed".into(),
         });
@@ -449,7 +452,7 @@ fn write(
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
     set_mode(&ctx.dir, 0o700)?;
-    let stamp = crate::adapters::clock::now_rfc3339().replace(':', "");
+    let stamp = ctx.clock.now_rfc3339().replace(':', "");
     let mut tx = Transaction::new(&ctx.dir, &stamp);
     for (path, file) in files {
         tx.write(path, file.content.as_bytes(), file.mode)

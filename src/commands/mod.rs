@@ -5,7 +5,9 @@ pub mod init;
 pub mod rollback;
 pub mod upgrade;
 
+use crate::adapters::clock::SystemClock;
 use crate::adapters::engine::EngineKind;
+use crate::adapters::registry::Distribution;
 use crate::adapters::ui::Ui;
 use crate::cli::{Cli, Command, EngineChoice};
 use crate::context::Context;
@@ -22,6 +24,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         }),
         compose: cli.compose,
         yes: cli.yes,
+        registries: Box::new(Distribution),
+        clock: Box::new(SystemClock),
     };
     match cli.command {
         Command::Init(args) => init::run(&ctx, *args).await,

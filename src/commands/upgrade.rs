@@ -15,7 +15,6 @@
 //! sequence with a database restore where an upgrade migrates.
 
 use crate::adapters::backup;
-use crate::adapters::registry::RegistryClient;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
 use crate::cli::UpgradeArgs;
@@ -166,7 +165,7 @@ async fn target(
     let to = match &args.to {
         Some(to) => MovimTag::parse(to).map_err(|e| Failure::usage(format!("--to {to}: {e}")))?,
         None => {
-            let newest = newest_release(d).await?;
+            let newest = newest_release(ctx, d).await?;
             if newest.numbers() <= current.numbers() {
                 ctx.ui.step(&format!(
                     "Movim {current} is the newest release in {}: nothing to upgrade",
@@ -195,12 +194,14 @@ async fn target(
 }
 
 /// The newest `vX.Y.Z` tag of the daemon image's repository ([`plan::newest_release`]).
-async fn newest_release(d: &Deployment) -> Result<MovimTag, Failure> {
+async fn newest_release(ctx: &Context, d: &Deployment) -> Result<MovimTag, Failure> {
     let reference = d.movim_image(Service::Daemon);
     let image = ImageRef::parse(&reference)
         .map_err(|e| Failure::new(format!("bad image reference {reference}: {e}")))?;
     let pick = "name the release: movim-setup upgrade --to vX.Y.Z";
-    let client = RegistryClient::new(d.ca_bundle.as_deref())
+    let client = ctx
+        .registries
+        .client(d.ca_bundle.as_deref())
         .or_fail(|| "cannot set up the registry client".to_owned())?;
     let tags = client.tags(&image).await.map_err(|e| {
         Failure::new(format!("cannot list the releases of {}", image.name()))

@@ -2,7 +2,7 @@
 
 use super::steps::layout_files;
 use crate::adapters::backup;
-use crate::adapters::db;
+use crate::adapters::database::DbError;
 use crate::adapters::fsx;
 use crate::context::Context;
 use crate::core::containers::container_of;
@@ -42,18 +42,23 @@ pub async fn observe(ctx: &Context, tools: &Tools, t: Target<'_>) -> Result<Obse
             .detail("nothing was stopped or changed")
             .next("movim-setup doctor")
     })?;
-    let mut conn = db::connect(&target, Duration::from_secs(10))
-        .await
-        .map_err(|e| {
-            Failure::new("cannot reach the database, so it cannot be backed up")
-                .because(e)
-                .detail("nothing was stopped or changed")
-                .next("movim-setup doctor")
-        })?;
-    let facts = db::facts(&mut conn)
-        .await
-        .or_fail(|| format!("cannot inspect the database {}", target.describe()))?;
-    drop(conn);
+    let facts = match tools.db.facts(&target, Duration::from_secs(10)).await {
+        Ok(facts) => facts,
+        Err(DbError::Login(e)) => {
+            return Err(
+                Failure::new("cannot reach the database, so it cannot be backed up")
+                    .because(e)
+                    .detail("nothing was stopped or changed")
+                    .next("movim-setup doctor"),
+            );
+        }
+        Err(DbError::Read(e)) => {
+            return Err(
+                Failure::new(format!("cannot inspect the database {}", target.describe()))
+                    .because(e),
+            );
+        }
+    };
     let backups = ctx.dir.join(backup::BACKUPS_DIR);
     let probe = if backups.is_dir() { &backups } else { &ctx.dir };
     let free = fsx::free_bytes(probe)

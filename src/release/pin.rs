@@ -1,7 +1,7 @@
 //! Pinning images by digest at the registry, one policy for `init` and for a release transition
 //! (and the pinned `pg_dump` image that backs up an external database).
 
-use crate::adapters::registry::RegistryClient;
+use crate::adapters::registry::Registry;
 use crate::context::Context;
 use crate::core::deployment::{Deployment, POSTGRES_TAG};
 use crate::core::image_ref::ImageRef;
@@ -37,7 +37,9 @@ pub async fn pin_images(
     locked: Option<&BTreeMap<String, String>>,
     on_error: &OnError,
 ) -> Result<BTreeMap<String, String>, Failure> {
-    let client = RegistryClient::new(d.ca_bundle.as_deref())
+    let client = ctx
+        .registries
+        .client(d.ca_bundle.as_deref())
         .or_fail(|| "cannot set up the registry client".to_owned())?;
     let mut images = BTreeMap::new();
     for (service, reference) in d.images() {
@@ -45,7 +47,7 @@ pub async fn pin_images(
             images.insert(service, kept.to_owned());
             continue;
         }
-        let pinned = resolve(&client, &reference, on_error).await?;
+        let pinned = resolve(client.as_ref(), &reference, on_error).await?;
         ctx.ui.info(&format!("{service}: {pinned}"));
         images.insert(service, pinned);
     }
@@ -65,7 +67,7 @@ pub async fn pin_target(
 
 /// `reference` pinned by the digest its registry serves now.
 pub async fn resolve(
-    client: &RegistryClient,
+    client: &dyn Registry,
     reference: &str,
     on_error: &OnError,
 ) -> Result<String, Failure> {
@@ -90,7 +92,9 @@ pub async fn backup_tool(ctx: &Context, d: &Deployment) -> Result<String, Failur
     ctx.ui.info(&format!(
         "the external database is backed up with pg_dump from {reference}"
     ));
-    let client = RegistryClient::new(d.ca_bundle.as_deref())
+    let client = ctx
+        .registries
+        .client(d.ca_bundle.as_deref())
         .or_fail(|| "cannot set up the registry client".to_owned())?;
-    resolve(&client, &reference, &RELEASE).await
+    resolve(client.as_ref(), &reference, &RELEASE).await
 }

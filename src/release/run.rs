@@ -54,7 +54,7 @@ pub async fn plan_and_execute(
         side(&observed.current, &observed.current_images),
         side(&observed.target, &observed.target_images),
         previous,
-        &crate::adapters::clock::now_rfc3339(),
+        &ctx.clock.now_rfc3339(),
         std::process::id(),
     );
     if let Database::External { .. } = d.database {
@@ -244,10 +244,11 @@ impl<'a> Run<'a> {
                     self.journal.backup_tool.clone(),
                 )
                 .await?;
-                let taken =
-                    backup::dump(&tools.engine, &source, &ctx.dir, self.from.version.as_str())
-                        .await
-                        .or_fail(|| "the database backup failed".to_owned())?;
+                let taken = tools
+                    .db
+                    .dump(&source, &ctx.dir, self.from.version.as_str())
+                    .await
+                    .or_fail(|| "the database backup failed".to_owned())?;
                 ctx.ui.info(&format!(
                     "{}: {}, sha256 {}",
                     taken.file,
@@ -265,7 +266,9 @@ impl<'a> Run<'a> {
                 Some(b) => {
                     let source =
                         backup_source(ctx, tools, &self.to, &self.password, b.tool.clone()).await?;
-                    backup::restore(&tools.engine, &source, &ctx.dir, &b)
+                    tools
+                        .db
+                        .restore(&source, &ctx.dir, &b)
                         .await
                         .or_fail(|| format!("restoring the database from {} failed", b.file))
                 }
@@ -293,7 +296,7 @@ impl<'a> Run<'a> {
         lock.history.push(Release {
             movim: self.journal.to.movim.clone(),
             images: self.journal.to.images.clone(),
-            at: crate::adapters::clock::now_rfc3339(),
+            at: self.ctx.clock.now_rfc3339(),
             backup: self.journal.backup.clone(),
             outcome: match self.journal.kind {
                 Kind::Upgrade => "upgrading",
@@ -326,7 +329,7 @@ impl<'a> Run<'a> {
             .map(|(name, f)| (*name, f.content.as_bytes(), f.mode))
             .collect();
         writes.push((LOCK_FILE, lock_text.as_bytes(), 0o644));
-        put_files(&self.ctx.dir, &writes)
+        put_files(self.ctx, &writes)
     }
 
     /// The run succeeded: record it in the lock, drop the journal, prune old dumps.

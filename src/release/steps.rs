@@ -18,7 +18,6 @@ use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
 use crate::stack::{self, Tools};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 pub async fn prepull(ctx: &Context, tools: &Tools, j: &Journal) -> Result<(), Failure> {
     let mut wanted: Vec<String> = j.to.images.values().cloned().collect();
@@ -126,8 +125,9 @@ pub fn layout_files(
 }
 
 /// Writes files of the deployment directory in one transaction (previous versions kept).
-pub fn put_files(dir: &Path, files: &[(&str, &[u8], u32)]) -> Result<(), Failure> {
-    let stamp = crate::adapters::clock::now_rfc3339().replace(':', "");
+pub fn put_files(ctx: &Context, files: &[(&str, &[u8], u32)]) -> Result<(), Failure> {
+    let dir = &ctx.dir;
+    let stamp = ctx.clock.now_rfc3339().replace(':', "");
     let mut tx = Transaction::new(dir, &stamp);
     for (name, content, mode) in files {
         tx.write(name, content, *mode)

@@ -3,7 +3,6 @@
 
 use super::Run;
 use super::steps;
-use crate::adapters::backup;
 use crate::core::journal::{self, Journal};
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::plan::{Migrations, Step};
@@ -95,7 +94,7 @@ pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
             (ANSWERS_FILE, j.previous.answers.as_bytes(), 0o644),
             (LOCK_FILE, j.previous.lock.as_bytes(), 0o644),
         ]);
-        steps::put_files(&ctx.dir, &writes)?;
+        steps::put_files(ctx, &writes)?;
     }
     if wrote && !database_changed {
         // The new release may have migrated on its own (the daemon image's entrypoint does).
@@ -123,7 +122,9 @@ pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
             b.tool.clone().or_else(|| j.backup_tool.clone()),
         )
         .await?;
-        backup::restore(&tools.engine, &source, &ctx.dir, b)
+        tools
+            .db
+            .restore(&source, &ctx.dir, b)
             .await
             .or_fail(|| format!("restoring the database from {} failed", b.file))?;
     }

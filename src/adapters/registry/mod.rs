@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
+use futures_util::future::BoxFuture;
 use sha2::{Digest as _, Sha256};
 
 use crate::core::image_ref::{DOCKER_HUB, ImageRef};
@@ -715,6 +716,38 @@ fn parse_auth_params(input: &str) -> Vec<(String, String)> {
         params.push((key, value));
     }
     params
+}
+
+/// The image registry as the commands use it: a tag's digest now, and the tags a repository
+/// lists. [`RegistryClient`] is the real one; tests drive the same code with a fake.
+pub trait Registry: Send + Sync {
+    /// [`RegistryClient::resolve`].
+    fn resolve<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<String>>;
+    /// [`RegistryClient::tags`].
+    fn tags<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
+}
+
+impl Registry for RegistryClient {
+    fn resolve<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(RegistryClient::resolve(self, image))
+    }
+    fn tags<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        Box::pin(RegistryClient::tags(self, image))
+    }
+}
+
+/// Makes the registry client for a deployment (which trusts its CA bundle).
+pub trait Registries: Send + Sync {
+    fn client(&self, ca_bundle: Option<&Path>) -> anyhow::Result<Box<dyn Registry>>;
+}
+
+/// The real registries, over HTTPS (plain HTTP for loopback ones, as Docker does).
+pub struct Distribution;
+
+impl Registries for Distribution {
+    fn client(&self, ca_bundle: Option<&Path>) -> anyhow::Result<Box<dyn Registry>> {
+        Ok(Box::new(RegistryClient::new(ca_bundle)?))
+    }
 }
 
 #[cfg(test)]
