@@ -1,0 +1,224 @@
+//! The release transition (`upgrade` and `rollback`) on fakes: every step, refusal and undo runs
+//! against a real deployment directory and fake adapters (`support/fakes.rs`), in milliseconds,
+//! with no engine. What reaches the world is read from the fakes' shared log.
+
+#[path = "support/fakes.rs"]
+mod fakes;
+
+use fakes::{Log, context, digest_of, tools};
+use movim_setup::adapters::store::Saved;
+use movim_setup::core::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
+use movim_setup::core::journal::JOURNAL_FILE;
+use movim_setup::core::lockfile::{Lock, Release};
+use movim_setup::core::plan::Kind;
+use movim_setup::core::render::{self, Extras, Secrets};
+use movim_setup::core::secret::Secret;
+use movim_setup::error::{ExitStatus, Failure};
+use movim_setup::release::observe::{Target, observe};
+use movim_setup::release::pin::pin_target;
+use movim_setup::release::preflight::{installed, password};
+use movim_setup::release::run::plan_and_execute;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const FROM: &str = "v0.29.2";
+const TO: &str = "v0.30.0";
+
+fn deployment() -> Deployment {
+    Deployment {
+        project: "movim".to_owned(),
+        domain: Domain::parse("movim.example.org").unwrap_or_else(|e| panic!("{e}")),
+        tls: Tls::Proxy { http_port: 8080 },
+        database: Database::Bundled,
+        xmpp: Xmpp::External {
+            domain: Domain::parse("example.org").unwrap_or_else(|e| panic!("{e}")),
+        },
+        version: MovimTag::parse(FROM).unwrap_or_else(|e| panic!("{e}")),
+        image_repository: "registry.test/movim".to_owned(),
+        library_repository: "registry.test/library".to_owned(),
+        ca_bundle: None,
+    }
+}
+
+/// A deployment directory as `init` writes it for `FROM`, its images pinned as the fake registry
+/// serves them; the fakes see its stack running and healthy.
+fn installed_dir(log: &Log) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = deployment();
+    let images: BTreeMap<String, String> = d
+        .images()
+        .into_iter()
+        .map(|(service, reference)| {
+            let pinned = format!("{reference}@{}", digest_of(&reference));
+            (service, pinned)
+        })
+        .collect();
+    let lock = Lock {
+        movim: FROM.to_owned(),
+        images: images.clone(),
+        history: vec![Release {
+            movim: FROM.to_owned(),
+            images: images.clone(),
+            at: "2026-11-30T10:00:00Z".to_owned(),
+            backup: None,
+            outcome: "installed".to_owned(),
+        }],
+    };
+    let secrets = Secrets {
+        db_password: Secret::new("a-password"),
+    };
+    let mut files = render::files(&d, &secrets, &images, &Extras::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    files.insert(
+        render::ANSWERS_FILE.to_owned(),
+        render::File {
+            content: render::answers_yaml(&d).unwrap_or_else(|e| panic!("{e}")),
+            mode: 0o644,
+            secret: false,
+        },
+    );
+    files.insert(
+        "movim-setup.lock".to_owned(),
+        render::File {
+            content: lock.to_yaml().unwrap_or_else(|e| panic!("{e}")),
+            mode: 0o644,
+            secret: false,
+        },
+    );
+    for (name, file) in &files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&path, &file.content).unwrap_or_else(|e| panic!("{e}"));
+    }
+    log.state().running = Some("0.29.2".to_owned());
+    log.state().phinxlog = vec![20_240_101_000_000];
+    dir
+}
+
+/// `upgrade --to TO` as the command runs it, past the argument handling: pin, observe, plan,
+/// execute.
+async fn upgrade(dir: &Path, log: &Log, force: bool) -> Result<ExitStatus, Failure> {
+    let ctx = context(dir, log);
+    let tools = tools(dir, log);
+    let saved = Saved::load(dir)?;
+    let (d, lock) = installed(&ctx, &saved)?;
+    let password = password(&ctx, &saved)?;
+    let mut to = d.clone();
+    to.version = MovimTag::parse(TO).unwrap_or_else(|e| panic!("{e}"));
+    let images = pin_target(&ctx, &to, &lock).await?;
+    let observed = observe(
+        &ctx,
+        &tools,
+        Target {
+            kind: Kind::Upgrade,
+            d: &d,
+            lock: &lock,
+            password: &password,
+            to,
+            images,
+            force,
+            backup: None,
+        },
+    )
+    .await?;
+    plan_and_execute(&ctx, &tools, &d, &password, observed, 3).await
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn runs(dir: &Path, tag: &str) -> bool {
+    read(dir, "compose.yaml").contains(&format!("movim-daemon:{tag}@"))
+}
+
+#[tokio::test]
+async fn a_refused_plan_stops_nothing() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let before = read(dir.path(), "compose.yaml");
+    log.state().stopped = vec!["daemon".to_owned()];
+
+    let failure = upgrade(dir.path(), &log, false)
+        .await
+        .expect_err("an unhealthy stack is not upgraded without --force");
+
+    assert!(failure.what.contains("not healthy"), "{failure}");
+    assert!(
+        failure.details.iter().any(|d| d == "nothing was stopped or changed"),
+        "{failure}"
+    );
+    assert!(failure.next.iter().any(|n| n.contains("--force")), "{failure}");
+    assert!(!log.has("stop_movim"), "{:?}", log.calls());
+    assert!(!log.has("pull"), "{:?}", log.calls());
+    assert!(!log.has("dump"), "{:?}", log.calls());
+    assert_eq!(read(dir.path(), "compose.yaml"), before);
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
+
+#[tokio::test]
+async fn an_upgrade_ends_healthy_on_the_new_release_with_the_old_database_kept() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().probe_status = (3, "down  20250101000000  CreateSomething\n".to_owned());
+
+    let status = upgrade(dir.path(), &log, false).await;
+
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert!(runs(dir.path(), TO));
+    let lock = Lock::parse(&read(dir.path(), "movim-setup.lock")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lock.movim, TO);
+    let last = lock.history.last().unwrap_or_else(|| panic!("no history"));
+    assert_eq!(last.outcome, "upgraded");
+    assert_eq!(
+        last.backup.as_ref().map(|b| b.file.as_str()),
+        Some("backups/db-fake-v0.29.2.dump")
+    );
+    assert_eq!(log.state().running.as_deref(), Some("0.30.0"));
+    let calls = log.calls();
+    let at = |prefix: &str| {
+        calls
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {calls:?}"))
+    };
+    // Pulled while the old release served, then stopped, dumped, migrated, started.
+    assert!(at("pull") < at("stop_movim"), "{calls:?}");
+    assert!(at("stop_movim") < at("dump"), "{calls:?}");
+    assert!(at("dump") < at("php vendor/bin/phinx migrate (0.30.0)"), "{calls:?}");
+    assert!(at("php vendor/bin/phinx migrate") < at("up fpm,daemon (0.30.0)"), "{calls:?}");
+    assert!(!log.has("restore"), "{calls:?}");
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
+
+#[tokio::test]
+async fn a_failing_start_rolls_back_and_restores_the_dump() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let before = read(dir.path(), "compose.yaml");
+    log.state().fail_start_of = Some("0.30.0".to_owned());
+    log.state().probe_status = (3, "down  20250101000000  CreateSomething\n".to_owned());
+
+    let failure = upgrade(dir.path(), &log, false)
+        .await
+        .expect_err("a release that does not start is rolled back");
+
+    assert!(
+        failure.what.starts_with("upgrade to v0.30.0 failed at step `start`"),
+        "{failure}"
+    );
+    assert!(
+        failure.details.iter().any(|d| d.starts_with("rolled back: Movim v0.29.2 runs again")),
+        "{failure}"
+    );
+    assert!(log.has("restore backups/db-fake-v0.29.2.dump"), "{:?}", log.calls());
+    assert_eq!(read(dir.path(), "compose.yaml"), before);
+    let lock = Lock::parse(&read(dir.path(), "movim-setup.lock")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lock.movim, FROM);
+    assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+    // The dump the rollback restored is kept.
+    assert!(dir.path().join("backups/db-fake-v0.29.2.dump").is_file());
+}

@@ -1,0 +1,403 @@
+//! Fakes for every adapter trait, sharing one [`Log`] of what the code under test asked of the
+//! world, so that a release step or a command runs in milliseconds without an engine, a registry
+//! or a database, and a test can say what was (and was not) done: `log.has("stop_movim")`.
+//!
+//! The fakes are honest about what they stand for: the runner "runs" the release whose
+//! `compose.yaml` is in the directory when it starts something (the web probe then reports that
+//! release's version, as `/infos` would), and can be told to fail the start of a given release.
+
+#![allow(dead_code)] // each test binary uses a different part of this helper
+
+use futures_util::future::BoxFuture;
+use movim_setup::adapters::backup::Source;
+use movim_setup::adapters::clock::Clock;
+use movim_setup::adapters::database::{DbClient, DbError};
+use movim_setup::adapters::db::{DbFacts, DbTarget};
+use movim_setup::adapters::engine::{ContainerEngine, EngineKind, PullProgress};
+use movim_setup::adapters::health::{Handshake, Infos, WebProbe};
+use movim_setup::adapters::registry::{Registries, Registry};
+use movim_setup::adapters::runner::compose::ComposeTool;
+use movim_setup::adapters::runner::{Commands, Probe, Runner};
+use movim_setup::adapters::ui::Ui;
+use movim_setup::context::Context;
+use movim_setup::core::containers::ContainerInfo;
+use movim_setup::core::image_ref::ImageRef;
+use movim_setup::core::layout::Layout;
+use movim_setup::core::lockfile::BackupRef;
+use movim_setup::stack::Tools;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the code under test asked of the fakes, in order, and what the fakes know of the world.
+#[derive(Debug, Default)]
+pub struct State {
+    pub calls: Vec<String>,
+    /// The Movim version the running containers report (set by the runner's `up`).
+    pub running: Option<String>,
+    /// `up` fails while the deployment's compose file names this release.
+    pub fail_start_of: Option<String>,
+    /// What the target release's `phinx status` answers (exit code, output).
+    pub probe_status: (i32, String),
+    /// Services whose containers are stopped.
+    pub stopped: Vec<String>,
+    /// Applied migrations, as `phinxlog` holds them.
+    pub phinxlog: Vec<i64>,
+}
+
+/// A handle on the shared [`State`].
+#[derive(Debug, Clone, Default)]
+pub struct Log(pub Arc<Mutex<State>>);
+
+impl Log {
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, call: impl Into<String>) {
+        self.state().calls.push(call.into());
+    }
+
+    /// Whether a call starting with `prefix` was made.
+    pub fn has(&self, prefix: &str) -> bool {
+        self.state().calls.iter().any(|c| c.starts_with(prefix))
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state().calls.clone()
+    }
+}
+
+/// The Movim release the compose file in `dir` runs (`movim-daemon:v0.30.0@…` → `0.30.0`).
+fn release_in(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("compose.yaml")).ok()?;
+    let at = text.find("movim-daemon:v")? + "movim-daemon:v".len();
+    let version: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    Some(version)
+}
+
+pub struct FakeEngine(pub Log);
+
+fn container(service: &str, running: bool) -> ContainerInfo {
+    ContainerInfo {
+        id: format!("id-{service}"),
+        name: format!("movim-{service}-1"),
+        service: Some(service.to_owned()),
+        image: String::new(),
+        running,
+        status: if running { "running" } else { "exited" }.to_owned(),
+        exit_code: (!running).then_some(1),
+        health: running.then(|| "healthy".to_owned()),
+        restart_count: 0,
+        oom_killed: false,
+        started_at: None,
+        mounts: Vec::new(),
+        ips: vec![("movim_default".to_owned(), [10, 0, 0, 9].into())],
+    }
+}
+
+impl ContainerEngine for FakeEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Docker
+    }
+    fn version(&self) -> &str {
+        "fake"
+    }
+    fn api_version(&self) -> &str {
+        "1.41"
+    }
+    fn endpoint(&self) -> &str {
+        "unix:///fake.sock"
+    }
+    fn service_containers<'a>(
+        &'a self,
+        _project: &'a str,
+        _layout: Layout,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<ContainerInfo>>> {
+        Box::pin(async move {
+            let stopped = self.0.state().stopped.clone();
+            Ok(["daemon", "fpm", "postgres", "web"]
+                .into_iter()
+                .map(|s| container(s, !stopped.iter().any(|x| x == s)))
+                .collect())
+        })
+    }
+    fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<ContainerInfo>> {
+        Box::pin(async move { Ok(container(id.trim_start_matches("id-"), true)) })
+    }
+    fn logs_tail<'a>(&'a self, _id: &'a str, _lines: usize) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async { Ok("a fake log line\n".to_owned()) })
+    }
+    fn exec<'a>(
+        &'a self,
+        id: &'a str,
+        cmd: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i64, String)>> {
+        self.0.push(format!("exec {id} {}", cmd.join(" ")));
+        Box::pin(async { Ok((0, String::new())) })
+    }
+    fn wait_healthy<'a>(
+        &'a self,
+        id: &'a str,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<ContainerInfo>> {
+        Box::pin(async move { Ok(container(id.trim_start_matches("id-"), true)) })
+    }
+    fn with_health_now<'a>(&'a self, c: ContainerInfo) -> BoxFuture<'a, ContainerInfo> {
+        Box::pin(async move { c })
+    }
+    fn has_image<'a>(&'a self, _reference: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async { Ok(false) })
+    }
+    fn pull<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        digest: &'a str,
+        _progress: &'a dyn PullProgress,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.push(format!("pull {}", image.by_digest(digest)));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+pub struct FakeRunner(pub Log);
+
+impl Runner for FakeRunner {
+    fn layout(&self) -> Layout {
+        Layout::Compose
+    }
+    fn describe(&self) -> String {
+        "fake compose".to_owned()
+    }
+    fn commands(&self, dir: &Path, project: &str) -> Commands {
+        ComposeTool::assumed().commands(dir, project)
+    }
+    fn up<'a>(
+        &'a self,
+        dir: &'a Path,
+        _project: &'a str,
+        services: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let release = release_in(dir);
+            self.0.push(format!(
+                "up {} ({})",
+                services.join(","),
+                release.as_deref().unwrap_or("?")
+            ));
+            let mut state = self.0.state();
+            if release.is_some() && state.fail_start_of == release {
+                anyhow::bail!("the containers of {} exit at once", release.unwrap_or_default());
+            }
+            state.running = release;
+            state.stopped.clear();
+            Ok(())
+        })
+    }
+    fn stop_movim<'a>(
+        &'a self,
+        _dir: &'a Path,
+        _project: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.push("stop_movim");
+        let mut state = self.0.state();
+        state.stopped = vec!["web".into(), "fpm".into(), "daemon".into()];
+        state.running = None;
+        Box::pin(async { Ok(()) })
+    }
+    fn daemon_php<'a>(
+        &'a self,
+        dir: &'a Path,
+        _project: &'a str,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        let release = release_in(dir).unwrap_or_default();
+        self.0.push(format!("php {} ({release})", args.join(" ")));
+        Box::pin(async { Ok((0, String::new())) })
+    }
+    fn probe_php<'a>(
+        &'a self,
+        _dir: &'a Path,
+        _project: &'a str,
+        release: &'a Probe<'a>,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        self.0
+            .push(format!("probe {} {}", release.daemon_image, args.join(" ")));
+        let answer = self.0.state().probe_status.clone();
+        Box::pin(async move { Ok(answer) })
+    }
+    fn movim_start_order(&self) -> &'static [&'static [&'static str]] {
+        &[&["fpm", "daemon"], &["web"]]
+    }
+    fn prepare_volumes<'a>(
+        &'a self,
+        _dir: &'a Path,
+        _project: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
+        self.0.push("prepare_volumes");
+        Box::pin(async { Ok((0, String::new())) })
+    }
+    fn retries_lost_lookups(&self, _engine_is_podman: bool) -> bool {
+        false
+    }
+}
+
+pub struct FakeDb(pub Log);
+
+impl DbClient for FakeDb {
+    fn facts<'a>(
+        &'a self,
+        _target: &'a DbTarget,
+        _login_timeout: Duration,
+    ) -> BoxFuture<'a, Result<DbFacts, DbError>> {
+        let phinxlog = self.0.state().phinxlog.clone();
+        Box::pin(async move {
+            Ok(DbFacts {
+                server_version: "15.8".to_owned(),
+                size_bytes: 1 << 20,
+                pgcrypto_available: true,
+                pgcrypto_installed: true,
+                can_create_extension: true,
+                phinxlog: Some(phinxlog),
+            })
+        })
+    }
+    fn dump<'a>(
+        &'a self,
+        _source: &'a Source,
+        dir: &'a Path,
+        version: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<BackupRef>> {
+        Box::pin(async move {
+            let file = format!("backups/db-fake-{version}.dump");
+            std::fs::create_dir_all(dir.join("backups"))?;
+            std::fs::write(dir.join(&file), b"a fake dump")?;
+            self.0.push(format!("dump {file}"));
+            Ok(BackupRef {
+                file,
+                bytes: 11,
+                sha256: "fake".to_owned(),
+                tool: None,
+            })
+        })
+    }
+    fn restore<'a>(
+        &'a self,
+        _source: &'a Source,
+        _dir: &'a Path,
+        backup: &'a BackupRef,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.push(format!("restore {}", backup.file));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+pub struct FakeWeb(pub Log);
+
+impl WebProbe for FakeWeb {
+    fn handshake<'a>(
+        &'a self,
+        _addr: SocketAddr,
+        _host: &'a str,
+        _origin: &'a str,
+        _path: &'a str,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Handshake>> {
+        let up = self.0.state().running.is_some();
+        Box::pin(async move {
+            if up {
+                Ok(Handshake {
+                    status: 101,
+                    accept_valid: true,
+                    body: String::new(),
+                })
+            } else {
+                anyhow::bail!("connection refused")
+            }
+        })
+    }
+    fn infos<'a>(
+        &'a self,
+        _addr: SocketAddr,
+        _host: &'a str,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Infos>> {
+        let running = self.0.state().running.clone();
+        Box::pin(async move {
+            let version = running.ok_or_else(|| anyhow::anyhow!("connection refused"))?;
+            Ok(Infos {
+                version,
+                raw: serde_json::Value::Null,
+            })
+        })
+    }
+}
+
+/// A registry whose every tag points to a digest made of its name.
+pub struct FakeRegistry(pub Log);
+
+/// The digest the fake registry serves for `reference`.
+pub fn digest_of(reference: &str) -> String {
+    let hex: String = reference
+        .bytes()
+        .map(|b| format!("{:02x}", b))
+        .collect::<String>()
+        .chars()
+        .cycle()
+        .take(64)
+        .collect();
+    format!("sha256:{hex}")
+}
+
+impl Registry for FakeRegistry {
+    fn resolve<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<String>> {
+        self.0.push(format!("resolve {image}"));
+        Box::pin(async move { Ok(digest_of(&image.to_string())) })
+    }
+    fn tags<'a>(&'a self, _image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        Box::pin(async { Ok(vec!["v0.29.2".to_owned(), "v0.30.0".to_owned()]) })
+    }
+}
+
+impl Registries for FakeRegistry {
+    fn client(&self, _ca_bundle: Option<&Path>) -> anyhow::Result<Box<dyn Registry>> {
+        Ok(Box::new(FakeRegistry(self.0.clone())))
+    }
+}
+
+pub struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now_rfc3339(&self) -> String {
+        "2026-12-01T10:00:00Z".to_owned()
+    }
+}
+
+/// A context on `dir` whose registry and clock are fakes.
+pub fn context(dir: &Path, log: &Log) -> Context {
+    Context {
+        dir: dir.to_owned(),
+        ui: Ui::new(),
+        engine: None,
+        compose: None,
+        yes: true,
+        registries: Box::new(FakeRegistry(log.clone())),
+        clock: Box::new(FixedClock),
+    }
+}
+
+/// Tools for `dir` made of fakes that share `log`.
+pub fn tools(dir: &Path, log: &Log) -> Tools {
+    Tools {
+        engine: Box::new(FakeEngine(log.clone())),
+        runner: Box::new(FakeRunner(log.clone())),
+        db: Box::new(FakeDb(log.clone())),
+        web: Box::new(FakeWeb(log.clone())),
+        dir: PathBuf::from(dir),
+    }
+}
