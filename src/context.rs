@@ -1,10 +1,14 @@
 //! What every command, the release steps and the stack bring-up share: where the deployment lives,
 //! how to talk to the user, and the engine and compose tool the user chose (if any).
 
+use crate::adapters::Tools;
 use crate::adapters::clock::Clock;
 use crate::adapters::engine::EngineKind;
 use crate::adapters::registry::Registries;
 use crate::adapters::ui::Ui;
+use crate::core::layout::Layout;
+use crate::error::Failure;
+use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 
 /// What every command gets: where the deployment lives, how to talk to the user, and the parts of
@@ -18,4 +22,16 @@ pub struct Context {
     pub yes: bool,
     pub registries: Box<dyn Registries>,
     pub clock: Box<dyn Clock>,
+    /// Finds the engine and what runs the deployment, once the command knows its layout.
+    pub connect: Box<dyn Connect>,
+}
+
+/// Finds the [`Tools`] a command drives a deployment of `layout` with: the real engine and
+/// runner ([`crate::stack::Machine`]), or fakes in tests.
+pub trait Connect: Send + Sync {
+    fn tools<'a>(
+        &'a self,
+        ctx: &'a Context,
+        layout: Layout,
+    ) -> BoxFuture<'a, Result<Tools, Failure>>;
 }

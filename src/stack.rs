@@ -2,14 +2,15 @@
 //! the engine and compose tool, and bringing the stack up in order with a health gate per
 //! service, ending with the proof a browser would give (websocket 101 and `/infos`).
 
-use crate::adapters::database::{DbClient, DbError, Postgres};
+use crate::adapters::Tools;
+use crate::adapters::database::{DbError, Postgres};
 use crate::adapters::db::DbTarget;
-use crate::adapters::engine::{self, ContainerEngine, Engine, EngineKind};
-use crate::adapters::health::{Http, WebProbe};
+use crate::adapters::engine::{self, Engine, EngineKind};
+use crate::adapters::health::Http;
+use crate::adapters::runner::Runner;
 use crate::adapters::runner::compose::Flavor;
 use crate::adapters::runner::kube_play::KubePlay;
-use crate::adapters::runner::{Commands, Runner};
-use crate::context::Context;
+use crate::context::{Connect, Context};
 use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
@@ -17,40 +18,24 @@ use crate::core::lockfile::Lock;
 use crate::core::render::{self};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long one service may take to become healthy.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The engine and what runs the deployment on it, found once per command.
-pub struct Tools {
-    pub engine: Box<dyn ContainerEngine>,
-    pub runner: Box<dyn Runner>,
-    pub db: Box<dyn DbClient>,
-    pub web: Box<dyn WebProbe>,
-    /// The deployment directory the runner's commands name.
-    pub dir: PathBuf,
-}
-
-impl Tools {
-    /// The commands of the deployment `project`, as its runner runs them.
-    #[must_use]
-    pub fn commands(&self, project: &str) -> Commands {
-        self.runner.commands(&self.dir, project)
-    }
-
+impl Machine {
     /// The engine and the compose tool, for a compose deployment (what `init` writes).
-    pub async fn connect(ctx: &Context) -> Result<Self, Failure> {
+    pub async fn connect(ctx: &Context) -> Result<Tools, Failure> {
         Self::connect_for(ctx, Layout::Compose).await
     }
 
     /// The engine and what runs a deployment of `layout`: a kube-played one needs Podman (and its
     /// CLI), no compose tool.
-    pub async fn connect_for(ctx: &Context, layout: Layout) -> Result<Self, Failure> {
+    pub async fn connect_for(ctx: &Context, layout: Layout) -> Result<Tools, Failure> {
         let kind = ctx.engine;
         let engine = match Engine::connect(kind).await {
             Ok(engine) => engine,
@@ -99,8 +84,8 @@ impl Tools {
     }
 
     /// The real database and web probe beside a connected engine and its runner.
-    fn of(ctx: &Context, engine: Engine, runner: Box<dyn Runner>) -> Self {
-        Self {
+    fn of(ctx: &Context, engine: Engine, runner: Box<dyn Runner>) -> Tools {
+        Tools {
             db: Box::new(Postgres {
                 engine: engine.clone(),
             }),
@@ -109,6 +94,19 @@ impl Tools {
             runner,
             dir: ctx.dir.clone(),
         }
+    }
+}
+
+/// The machine this runs on: its engine, its compose tool or `podman kube play`.
+pub struct Machine;
+
+impl Connect for Machine {
+    fn tools<'a>(
+        &'a self,
+        ctx: &'a Context,
+        layout: Layout,
+    ) -> BoxFuture<'a, Result<Tools, Failure>> {
+        Box::pin(Self::connect_for(ctx, layout))
     }
 }
 

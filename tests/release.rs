@@ -5,97 +5,18 @@
 #[path = "support/fakes.rs"]
 mod fakes;
 
-use fakes::{Log, context, digest_of, tools};
+use fakes::{FROM, Log, TO, context, installed_dir, tools};
 use movim_setup::adapters::store::Saved;
-use movim_setup::core::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
+use movim_setup::core::deployment::MovimTag;
 use movim_setup::core::journal::JOURNAL_FILE;
-use movim_setup::core::lockfile::{Lock, Release};
+use movim_setup::core::lockfile::Lock;
 use movim_setup::core::plan::Kind;
-use movim_setup::core::render::{self, Extras, Secrets};
-use movim_setup::core::secret::Secret;
 use movim_setup::error::{ExitStatus, Failure};
 use movim_setup::release::observe::{Target, observe};
 use movim_setup::release::pin::pin_target;
 use movim_setup::release::preflight::{installed, password};
 use movim_setup::release::run::plan_and_execute;
-use std::collections::BTreeMap;
 use std::path::Path;
-
-const FROM: &str = "v0.29.2";
-const TO: &str = "v0.30.0";
-
-fn deployment() -> Deployment {
-    Deployment {
-        project: "movim".to_owned(),
-        domain: Domain::parse("movim.example.org").unwrap_or_else(|e| panic!("{e}")),
-        tls: Tls::Proxy { http_port: 8080 },
-        database: Database::Bundled,
-        xmpp: Xmpp::External {
-            domain: Domain::parse("example.org").unwrap_or_else(|e| panic!("{e}")),
-        },
-        version: MovimTag::parse(FROM).unwrap_or_else(|e| panic!("{e}")),
-        image_repository: "registry.test/movim".to_owned(),
-        library_repository: "registry.test/library".to_owned(),
-        ca_bundle: None,
-    }
-}
-
-/// A deployment directory as `init` writes it for `FROM`, its images pinned as the fake registry
-/// serves them; the fakes see its stack running and healthy.
-fn installed_dir(log: &Log) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let d = deployment();
-    let images: BTreeMap<String, String> = d
-        .images()
-        .into_iter()
-        .map(|(service, reference)| {
-            let pinned = format!("{reference}@{}", digest_of(&reference));
-            (service, pinned)
-        })
-        .collect();
-    let lock = Lock {
-        movim: FROM.to_owned(),
-        images: images.clone(),
-        history: vec![Release {
-            movim: FROM.to_owned(),
-            images: images.clone(),
-            at: "2026-11-30T10:00:00Z".to_owned(),
-            backup: None,
-            outcome: "installed".to_owned(),
-        }],
-    };
-    let secrets = Secrets {
-        db_password: Secret::new("a-password"),
-    };
-    let mut files = render::files(&d, &secrets, &images, &Extras::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    files.insert(
-        render::ANSWERS_FILE.to_owned(),
-        render::File {
-            content: render::answers_yaml(&d).unwrap_or_else(|e| panic!("{e}")),
-            mode: 0o644,
-            secret: false,
-        },
-    );
-    files.insert(
-        "movim-setup.lock".to_owned(),
-        render::File {
-            content: lock.to_yaml().unwrap_or_else(|e| panic!("{e}")),
-            mode: 0o644,
-            secret: false,
-        },
-    );
-    for (name, file) in &files {
-        let path = dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
-        }
-        std::fs::write(&path, &file.content).unwrap_or_else(|e| panic!("{e}"));
-    }
-    log.state().running = Some("0.29.2".to_owned());
-    log.state().phinxlog = vec![20_240_101_000_000];
-    dir
-}
 
 /// `upgrade --to TO` as the command runs it, past the argument handling: pin, observe, plan,
 /// execute.
@@ -147,10 +68,16 @@ async fn a_refused_plan_stops_nothing() {
 
     assert!(failure.what.contains("not healthy"), "{failure}");
     assert!(
-        failure.details.iter().any(|d| d == "nothing was stopped or changed"),
+        failure
+            .details
+            .iter()
+            .any(|d| d == "nothing was stopped or changed"),
         "{failure}"
     );
-    assert!(failure.next.iter().any(|n| n.contains("--force")), "{failure}");
+    assert!(
+        failure.next.iter().any(|n| n.contains("--force")),
+        "{failure}"
+    );
     assert!(!log.has("stop_movim"), "{:?}", log.calls());
     assert!(!log.has("pull"), "{:?}", log.calls());
     assert!(!log.has("dump"), "{:?}", log.calls());
@@ -187,8 +114,14 @@ async fn an_upgrade_ends_healthy_on_the_new_release_with_the_old_database_kept()
     // Pulled while the old release served, then stopped, dumped, migrated, started.
     assert!(at("pull") < at("stop_movim"), "{calls:?}");
     assert!(at("stop_movim") < at("dump"), "{calls:?}");
-    assert!(at("dump") < at("php vendor/bin/phinx migrate (0.30.0)"), "{calls:?}");
-    assert!(at("php vendor/bin/phinx migrate") < at("up fpm,daemon (0.30.0)"), "{calls:?}");
+    assert!(
+        at("dump") < at("php vendor/bin/phinx migrate (0.30.0)"),
+        "{calls:?}"
+    );
+    assert!(
+        at("php vendor/bin/phinx migrate") < at("up fpm,daemon (0.30.0)"),
+        "{calls:?}"
+    );
     assert!(!log.has("restore"), "{calls:?}");
     assert!(!dir.path().join(JOURNAL_FILE).exists());
 }
@@ -206,14 +139,23 @@ async fn a_failing_start_rolls_back_and_restores_the_dump() {
         .expect_err("a release that does not start is rolled back");
 
     assert!(
-        failure.what.starts_with("upgrade to v0.30.0 failed at step `start`"),
+        failure
+            .what
+            .starts_with("upgrade to v0.30.0 failed at step `start`"),
         "{failure}"
     );
     assert!(
-        failure.details.iter().any(|d| d.starts_with("rolled back: Movim v0.29.2 runs again")),
+        failure
+            .details
+            .iter()
+            .any(|d| d.starts_with("rolled back: Movim v0.29.2 runs again")),
         "{failure}"
     );
-    assert!(log.has("restore backups/db-fake-v0.29.2.dump"), "{:?}", log.calls());
+    assert!(
+        log.has("restore backups/db-fake-v0.29.2.dump"),
+        "{:?}",
+        log.calls()
+    );
     assert_eq!(read(dir.path(), "compose.yaml"), before);
     let lock = Lock::parse(&read(dir.path(), "movim-setup.lock")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(lock.movim, FROM);

@@ -16,3 +16,27 @@ pub mod runner;
 pub mod store;
 pub mod subprocess;
 pub mod ui;
+
+use crate::adapters::database::DbClient;
+use crate::adapters::engine::ContainerEngine;
+use crate::adapters::health::WebProbe;
+use crate::adapters::runner::{Commands, Runner};
+use std::path::PathBuf;
+
+/// The engine and what runs the deployment on it, found once per command.
+pub struct Tools {
+    pub engine: Box<dyn ContainerEngine>,
+    pub runner: Box<dyn Runner>,
+    pub db: Box<dyn DbClient>,
+    pub web: Box<dyn WebProbe>,
+    /// The deployment directory the runner's commands name.
+    pub dir: PathBuf,
+}
+
+impl Tools {
+    /// The commands of the deployment `project`, as its runner runs them.
+    #[must_use]
+    pub fn commands(&self, project: &str) -> Commands {
+        self.runner.commands(&self.dir, project)
+    }
+}

@@ -5,6 +5,7 @@
 
 mod kube;
 
+use crate::adapters::Tools;
 use crate::adapters::database::DbError;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
@@ -23,7 +24,7 @@ use crate::core::render::{self, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::pin;
-use crate::stack::{self, Tools};
+use crate::stack;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     }
 
     ctx.ui.step("pre-flight checks");
-    let tools = Tools::connect(ctx).await?;
+    let tools = ctx.connect.tools(ctx, Layout::Compose).await?;
     ctx.ui.info(&format!(
         "engine: {} {} (API {}); compose: {}",
         tools.engine.kind(),

@@ -12,8 +12,9 @@ use crate::adapters::ui::Ui;
 use crate::cli::{Cli, Command, EngineChoice};
 use crate::context::Context;
 use crate::error::{ExitStatus, Failure};
+use crate::stack::Machine;
 
-/// Runs the parsed command.
+/// Runs the parsed command on this machine.
 pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
     let ctx = Context {
         dir: cli.dir,
@@ -26,11 +27,17 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         yes: cli.yes,
         registries: Box::new(Distribution),
         clock: Box::new(SystemClock),
+        connect: Box::new(Machine),
     };
-    match cli.command {
-        Command::Init(args) => init::run(&ctx, *args).await,
-        Command::Upgrade(args) => upgrade::run(&ctx, args).await,
-        Command::Rollback(args) => rollback::run(&ctx, args).await,
-        Command::Doctor(args) => doctor::run(&ctx, args).await,
+    run(&ctx, cli.command).await
+}
+
+/// Runs `command` in `ctx` (the real machine, or fakes in tests).
+pub async fn run(ctx: &Context, command: Command) -> Result<ExitStatus, Failure> {
+    match command {
+        Command::Init(args) => init::run(ctx, *args).await,
+        Command::Upgrade(args) => upgrade::run(ctx, args).await,
+        Command::Rollback(args) => rollback::run(ctx, args).await,
+        Command::Doctor(args) => doctor::run(ctx, args).await,
     }
 }

@@ -24,7 +24,6 @@ use crate::release::observe::{Target, observe};
 use crate::release::preflight::{installed, password, run_lock};
 use crate::release::run::plan_and_execute;
 use crate::release::undo::restore_previous;
-use crate::stack::Tools;
 
 pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failure> {
     let saved = Saved::load(&ctx.dir)?;
@@ -32,7 +31,7 @@ pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failur
     let password = password(ctx, &saved)?;
     let _held = run_lock(ctx, "rollback")?;
     backup::remove_partials(&ctx.dir);
-    let tools = Tools::connect_for(ctx, store::layout(&ctx.dir)).await?;
+    let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
     if let Some(j) =
         Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
     {

@@ -31,7 +31,6 @@ use crate::release::observe::{Target, observe};
 use crate::release::pin::pin_target;
 use crate::release::preflight::{done_list, installed, interrupted, password, run_lock};
 use crate::release::run::{plan_and_execute, refusal_outcome};
-use crate::stack::Tools;
 
 pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure> {
     let saved = Saved::load(&ctx.dir)?;
@@ -42,7 +41,7 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
     }
     let _held = run_lock(ctx, "upgrade")?;
     backup::remove_partials(&ctx.dir);
-    let tools = Tools::connect_for(ctx, store::layout(&ctx.dir)).await?;
+    let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
     match Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())? {
         Some(j) if args.resume => {
             if j.kind != Kind::Upgrade {
@@ -116,7 +115,7 @@ async fn dry_run(
     lock: &Lock,
     password: &Secret,
 ) -> Result<ExitStatus, Failure> {
-    let tools = Tools::connect_for(ctx, store::layout(&ctx.dir)).await?;
+    let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
     if let Some(j) =
         Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
     {

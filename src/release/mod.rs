@@ -9,13 +9,13 @@ pub mod run;
 pub mod steps;
 pub mod undo;
 
+use crate::adapters::Tools;
 use crate::adapters::store::Saved;
 use crate::context::Context;
 use crate::core::deployment::{Deployment, MovimTag};
 use crate::core::journal::{self, Journal};
 use crate::core::secret::Secret;
 use crate::error::Failure;
-use crate::stack::Tools;
 use std::path::Path;
 
 /// One upgrade or rollback being executed, rebuilt from its journal when resumed.

@@ -1,6 +1,7 @@
 //! Reading the world a release plan is computed from: health, the database, free disk, hand edits.
 
 use super::steps::layout_files;
+use crate::adapters::Tools;
 use crate::adapters::backup;
 use crate::adapters::database::DbError;
 use crate::adapters::fsx;
@@ -11,7 +12,7 @@ use crate::core::lockfile::{self, Lock};
 use crate::core::plan::{self, Health, Kind, Migrations, Observed};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
-use crate::stack::{self, Tools};
+use crate::stack;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

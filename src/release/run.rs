@@ -9,6 +9,7 @@ use super::steps::{
     stop_movim,
 };
 use super::undo::undo;
+use crate::adapters::Tools;
 use crate::adapters::backup;
 use crate::adapters::fsx;
 use crate::context::Context;
@@ -19,7 +20,7 @@ use crate::core::plan::{self, Kind, Migrations, Observed, Plan, Refusal, Step};
 use crate::core::render::{self, ANSWERS_FILE};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::stack::{self, Tools};
+use crate::stack;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! The step primitives a transition and its undo are made of: stop and start Movim, write the
 //! files, ask `phinx status`, pick how the database is dumped and restored, pre-pull.
 
+use crate::adapters::Tools;
 use crate::adapters::backup;
 use crate::adapters::db;
 use crate::adapters::fsx::Transaction;
@@ -16,7 +17,7 @@ use crate::core::render::kube::{self, KUBE_FILE, PODMAN_FILE};
 use crate::core::render::{self, COMPOSE_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
-use crate::stack::{self, Tools};
+use crate::stack;
 use std::collections::BTreeMap;
 
 pub async fn prepull(ctx: &Context, tools: &Tools, j: &Journal) -> Result<(), Failure> {

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
 use futures_util::future::BoxFuture;
+use movim_setup::adapters::Tools;
 use movim_setup::adapters::backup::Source;
 use movim_setup::adapters::clock::Clock;
 use movim_setup::adapters::database::{DbClient, DbError};
@@ -19,12 +20,17 @@ use movim_setup::adapters::registry::{Registries, Registry};
 use movim_setup::adapters::runner::compose::ComposeTool;
 use movim_setup::adapters::runner::{Commands, Probe, Runner};
 use movim_setup::adapters::ui::Ui;
-use movim_setup::context::Context;
+use movim_setup::context::{Connect, Context};
 use movim_setup::core::containers::ContainerInfo;
+use movim_setup::core::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
 use movim_setup::core::image_ref::ImageRef;
 use movim_setup::core::layout::Layout;
 use movim_setup::core::lockfile::BackupRef;
-use movim_setup::stack::Tools;
+use movim_setup::core::lockfile::{Lock, Release};
+use movim_setup::core::render::{self, Extras, Secrets};
+use movim_setup::core::secret::Secret;
+use movim_setup::error::Failure;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -52,7 +58,9 @@ pub struct Log(pub Arc<Mutex<State>>);
 
 impl Log {
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn push(&self, call: impl Into<String>) {
@@ -129,7 +137,11 @@ impl ContainerEngine for FakeEngine {
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<ContainerInfo>> {
         Box::pin(async move { Ok(container(id.trim_start_matches("id-"), true)) })
     }
-    fn logs_tail<'a>(&'a self, _id: &'a str, _lines: usize) -> BoxFuture<'a, anyhow::Result<String>> {
+    fn logs_tail<'a>(
+        &'a self,
+        _id: &'a str,
+        _lines: usize,
+    ) -> BoxFuture<'a, anyhow::Result<String>> {
         Box::pin(async { Ok("a fake log line\n".to_owned()) })
     }
     fn exec<'a>(
@@ -191,7 +203,10 @@ impl Runner for FakeRunner {
             ));
             let mut state = self.0.state();
             if release.is_some() && state.fail_start_of == release {
-                anyhow::bail!("the containers of {} exit at once", release.unwrap_or_default());
+                anyhow::bail!(
+                    "the containers of {} exit at once",
+                    release.unwrap_or_default()
+                );
             }
             state.running = release;
             state.stopped.clear();
@@ -388,6 +403,20 @@ pub fn context(dir: &Path, log: &Log) -> Context {
         yes: true,
         registries: Box::new(FakeRegistry(log.clone())),
         clock: Box::new(FixedClock),
+        connect: Box::new(FakeMachine(log.clone())),
+    }
+}
+
+/// A machine whose engine and runner are the fakes (for a command run whole).
+pub struct FakeMachine(pub Log);
+
+impl Connect for FakeMachine {
+    fn tools<'a>(
+        &'a self,
+        ctx: &'a Context,
+        _layout: Layout,
+    ) -> BoxFuture<'a, Result<Tools, Failure>> {
+        Box::pin(async move { Ok(tools(&ctx.dir, &self.0)) })
     }
 }
 
@@ -400,4 +429,83 @@ pub fn tools(dir: &Path, log: &Log) -> Tools {
         web: Box::new(FakeWeb(log.clone())),
         dir: PathBuf::from(dir),
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// A deployment as `init` writes it.
+
+pub const FROM: &str = "v0.29.2";
+pub const TO: &str = "v0.30.0";
+
+pub fn deployment() -> Deployment {
+    Deployment {
+        project: "movim".to_owned(),
+        domain: Domain::parse("movim.example.org").unwrap_or_else(|e| panic!("{e}")),
+        tls: Tls::Proxy { http_port: 8080 },
+        database: Database::Bundled,
+        xmpp: Xmpp::External {
+            domain: Domain::parse("example.org").unwrap_or_else(|e| panic!("{e}")),
+        },
+        version: MovimTag::parse(FROM).unwrap_or_else(|e| panic!("{e}")),
+        image_repository: "registry.test/movim".to_owned(),
+        library_repository: "registry.test/library".to_owned(),
+        ca_bundle: None,
+    }
+}
+
+/// A deployment directory as `init` writes it for `FROM`, its images pinned as the fake registry
+/// serves them; the fakes see its stack running and healthy.
+pub fn installed_dir(log: &Log) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = deployment();
+    let images: BTreeMap<String, String> = d
+        .images()
+        .into_iter()
+        .map(|(service, reference)| {
+            let pinned = format!("{reference}@{}", digest_of(&reference));
+            (service, pinned)
+        })
+        .collect();
+    let lock = Lock {
+        movim: FROM.to_owned(),
+        images: images.clone(),
+        history: vec![Release {
+            movim: FROM.to_owned(),
+            images: images.clone(),
+            at: "2026-11-30T10:00:00Z".to_owned(),
+            backup: None,
+            outcome: "installed".to_owned(),
+        }],
+    };
+    let secrets = Secrets {
+        db_password: Secret::new("a-password"),
+    };
+    let mut files =
+        render::files(&d, &secrets, &images, &Extras::default()).unwrap_or_else(|e| panic!("{e}"));
+    files.insert(
+        render::ANSWERS_FILE.to_owned(),
+        render::File {
+            content: render::answers_yaml(&d).unwrap_or_else(|e| panic!("{e}")),
+            mode: 0o644,
+            secret: false,
+        },
+    );
+    files.insert(
+        "movim-setup.lock".to_owned(),
+        render::File {
+            content: lock.to_yaml().unwrap_or_else(|e| panic!("{e}")),
+            mode: 0o644,
+            secret: false,
+        },
+    );
+    for (name, file) in &files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&path, &file.content).unwrap_or_else(|e| panic!("{e}"));
+    }
+    log.state().running = Some("0.29.2".to_owned());
+    log.state().phinxlog = vec![20_240_101_000_000];
+    dir
 }

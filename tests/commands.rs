@@ -1,0 +1,187 @@
+//! Each command run whole, its arguments parsed by clap as a user's would be, on fakes
+//! (`support/fakes.rs`): `init`, `upgrade` and `rollback` in milliseconds, with no engine, registry
+//! or database; what reached the world is read from the fakes' shared log.
+
+#[path = "support/fakes.rs"]
+mod fakes;
+
+use clap::Parser as _;
+use fakes::{FROM, Log, TO, context, installed_dir};
+use movim_setup::cli::Cli;
+use movim_setup::commands;
+use movim_setup::core::journal::JOURNAL_FILE;
+use movim_setup::core::lockfile::Lock;
+use movim_setup::error::{ExitStatus, Failure};
+use std::path::Path;
+
+/// `movim-setup <args> --dir <dir>` on the fakes.
+async fn run(dir: &Path, log: &Log, args: &[&str]) -> Result<ExitStatus, Failure> {
+    let mut argv = vec!["movim-setup"];
+    argv.extend_from_slice(args);
+    let dir_text = dir.display().to_string();
+    argv.extend(["--dir", &dir_text]);
+    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+    commands::run(&context(dir, log), cli.command).await
+}
+
+fn lock(dir: &Path) -> Lock {
+    let text =
+        std::fs::read_to_string(dir.join("movim-setup.lock")).unwrap_or_else(|e| panic!("{e}"));
+    Lock::parse(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A free port on the loopback, for web to publish.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn init_pins_writes_migrates_starts_in_order_and_proves_then_a_rerun_changes_nothing() {
+    let log = Log::default();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("movim");
+    let port = free_port().to_string();
+    let args = [
+        "init",
+        "--yes",
+        "--domain",
+        "movim.example.org",
+        "--http-port",
+        &port,
+        "--image-repository",
+        "registry.test/movim",
+        "--library-repository",
+        "registry.test/library",
+    ];
+
+    let status = run(&dir, &log, &args).await;
+
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    let pinned = lock(&dir);
+    assert_eq!(pinned.movim, FROM);
+    assert!(
+        pinned.images.values().all(|i| i.contains("@sha256:")),
+        "{pinned:?}"
+    );
+    let calls = log.calls();
+    let at = |prefix: &str| {
+        calls
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {calls:?}"))
+    };
+    assert!(at("resolve") < at("pull"), "{calls:?}");
+    assert!(at("up postgres") < at("prepare_volumes"), "{calls:?}");
+    assert!(
+        at("prepare_volumes") < at("php vendor/bin/phinx migrate"),
+        "{calls:?}"
+    );
+    assert!(
+        at("php vendor/bin/phinx migrate") < at("up fpm,daemon"),
+        "{calls:?}"
+    );
+    assert!(at("up fpm,daemon") < at("up web"), "{calls:?}");
+    let env = std::fs::read_to_string(dir.join("movim.env")).unwrap_or_else(|e| panic!("{e}"));
+
+    // Again: nothing to write, nothing to start, the same secrets; the stack is proven.
+    let before = log.calls().len();
+    let again = run(&dir, &log, &args).await;
+    assert!(matches!(again, Ok(ExitStatus::Success)), "{again:?}");
+    let rerun = &log.calls()[before..];
+    assert!(!rerun.iter().any(|c| c.starts_with("up ")), "{rerun:?}");
+    assert!(!rerun.iter().any(|c| c.starts_with("resolve")), "{rerun:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("movim.env")).unwrap_or_else(|e| panic!("{e}")),
+        env
+    );
+}
+
+#[tokio::test]
+async fn upgrade_without_to_goes_to_the_newest_release_and_dry_run_changes_nothing() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    let dry = run(dir.path(), &log, &["upgrade", "--dry-run"]).await;
+    assert!(matches!(dry, Ok(ExitStatus::Success)), "{dry:?}");
+    assert!(
+        !log.has("stop_movim") && !log.has("pull"),
+        "{:?}",
+        log.calls()
+    );
+    assert_eq!(lock(dir.path()).movim, FROM);
+
+    let status = run(dir.path(), &log, &["upgrade", "--yes"]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert_eq!(lock(dir.path()).movim, TO);
+}
+
+#[tokio::test]
+async fn an_older_target_is_refused_as_bad_usage_naming_rollback() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    let failure = run(dir.path(), &log, &["upgrade", "--to", "v0.28.0"])
+        .await
+        .expect_err("an older release is a rollback");
+
+    assert_eq!(failure.status, ExitStatus::CouldNotRun);
+    assert!(
+        failure
+            .next
+            .iter()
+            .any(|n| n.starts_with("movim-setup rollback")),
+        "{failure}"
+    );
+    assert!(
+        log.calls().iter().all(|c| !c.starts_with("stop")),
+        "{:?}",
+        log.calls()
+    );
+}
+
+#[tokio::test]
+async fn resume_without_an_interrupted_upgrade_is_bad_usage() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    let failure = run(dir.path(), &log, &["upgrade", "--resume"])
+        .await
+        .expect_err("nothing to resume");
+
+    assert_eq!(failure.status, ExitStatus::CouldNotRun);
+    assert!(failure.what.contains("no interrupted upgrade"), "{failure}");
+}
+
+#[tokio::test]
+async fn rollback_returns_to_the_previous_release_and_restores_its_dump_when_its_code_is_behind() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().probe_status = (3, "down  20250101000000  CreateSomething\n".to_owned());
+    let up = run(dir.path(), &log, &["upgrade", "--to", TO]).await;
+    assert!(matches!(up, Ok(ExitStatus::Success)), "{up:?}");
+    // v0.29.2's code does not know the migration v0.30.0 ran.
+    log.state().probe_status = (
+        2,
+        "up  20250101000000  ** MISSING MIGRATION **\n".to_owned(),
+    );
+
+    let status = run(dir.path(), &log, &["rollback"]).await;
+
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    let back = lock(dir.path());
+    assert_eq!(back.movim, FROM);
+    assert_eq!(
+        back.history.last().map(|r| r.outcome.as_str()),
+        Some("rolled-back")
+    );
+    assert!(
+        log.has("restore backups/db-fake-v0.29.2.dump"),
+        "{:?}",
+        log.calls()
+    );
+    assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
