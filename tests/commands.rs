@@ -1,16 +1,22 @@
 //! Each command run whole, its arguments parsed by clap as a user's would be, on fakes
 //! (`support/fakes.rs`): `init`, `upgrade` and `rollback` in milliseconds, with no engine, registry
-//! or database; what reached the world is read from the fakes' shared log.
+//! or database; what reached the world is read from the fakes' shared log. Doctor's facts are
+//! gathered from the same fakes and judged by its checks.
 
 #[path = "support/fakes.rs"]
 mod fakes;
 
 use clap::Parser as _;
-use fakes::{FROM, Log, TO, context, installed_dir};
+use fakes::{FROM, FakeDb, FakeEngine, FakeWeb, Log, TO, context, installed_dir};
+use movim_setup::adapters::engine::EngineKind;
+use movim_setup::adapters::runner::compose::ComposeTool;
+use movim_setup::adapters::store::Dir;
 use movim_setup::cli::Cli;
 use movim_setup::commands;
 use movim_setup::core::journal::JOURNAL_FILE;
 use movim_setup::core::lockfile::Lock;
+use movim_setup::doctor::report::{Report, Severity};
+use movim_setup::doctor::{checks, facts};
 use movim_setup::error::{ExitStatus, Failure};
 use std::path::Path;
 
@@ -184,4 +190,105 @@ async fn rollback_returns_to_the_previous_release_and_restores_its_dump_when_its
     );
     assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
     assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
+
+/// What doctor reports about the deployment in `dir`, its stack read from the fakes.
+async fn doctor(dir: &Path, log: &Log) -> Report {
+    let setup = Dir::read(dir);
+    let d = setup.deployment.clone().unwrap_or_else(|e| panic!("{e}"));
+    let stack = facts::gather_stack(
+        &FakeEngine(log.clone()),
+        &FakeDb(log.clone()),
+        &FakeWeb(log.clone()),
+        None,
+        &setup,
+        &d,
+        false,
+    )
+    .await;
+    let mut f = facts::local(setup);
+    f.engine = Ok(facts::EngineInfo {
+        kind: EngineKind::Docker,
+        version: "fake".to_owned(),
+        api_version: "1.41".to_owned(),
+        endpoint: "unix:///fake.sock".to_owned(),
+    });
+    f.stack = Some(stack);
+    checks::report(&f, "test")
+}
+
+fn severity_of(report: &Report, id: &str) -> Severity {
+    report
+        .get(id)
+        .unwrap_or_else(|| panic!("no finding {id} in\n{}", report.to_text()))
+        .severity
+}
+
+#[tokio::test]
+async fn doctor_reads_a_serving_stack_as_healthy_and_changes_nothing() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    let report = doctor(dir.path(), &log).await;
+
+    for id in [
+        "files.answers",
+        "files.env",
+        "files.lock",
+        "env.mode",
+        "env.keys",
+        "images.pinned",
+        "drift",
+        "container.web.running",
+        "container.daemon.running",
+        "db.reachable",
+        "db.migrations",
+        "web.websocket",
+        "web.infos",
+        "upgrade.journal",
+    ] {
+        assert_eq!(
+            severity_of(&report, id),
+            Severity::Ok,
+            "{id}:\n{}",
+            report.to_text()
+        );
+    }
+    // The public name does not resolve here: a warning, and its certificate was not asked for.
+    assert_eq!(severity_of(&report, "web.dns"), Severity::Warn);
+    assert!(report.get("web.tls").is_none());
+    // Read-only: nothing was started, stopped or pulled.
+    assert!(
+        log.calls().iter().all(|c| c.starts_with("exec ")),
+        "{:?}",
+        log.calls()
+    );
+}
+
+#[tokio::test]
+async fn doctor_names_a_stopped_daemon_and_fixes_it_with_the_runners_own_command() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().stopped = vec!["daemon".to_owned()];
+
+    let report = doctor(dir.path(), &log).await;
+
+    let f = report
+        .get("container.daemon.running")
+        .unwrap_or_else(|| panic!("{}", report.to_text()));
+    assert_eq!(f.severity, Severity::Error);
+    let start = ComposeTool::assumed()
+        .commands(dir.path(), "movim")
+        .start("daemon");
+    assert!(
+        f.hint
+            .as_deref()
+            .is_some_and(|h| h.starts_with(&format!("start it: {start}"))),
+        "{f:?}"
+    );
+    assert!(
+        f.details.iter().any(|d| d.contains("a fake log line")),
+        "{f:?}"
+    );
+    assert_eq!(report.exit_status(), ExitStatus::Failed);
 }

@@ -83,6 +83,57 @@ impl Handshake {
     }
 }
 
+/// Whether `host` resolves (to at least one address) within `timeout`.
+pub async fn resolves(host: &str, port: u16, timeout: Duration) -> bool {
+    match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addrs)) => addrs.next().is_some(),
+        _ => false,
+    }
+}
+
+/// Why an HTTPS request failed: the client could not be set up, or the request (its error chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsFailure {
+    Client(String),
+    Request(Vec<String>),
+}
+
+/// `GET https://<host>/infos` the way a browser would validate it (chain, name, dates), at `via`
+/// instead of where the name resolves when given, trusting `ca_pem` besides the system roots: the
+/// HTTP status.
+pub async fn https_status(
+    host: &str,
+    via: Option<std::net::IpAddr>,
+    ca_pem: Option<&[u8]>,
+) -> Result<u16, TlsFailure> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(8))
+        .user_agent(concat!("movim-setup/", env!("CARGO_PKG_VERSION")));
+    if let Some(ip) = via {
+        builder = builder.resolve(host, SocketAddr::new(ip, 443));
+    }
+    if let Some(pem) = ca_pem
+        && let Ok(certs) = reqwest::Certificate::from_pem_bundle(pem)
+    {
+        builder = builder.tls_certs_merge(certs);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| TlsFailure::Client(e.to_string()))?;
+    match client.get(format!("https://{host}/infos")).send().await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => {
+            let mut chain = vec![e.to_string()];
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                chain.push(s.to_string());
+                src = s.source();
+            }
+            Err(TlsFailure::Request(chain))
+        }
+    }
+}
+
 /// What this tool asks of Movim through web: the websocket handshake a browser makes, and
 /// `/infos`. [`Http`] is the real one; tests drive the same code with a fake.
 pub trait WebProbe: Send + Sync {
@@ -103,6 +154,17 @@ pub trait WebProbe: Send + Sync {
         host: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<Infos>>;
+
+    /// [`resolves`], on port 443.
+    fn resolves<'a>(&'a self, host: &'a str, timeout: Duration) -> BoxFuture<'a, bool>;
+
+    /// [`https_status`].
+    fn https_status<'a>(
+        &'a self,
+        host: &'a str,
+        via: Option<std::net::IpAddr>,
+        ca_pem: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<u16, TlsFailure>>;
 }
 
 /// Plain TCP to web, as a browser would reach it.
@@ -127,6 +189,19 @@ impl WebProbe for Http {
         timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<Infos>> {
         Box::pin(infos(addr, host, timeout))
+    }
+
+    fn resolves<'a>(&'a self, host: &'a str, timeout: Duration) -> BoxFuture<'a, bool> {
+        Box::pin(resolves(host, 443, timeout))
+    }
+
+    fn https_status<'a>(
+        &'a self,
+        host: &'a str,
+        via: Option<std::net::IpAddr>,
+        ca_pem: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<u16, TlsFailure>> {
+        Box::pin(https_status(host, via, ca_pem))
     }
 }
 

@@ -8,15 +8,16 @@ use crate::core::envfile;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock};
 use crate::core::render::COMPOSE_FILE;
+use crate::core::render::kube::KUBE_ENV_FILE;
 use crate::core::render::kube::PODMAN_FILE;
-use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_DB_PASSWORD_FILE};
-use crate::core::render::{self, ANSWERS_FILE, ENV_FILE};
+use crate::core::render::{ANSWERS_FILE, ENV_FILE};
 use crate::core::secret::Secret;
 use crate::error::Failure;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The deployment directory as read once: each file parsed, or why it could not be.
+#[derive(Debug)]
 pub struct Dir {
     pub dir: PathBuf,
     pub layout: Layout,
@@ -143,31 +144,15 @@ impl Dir {
             .map(|p| Secret::new(p.clone()))
     }
 
-    /// Every secret value the directory holds, to scrub from anything printed or bundled.
-    pub fn secret_values(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .env()
+    /// The values of `movim.env`'s secret keys.
+    #[must_use]
+    pub fn secret_env_values(&self) -> Vec<String> {
+        self.env()
             .into_iter()
             .flatten()
             .filter(|(k, _)| envfile::is_secret_key(k))
             .map(|(_, v)| v.clone())
-            .collect();
-        if let Ok(text) = std::fs::read_to_string(self.dir.join(PODMAN_DB_PASSWORD_FILE))
-            && !text.trim().is_empty()
-        {
-            out.push(text.trim().to_owned());
-        }
-        if let Ok(text) = std::fs::read_to_string(self.dir.join(render::POSTGRES_ENV_FILE))
-            && let Ok(values) = envfile::parse(&text)
-        {
-            out.extend(
-                values
-                    .into_iter()
-                    .filter(|(k, _)| envfile::is_secret_key(k))
-                    .map(|(_, v)| v),
-            );
-        }
-        out
+            .collect()
     }
 
     pub fn path(&self, name: &str) -> String {

@@ -9,6 +9,7 @@ use crate::adapters::Tools;
 use crate::adapters::database::DbError;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
+use crate::adapters::health;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
 use crate::adapters::ui::Terminal;
@@ -303,16 +304,7 @@ async fn check_ports(tools: &Tools, d: &Deployment) -> Result<(), Failure> {
 
 /// DNS is only a warning: the domain often points here only once the stack runs.
 async fn check_dns(ctx: &Context, d: &Deployment) {
-    let lookup = tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio::net::lookup_host((d.domain.as_str(), 443)),
-    )
-    .await;
-    let resolves = match lookup {
-        Ok(Ok(addrs)) => addrs.count() > 0,
-        _ => false,
-    };
-    if !resolves {
+    if !health::resolves(d.domain.as_str(), 443, Duration::from_secs(3)).await {
         ctx.ui.warn(&format!(
             "{} does not resolve yet; browsers will not reach Movim until it points at this machine (or your proxy)",
             d.domain

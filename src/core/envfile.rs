@@ -283,6 +283,20 @@ pub fn problems(values: &BTreeMap<String, String>) -> Vec<(String, String)> {
     out
 }
 
+/// The values of the secret keys of an env file's `text` (none when it cannot be parsed).
+#[must_use]
+pub fn secret_values(text: &str) -> Vec<String> {
+    parse(text)
+        .map(|values| {
+            values
+                .into_iter()
+                .filter(|(k, _)| is_secret_key(k))
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Which keys of an env file differ, with values only for keys that are not secret.
 pub fn env_differences(on_disk: &str, rendered: &str) -> Vec<String> {
     let (Ok(have), Ok(want)) = (parse(on_disk), parse(rendered)) else {

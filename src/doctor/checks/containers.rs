@@ -1,49 +1,38 @@
 //! `container.<svc>.*`: each service's container running, healthy, not looping, not OOM-killed,
 //! on the locked image.
 
-use crate::adapters::engine::Engine;
 use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::core::lockfile::Lock;
 use crate::core::movim::DAEMON_EXIT_QUIRK;
 use crate::doctor::hints::Hints;
-use crate::doctor::last_lines;
 use crate::doctor::report::{Area, Finding};
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// How long doctor watches a container that has restarted before, to tell a loop from a recovery.
-pub const RESTART_WATCH: Duration = Duration::from_secs(3);
-
-/// The containers that restarted again while doctor watched them for [`RESTART_WATCH`]. Podman
-/// restarts a container at once (no `restarting` state to see, and a check run in the second it is
-/// up may pass), so a loop shows only as a restart count that keeps rising.
-pub async fn restarting_now(engine: &Engine, all: &[ContainerInfo]) -> BTreeSet<String> {
-    let restarted: Vec<&ContainerInfo> = all.iter().filter(|c| c.restart_count > 0).collect();
-    if restarted.is_empty() {
-        return BTreeSet::new();
-    }
-    tokio::time::sleep(RESTART_WATCH).await;
-    let mut out = BTreeSet::new();
-    for c in restarted {
-        if let Ok(now) = engine.inspect(&c.id).await
-            && (now.restart_count > c.restart_count || now.started_at != c.started_at)
-        {
-            out.insert(c.id.clone());
-        }
-    }
-    out
+/// `containers.list`: the engine could not say which containers the project has.
+pub fn cannot_list(d: &Deployment, why: &str, hints: &Hints) -> Finding {
+    Finding::error(
+        Area::Containers,
+        "containers.list",
+        format!("cannot list the containers of project {}", d.project),
+    )
+    .detail(why.to_owned())
+    .hint(hints.list())
 }
 
-pub async fn check_containers(
-    engine: &Engine,
+/// Each service's container: running, healthy, not looping (`restarting` are the containers seen
+/// restarting again while doctor watched), not OOM-killed, on the locked image; `logs` quotes
+/// each container's last lines.
+pub fn check_containers(
     all: &[ContainerInfo],
     d: &Deployment,
     lock: Option<&Lock>,
     hints: &Hints,
+    still_restarting: &BTreeSet<String>,
+    logs: &BTreeMap<String, Vec<String>>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let still_restarting = restarting_now(engine, all).await;
+    let last_lines = |c: &ContainerInfo| logs.get(&c.id).cloned().unwrap_or_default();
     for (service, _) in d.images() {
         let c_id = |s: &str| format!("container.{service}.{s}");
         let Some(c) = container_of(all, &service) else {
@@ -85,7 +74,7 @@ pub async fn check_containers(
             } else {
                 f = f.hint(format!("read why: {}", hints.logs(&service)));
             }
-            out.push(f.details(last_lines(engine, c, 5).await));
+            out.push(f.details(last_lines(c)));
         } else if !c.running {
             let code = c
                 .exit_code
@@ -106,7 +95,7 @@ pub async fn check_containers(
             } else {
                 format!("start it: {}", hints.start(&service))
             };
-            out.push(f.details(last_lines(engine, c, 5).await).hint(start));
+            out.push(f.details(last_lines(c)).hint(start));
         } else {
             let health = match c.health.as_deref() {
                 Some(h) => h.to_owned(),
@@ -124,7 +113,7 @@ pub async fn check_containers(
                         c_id("healthy"),
                         format!("{service} is running but unhealthy"),
                     )
-                    .details(last_lines(engine, c, 5).await)
+                    .details(last_lines(c))
                     .hint(format!("read why: {}", hints.logs(&service))),
                 ),
                 Some("starting") => out.push(

@@ -1,17 +1,13 @@
 //! `db.*`: login and server version, pgcrypto, and `phinx status` of the running image.
 
-use crate::adapters::db::{self, DbTarget};
-use crate::adapters::engine::Engine;
-use crate::adapters::store::Dir;
-use crate::core::containers::{ContainerInfo, container_of, db_host};
+use crate::adapters::db::{DbFacts, DbTarget};
+use crate::core::containers::{ContainerInfo, db_host};
 use crate::core::deployment::{Database, DbEndpoint, Deployment};
 use crate::core::movim::{self, PhinxStatus};
 use crate::core::secret::Secret;
-use crate::doctor::PHINX_TIMEOUT;
-use crate::doctor::PROBE_TIMEOUT;
+use crate::doctor::facts::Outcome;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
-use std::time::Duration;
 
 /// Where this tool reaches the database ([`db_host`]).
 pub fn db_target(
@@ -23,30 +19,27 @@ pub fn db_target(
     Ok(DbTarget::at(d.database.endpoint(), host, password))
 }
 
-pub async fn check_database(
-    engine: &Engine,
-    all: &[ContainerInfo],
-    s: &Dir,
+/// The database: login and server version (`db`: the target reached and its facts, or why not),
+/// pgcrypto, and `phinx status` in the running image (`phinx`: the container it ran in and what it
+/// answered).
+pub fn check_database(
     d: &Deployment,
     hints: &Hints,
+    db: &Result<(String, DbFacts), String>,
+    phinx: Option<&(String, Outcome)>,
 ) -> Vec<Finding> {
-    let (facts, phinx) = tokio::join!(db_facts(all, s, d, hints), phinx_status(engine, all));
     let mut out = Vec::new();
-    let facts = match facts {
+    let facts = match db {
         Ok((target, facts)) => {
             out.push(Finding::ok(
                 Area::Database,
                 "db.reachable",
-                format!(
-                    "PostgreSQL {} at {}",
-                    facts.server_version,
-                    target.describe()
-                ),
+                format!("PostgreSQL {} at {target}", facts.server_version),
             ));
             Some(facts)
         }
-        Err(f) => {
-            out.push(f);
+        Err(why) => {
+            out.push(unreachable(d, hints, why));
             None
         }
     };
@@ -98,7 +91,7 @@ pub async fn check_database(
         .details(lines)
         .hint(hints.exec("daemon", "php vendor/bin/phinx status"))
     };
-    out.push(match phinx {
+    out.push(match read_phinx(phinx) {
         Phinx::Said(PhinxStatus::UpToDate) => Finding::ok(
             Area::Database,
             "db.migrations",
@@ -133,46 +126,28 @@ pub async fn check_database(
     out
 }
 
-pub async fn db_facts(
-    all: &[ContainerInfo],
-    s: &Dir,
-    d: &Deployment,
-    hints: &Hints,
-) -> Result<(DbTarget, db::DbFacts), Finding> {
-    let unreachable = |why: String| {
-        let hint = match &d.database {
-            Database::Bundled => format!("read why: {}", hints.logs("postgres")),
-            Database::External {
-                host,
-                port,
-                name,
-                user,
-            } => {
-                format!(
-                    "check host, port, role and DB_PASSWORD: psql -h {host} -p {port} -U {user} -d {name}"
-                )
-            }
-        };
-        Finding::error(
-            Area::Database,
-            "db.reachable",
-            "cannot log in to the database",
-        )
-        .detail(why)
-        .hint(hint)
+/// `db.reachable` when the login failed, with the way to try it by hand.
+fn unreachable(d: &Deployment, hints: &Hints, why: &str) -> Finding {
+    let hint = match &d.database {
+        Database::Bundled => format!("read why: {}", hints.logs("postgres")),
+        Database::External {
+            host,
+            port,
+            name,
+            user,
+        } => {
+            format!(
+                "check host, port, role and DB_PASSWORD: psql -h {host} -p {port} -U {user} -d {name}"
+            )
+        }
     };
-    let password = s
-        .password()
-        .ok_or_else(|| unreachable(format!("{} has no DB_PASSWORD", s.env_file)))?;
-    let target = db_target(all, d, password).map_err(unreachable)?;
-    let mut conn = db::connect(&target, Duration::from_secs(5))
-        .await
-        .map_err(|e| unreachable(format!("{e:#}")))?;
-    let facts = tokio::time::timeout(PROBE_TIMEOUT, db::facts(&mut conn))
-        .await
-        .map_err(|_| unreachable("reading its state timed out".to_owned()))?
-        .map_err(|e| unreachable(format!("{e:#}")))?;
-    Ok((target, facts))
+    Finding::error(
+        Area::Database,
+        "db.reachable",
+        "cannot log in to the database",
+    )
+    .detail(why.to_owned())
+    .hint(hint)
 }
 
 /// What doctor could learn from `phinx status` in the running image.
@@ -181,25 +156,20 @@ pub enum Phinx {
     CannotRun(String, Vec<String>),
 }
 
-/// `php vendor/bin/phinx status` in the running daemon (fpm carries the same tree when the daemon
-/// is down): 0 up to date, 3 pending, 2 the database is newer than the code.
-pub async fn phinx_status(engine: &Engine, all: &[ContainerInfo]) -> Phinx {
-    let Some(c) = ["daemon", "fpm"]
-        .iter()
-        .filter_map(|s| container_of(all, s))
-        .find(|c| c.running)
-    else {
+/// What `phinx status` answered in the running daemon (or fpm): 0 up to date, 3 pending, 2 the
+/// database is newer than the code.
+fn read_phinx(phinx: Option<&(String, Outcome)>) -> Phinx {
+    let Some((name, outcome)) = phinx else {
         return Phinx::CannotRun("neither daemon nor fpm is running".into(), Vec::new());
     };
-    let cmd = ["php", "vendor/bin/phinx", "status"];
-    let (code, output) = match tokio::time::timeout(PHINX_TIMEOUT, engine.exec(&c.id, &cmd)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Phinx::CannotRun(format!("{e:#}"), Vec::new()),
-        Err(_) => return Phinx::CannotRun("phinx status timed out".into(), Vec::new()),
+    let (code, output) = match outcome {
+        Outcome::Ran(code, output) => (*code, output),
+        Outcome::Failed(e) => return Phinx::CannotRun(e.clone(), Vec::new()),
+        Outcome::TimedOut => return Phinx::CannotRun("phinx status timed out".into(), Vec::new()),
     };
-    match movim::phinx_status(i32::try_from(code).unwrap_or(-1), &output) {
+    match movim::phinx_status(i32::try_from(code).unwrap_or(-1), output) {
         PhinxStatus::Failed { code, tail } => {
-            Phinx::CannotRun(format!("phinx status exited {code} in {}", c.name), tail)
+            Phinx::CannotRun(format!("phinx status exited {code} in {name}"), tail)
         }
         said => Phinx::Said(said),
     }

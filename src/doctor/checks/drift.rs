@@ -1,22 +1,19 @@
 //! `drift.*`: the generated files compared with what `init` renders today.
 
 use crate::adapters::store::Dir;
-use crate::core::deployment::Xmpp;
 use crate::core::envfile;
 use crate::core::layout::Layout;
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::render::kube::{self};
-use crate::core::render::{self, ANSWERS_FILE, CA_FILE, Extras};
-use crate::core::secret::Secret;
+use crate::core::render::{self, ANSWERS_FILE, Extras};
 use crate::doctor::DIFF_LINES;
 use crate::doctor::report::{Area, Finding, line_diff};
 use std::collections::BTreeMap;
 
 /// What `init` would write for this deployment today: the pure renderer fed with the saved
-/// answers, the password from `movim.env` and the lock. Content that init copies from files the
-/// user named (the CA bundle, Prosody's certificate) is taken from the directory itself: those
-/// sources may have moved since, and a copy is not a hand edit.
-pub fn expected_files(s: &Dir) -> Result<BTreeMap<String, render::File>, String> {
+/// answers, the password from `movim.env` and the lock; `extras` is the content init copied from
+/// files the user named, as the directory holds it.
+pub fn expected_files(s: &Dir, extras: &Extras) -> Result<BTreeMap<String, render::File>, String> {
     let d = s
         .deployment
         .as_ref()
@@ -41,36 +38,24 @@ pub fn expected_files(s: &Dir) -> Result<BTreeMap<String, render::File>, String>
         );
         return Ok(files);
     }
-    let mut extras = Extras::default();
-    if d.ca_bundle.is_some() {
-        extras.ca_pem = std::fs::read_to_string(s.dir.join(CA_FILE)).ok();
-    }
-    if let Xmpp::Bundled {
-        domain,
-        cert: Some(_),
-        ..
-    } = &d.xmpp
-    {
-        let cert = std::fs::read_to_string(s.dir.join(format!("prosody/certs/{domain}.crt")));
-        let key = std::fs::read_to_string(s.dir.join(format!("prosody/certs/{domain}.key")));
-        if let (Ok(c), Ok(k)) = (cert, key) {
-            extras.xmpp_cert = Some((c, Secret::new(k)));
-        }
-    }
     render::files(
         d,
         &render::Secrets {
             db_password: password,
         },
         &lock.images,
-        &extras,
+        extras,
     )
 }
 
 /// Generated files compared with what `init` renders: a short diff for public files; for files
 /// holding secrets, only which keys differ (values of secret keys never shown).
-pub fn check_drift(s: &Dir) -> Vec<Finding> {
-    let expected = match expected_files(s) {
+pub fn check_drift(
+    s: &Dir,
+    expected: &Result<BTreeMap<String, render::File>, String>,
+    on_disk: &BTreeMap<String, Option<String>>,
+) -> Vec<Finding> {
+    let expected = match expected {
         Ok(f) => f,
         Err(why) => {
             return vec![
@@ -88,10 +73,10 @@ pub fn check_drift(s: &Dir) -> Vec<Finding> {
         s.dir.display()
     );
     let mut out = Vec::new();
-    for (path, file) in &expected {
-        let on_disk = match std::fs::read_to_string(s.dir.join(path)) {
-            Ok(t) => t,
-            Err(_) => {
+    for (path, file) in expected {
+        let on_disk = match on_disk.get(path).cloned().flatten() {
+            Some(t) => t,
+            None => {
                 out.push(
                     Finding::warn(
                         Area::Files,

@@ -6,18 +6,18 @@ use crate::core::layout::Layout;
 use crate::core::render::kube::{self};
 use crate::core::secret::Secret;
 use crate::doctor::MOVIM_UID;
+use crate::doctor::facts::FileMeta;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 
 /// `movim.env`: private, readable by Movim's uid, every key valid, `DAEMON_URL` the public URL.
-pub fn check_env(s: &Dir, hints: &Hints) -> Vec<Finding> {
+pub fn check_env(s: &Dir, meta: Option<FileMeta>, hints: &Hints) -> Vec<Finding> {
     let mut out = Vec::new();
     let env_file = s.env_file;
     let path = s.path(env_file);
-    if let Ok(meta) = std::fs::metadata(&path) {
-        let mode = meta.mode() & 0o777;
+    if let Some(meta) = meta {
+        let mode = meta.mode;
         out.push(if mode & 0o077 == 0 {
             Finding::ok(Area::Env, "env.mode", format!("{env_file} is mode {mode:04o}"))
         } else {
@@ -30,14 +30,14 @@ pub fn check_env(s: &Dir, hints: &Hints) -> Vec<Finding> {
             )
             .hint(format!("chmod 600 {path}"))
         });
-        let readable = meta.uid() == MOVIM_UID
-            || (meta.gid() == MOVIM_UID && mode & 0o040 != 0)
+        let readable = meta.uid == MOVIM_UID
+            || (meta.gid == MOVIM_UID && mode & 0o040 != 0)
             || mode & 0o004 != 0;
         out.push(if readable {
             Finding::ok(
                 Area::Env,
                 "env.owner",
-                format!("{env_file} is readable by uid {MOVIM_UID} (owner {}:{})", meta.uid(), meta.gid()),
+                format!("{env_file} is readable by uid {MOVIM_UID} (owner {}:{})", meta.uid, meta.gid),
             )
         } else {
             Finding::error(
@@ -45,8 +45,8 @@ pub fn check_env(s: &Dir, hints: &Hints) -> Vec<Finding> {
                 "env.owner",
                 format!(
                     "{env_file} belongs to {}:{} with mode {mode:04o}: fpm and daemon (uid {MOVIM_UID}) cannot read it",
-                    meta.uid(),
-                    meta.gid()
+                    meta.uid,
+                    meta.gid
                 ),
             )
             .hint(format!("sudo chown {MOVIM_UID}:{MOVIM_UID} {path}"))

@@ -1,15 +1,13 @@
 //! `files.*`: each generated file present and parseable; `compose.yaml` judged by the compose tool.
 
-use crate::adapters::runner::compose::ComposeTool;
 use crate::adapters::store::Dir;
-use crate::core::deployment::Deployment;
 use crate::core::layout::Layout;
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::manifest::compose_images;
 use crate::core::manifest::kube_images;
 use crate::core::render::kube::PODMAN_FILE;
 use crate::core::render::{ANSWERS_FILE, COMPOSE_FILE};
-use crate::doctor::PROBE_TIMEOUT;
+use crate::doctor::facts::{ComposeInfo, Outcome};
 use crate::doctor::report::{Area, Finding};
 
 pub fn check_files(s: &Dir) -> Vec<Finding> {
@@ -115,11 +113,12 @@ pub fn check_files(s: &Dir) -> Vec<Finding> {
     out
 }
 
-/// `files.compose`: the compose tool's own `config` is the judge of whether the file is valid.
-pub async fn compose_config(
-    compose: Option<&ComposeTool>,
+/// `files.compose`: the compose tool's own `config` is the judge of whether the file is valid
+/// (`config`: what it answered, when a tool was found).
+pub fn compose_config(
     s: &Dir,
-    d: &Deployment,
+    compose: Option<&Result<ComposeInfo, String>>,
+    config: Option<&Outcome>,
 ) -> Vec<Finding> {
     let (Layout::Compose, Some(text)) = (s.layout, &s.main_text) else {
         return Vec::new(); // missing: reported with the other files; kube: `files.kube`
@@ -139,35 +138,35 @@ pub async fn compose_config(
             .hint(fix),
         ];
     }
-    let Some(tool) = compose else {
+    let (Some(Ok(tool)), Some(config)) = (compose, config) else {
         return vec![Finding::ok(
             Area::Files,
             "files.compose",
             format!("{COMPOSE_FILE} parses (no compose tool to validate it)"),
         )];
     };
-    match tokio::time::timeout(PROBE_TIMEOUT * 3, tool.config(&s.dir, &d.project)).await {
-        Ok(Ok(_)) => vec![Finding::ok(
+    match config {
+        Outcome::Ran(..) => vec![Finding::ok(
             Area::Files,
             "files.compose",
-            format!("{COMPOSE_FILE} accepted by {}", tool.display_command()),
+            format!("{COMPOSE_FILE} accepted by {}", tool.display),
         )],
-        Ok(Err(e)) => vec![
+        Outcome::Failed(e) => vec![
             Finding::error(
                 Area::Files,
                 "files.compose",
-                format!("{} rejects {COMPOSE_FILE}", tool.display_command()),
+                format!("{} rejects {COMPOSE_FILE}", tool.display),
             )
-            .details(format!("{e:#}").lines().take(10).map(str::to_owned))
+            .details(e.lines().take(10).map(str::to_owned))
             .hint(fix),
         ],
-        Err(_) => vec![
+        Outcome::TimedOut => vec![
             Finding::warn(
                 Area::Files,
                 "files.compose",
-                format!("{} config did not answer in time", tool.display_command()),
+                format!("{} config did not answer in time", tool.display),
             )
-            .hint(tool.config_command(&s.dir, &d.project)),
+            .hint(tool.config_command.clone()),
         ],
     }
 }

@@ -1,16 +1,18 @@
 //! `host.disk` and `upgrade.*`: free space, an interrupted upgrade, a run holding the lock.
 
-use crate::adapters::{fsx, run_lock};
-use crate::core::journal::{JOURNAL_FILE, RUN_LOCK_FILE};
+use crate::core::journal::{JOURNAL_FILE, Journal, RUN_LOCK_FILE};
 use crate::doctor::DISK_ERROR_BYTES;
 use crate::doctor::DISK_WARN_BYTES;
+use crate::doctor::facts::LeftJournal;
 use crate::doctor::report::{Area, Finding};
 use std::path::Path;
 use std::time::Duration;
 
-pub fn check_disk(dir: &Path) -> Finding {
-    match fsx::free_bytes(dir) {
+/// `host.disk`: the free space in the deployment directory (`free`, or why it is not known).
+pub fn check_disk(dir: &Path, free: &Result<u64, String>) -> Finding {
+    match free {
         Ok(free) => {
+            let free = *free;
             let shown = format!(
                 "{:.1} GiB free in {}",
                 free as f64 / f64::from(1u32 << 30),
@@ -40,38 +42,38 @@ pub fn check_disk(dir: &Path) -> Finding {
             }
         }
         Err(e) => Finding::warn(Area::Host, "host.disk", "cannot tell the free space")
-            .detail(format!("{e:#}"))
+            .detail(e.clone())
             .hint(format!("df -h {}", dir.display())),
     }
 }
 
-/// An interrupted upgrade (its journal left behind) and a run holding the lock now.
-pub fn check_upgrade(dir: &Path) -> Vec<Finding> {
-    let holder = run_lock::live_holder(dir);
-    let journal = dir.join(JOURNAL_FILE);
+/// An interrupted upgrade (its journal left behind) and a run holding the lock now (`holder`,
+/// the live process holding it; `journal`, the journal left, if any).
+pub fn check_upgrade(
+    dir: &Path,
+    holder: Option<u32>,
+    journal: Option<&LeftJournal>,
+) -> Vec<Finding> {
+    let path = dir.join(JOURNAL_FILE);
     let mut out = Vec::new();
-    out.push(match (std::fs::metadata(&journal), holder) {
-        (Err(_), _) => Finding::ok(Area::Upgrade, "upgrade.journal", "no interrupted upgrade"),
-        (Ok(_), Some(pid)) => Finding::warn(
+    out.push(match (journal, holder) {
+        (None, _) => Finding::ok(Area::Upgrade, "upgrade.journal", "no interrupted upgrade"),
+        (Some(_), Some(pid)) => Finding::warn(
             Area::Upgrade,
             "upgrade.journal",
             format!("an upgrade or rollback is under way (pid {pid})"),
         )
         .hint("wait for it to finish, then run: movim-setup doctor"),
-        (Ok(meta), None) => {
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .map_or_else(String::new, |a| {
-                    format!(", last written {} ago", human_age(a))
-                });
+        (Some(left), None) => {
+            let age = left.age.map_or_else(String::new, |a| {
+                format!(", last written {} ago", human_age(a))
+            });
             Finding::error(
                 Area::Upgrade,
                 "upgrade.journal",
-                format!("an upgrade was interrupted: {} exists{age}", journal.display()),
+                format!("an upgrade was interrupted: {} exists{age}", path.display()),
             )
-            .details(journal_summary(&journal))
+            .details(left.journal.as_ref().map(journal_summary).unwrap_or_default())
             .hint(format!(
                 "finish it: movim-setup upgrade --resume --dir {d}   (or undo it: movim-setup rollback --dir {d})",
                 d = dir.display()
@@ -97,26 +99,17 @@ pub fn check_upgrade(dir: &Path) -> Vec<Finding> {
     out
 }
 
-/// What an interrupted run was doing, from the journal's JSON (read loosely: the journal's own
-/// module owns its format).
-pub fn journal_summary(path: &Path) -> Vec<String> {
-    let Ok(v) = std::fs::read_to_string(path)
-        .map_err(|_| ())
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|_| ()))
-    else {
-        return Vec::new();
-    };
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let mut out = Vec::new();
-    if let (Some(from), Some(to)) = (v.pointer("/from/movim"), v.pointer("/to/movim")) {
-        let kind = v.get("kind").map_or_else(|| "run".to_owned(), text);
-        out.push(format!("{kind} from Movim {} to {}", text(from), text(to)));
-    }
-    if let Some(step) = v.get("current").filter(|c| !c.is_null()) {
-        out.push(format!("stopped during: {}", text(step)));
+/// What an interrupted run was doing.
+#[must_use]
+pub fn journal_summary(j: &Journal) -> Vec<String> {
+    let mut out = vec![format!(
+        "{} from Movim {} to {}",
+        j.kind.verb(),
+        j.from.movim,
+        j.to.movim
+    )];
+    if let Some(step) = j.current {
+        out.push(format!("stopped during: {}", step.name()));
     }
     out
 }
@@ -134,29 +127,53 @@ pub fn human_age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::journal::JOURNAL_FILE;
     use crate::doctor::report::Severity;
 
     #[test]
     fn an_interrupted_journal_says_what_it_was_doing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(JOURNAL_FILE);
-        std::fs::write(
-            &path,
-            r#"{"kind": "upgrade", "from": {"movim": "v0.29.2"}, "to": {"movim": "v0.30.0"}, "current": "migrate"}"#,
-        )
-        .expect("write");
+        use crate::core::journal::{Files, Side};
+        use crate::core::plan::{Kind, Step};
+        let side = |v: &str| Side {
+            movim: v.into(),
+            images: std::collections::BTreeMap::new(),
+        };
+        let files = Files {
+            main: String::new(),
+            answers: String::new(),
+            lock: String::new(),
+        };
+        let mut j = Journal::new(
+            Kind::Upgrade,
+            side("v0.29.2"),
+            side("v0.30.0"),
+            files,
+            "t",
+            1,
+        );
+        j.current = Some(Step::Migrate);
         assert_eq!(
-            journal_summary(&path),
+            journal_summary(&j),
             [
                 "upgrade from Movim v0.29.2 to v0.30.0",
                 "stopped during: migrate"
             ]
         );
-        std::fs::write(&path, "not json").expect("write");
-        assert!(journal_summary(&path).is_empty());
-        let f = check_upgrade(dir.path());
+        let dir = std::path::Path::new("/srv/movim");
+        let left = LeftJournal {
+            age: Some(Duration::from_secs(300)),
+            journal: Ok(j),
+        };
+        let f = check_upgrade(dir, None, Some(&left));
         assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].summary.ends_with("last written 5 min ago"),
+            "{}",
+            f[0].summary
+        );
         assert_eq!(f[1].severity, Severity::Ok);
+        // A run holding the lock makes the journal its work in progress, not an interruption.
+        let f = check_upgrade(dir, Some(42), Some(&left));
+        assert_eq!(f[0].severity, Severity::Warn);
+        assert_eq!(f[1].severity, Severity::Warn);
     }
 }

@@ -1,6 +1,5 @@
 //! `mounts.*`: the shared volumes mounted as the manifest says (web read-only), writable by uid 82.
 
-use crate::adapters::engine::Engine;
 use crate::adapters::store::Dir;
 use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
@@ -11,7 +10,7 @@ use crate::core::manifest::kube_mounts;
 use crate::core::render::kube::{self, PODMAN_FILE};
 use crate::core::render::{self};
 use crate::doctor::MOVIM_UID;
-use crate::doctor::PROBE_TIMEOUT;
+use crate::doctor::facts::Outcome;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 use std::collections::BTreeMap;
@@ -32,15 +31,68 @@ pub fn expected_mounts(s: &Dir, d: &Deployment) -> Option<BTreeMap<String, Vec<W
     }
 }
 
+/// How `c`'s mounts differ from `spec`, and the shared directories it must be able to write.
+fn compare(spec: &[WantedMount], c: &ContainerInfo) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut writable = Vec::new();
+    for want in spec {
+        let dest = want.dest.as_str();
+        let Some(m) = c.mounts.iter().find(|m| m.destination == dest) else {
+            problems.push(format!("{dest} is not mounted"));
+            continue;
+        };
+        if m.read_write == want.ro {
+            problems.push(format!(
+                "{dest} is mounted {} but must be {}",
+                if m.read_write {
+                    "read-write"
+                } else {
+                    "read-only"
+                },
+                if want.ro { "read-only" } else { "read-write" }
+            ));
+        }
+        if let Some(volume) = &want.volume {
+            if m.volume_name.as_deref() != Some(volume.as_str()) {
+                problems.push(format!(
+                    "{dest} is {} instead of the shared volume {volume}",
+                    m.volume_name.as_deref().unwrap_or("a bind mount")
+                ));
+            }
+            if !want.ro {
+                writable.push(dest.to_owned());
+            }
+        }
+    }
+    (problems, writable)
+}
+
+/// The write probes to run: (service, its running container, the directories it must write) for
+/// fpm and the daemon.
+#[must_use]
+pub fn write_probes(
+    expected: &BTreeMap<String, Vec<WantedMount>>,
+    all: &[ContainerInfo],
+) -> Vec<(&'static str, String, Vec<String>)> {
+    ["fpm", "daemon"]
+        .into_iter()
+        .filter_map(|service| {
+            let (spec, c) = (expected.get(service)?, container_of(all, service)?);
+            let (_, writable) = compare(spec, c);
+            (c.running && !writable.is_empty()).then(|| (service, c.id.clone(), writable))
+        })
+        .collect()
+}
+
 /// Each Movim container mounts what compose.yaml (kube: `kube/podman.yaml`) says (named volumes
 /// shared, web's read-only), and fpm and daemon can write their shared directories as the uid
-/// they run as.
-pub async fn check_mounts(
-    engine: &Engine,
+/// they run as (`writable`: the write probe of each).
+pub fn check_mounts(
     all: &[ContainerInfo],
     s: &Dir,
     expected: Option<&BTreeMap<String, Vec<WantedMount>>>,
     hints: &Hints,
+    writable: &BTreeMap<String, Outcome>,
 ) -> Vec<Finding> {
     let Some(expected) = expected else {
         return vec![
@@ -57,42 +109,11 @@ pub async fn check_mounts(
     };
     let main_file = s.layout.main_file();
     let mut out = Vec::new();
-    let mut probes = Vec::new();
     for service in ["fpm", "daemon", "web"] {
         let (Some(spec), Some(c)) = (expected.get(service), container_of(all, service)) else {
             continue;
         };
-        let mut problems = Vec::new();
-        let mut writable = Vec::new();
-        for want in spec {
-            let dest = want.dest.as_str();
-            let Some(m) = c.mounts.iter().find(|m| m.destination == dest) else {
-                problems.push(format!("{dest} is not mounted"));
-                continue;
-            };
-            if m.read_write == want.ro {
-                problems.push(format!(
-                    "{dest} is mounted {} but must be {}",
-                    if m.read_write {
-                        "read-write"
-                    } else {
-                        "read-only"
-                    },
-                    if want.ro { "read-only" } else { "read-write" }
-                ));
-            }
-            if let Some(volume) = &want.volume {
-                if m.volume_name.as_deref() != Some(volume.as_str()) {
-                    problems.push(format!(
-                        "{dest} is {} instead of the shared volume {volume}",
-                        m.volume_name.as_deref().unwrap_or("a bind mount")
-                    ));
-                }
-                if !want.ro {
-                    writable.push(dest.to_owned());
-                }
-            }
-        }
+        let (problems, _) = compare(spec, c);
         if !problems.is_empty() {
             out.push(
                 Finding::error(
@@ -104,60 +125,13 @@ pub async fn check_mounts(
                 .hint(format!("recreate it: {}", hints.recreate(service))),
             );
         }
-        if c.running && !writable.is_empty() && service != "web" {
-            probes.push((service, c, writable));
-        }
     }
-    let checks = probes.iter().map(|(service, c, dirs)| async move {
-        let mut cmd = vec!["php", "-r", WRITABLE_PHP];
-        cmd.extend(dirs.iter().map(String::as_str));
-        (
-            *service,
-            tokio::time::timeout(PROBE_TIMEOUT, engine.exec(&c.id, &cmd)).await,
-        )
-    });
-    for (service, result) in futures_util::future::join_all(checks).await {
-        let ls = hints.exec(service, "ls -ld /var/www/movim/cache");
-        match result {
-            Ok(Ok((0, _))) => {}
-            Ok(Ok((1, output))) => out.push(
-                Finding::error(
-                    Area::Containers,
-                    format!("mounts.{service}.writable"),
-                    format!("{service} (uid {MOVIM_UID}) cannot write its shared directories"),
-                )
-                .details(output.lines().map(|l| format!("not writable: {l}")))
-                .hint(format!(
-                    "hand them to uid {MOVIM_UID}: {}",
-                    hints.chown(service)
-                )),
-            ),
-            Ok(Ok((code, output))) => out.push(
-                Finding::warn(
-                    Area::Containers,
-                    format!("mounts.{service}.writable"),
-                    format!("cannot test writes in {service} (php exited {code})"),
-                )
-                .details(output.lines().take(5).map(str::to_owned))
-                .hint(ls),
-            ),
-            Ok(Err(e)) => out.push(
-                Finding::warn(
-                    Area::Containers,
-                    format!("mounts.{service}.writable"),
-                    format!("cannot test writes in {service}"),
-                )
-                .detail(format!("{e:#}"))
-                .hint(ls),
-            ),
-            Err(_) => out.push(
-                Finding::warn(
-                    Area::Containers,
-                    format!("mounts.{service}.writable"),
-                    format!("testing writes in {service} timed out"),
-                )
-                .hint(ls),
-            ),
+    for service in ["fpm", "daemon"] {
+        if let Some(f) = writable
+            .get(service)
+            .and_then(|result| write_finding(service, result, hints))
+        {
+            out.push(f);
         }
     }
     if out.is_empty() {
@@ -168,6 +142,45 @@ pub async fn check_mounts(
         ));
     }
     out
+}
+
+/// What the write probe in `service` says, when it is a problem.
+fn write_finding(service: &str, result: &Outcome, hints: &Hints) -> Option<Finding> {
+    let id = format!("mounts.{service}.writable");
+    let ls = hints.exec(service, "ls -ld /var/www/movim/cache");
+    Some(match result {
+        Outcome::Ran(0, _) => return None,
+        Outcome::Ran(1, output) => Finding::error(
+            Area::Containers,
+            id,
+            format!("{service} (uid {MOVIM_UID}) cannot write its shared directories"),
+        )
+        .details(output.lines().map(|l| format!("not writable: {l}")))
+        .hint(format!(
+            "hand them to uid {MOVIM_UID}: {}",
+            hints.chown(service)
+        )),
+        Outcome::Ran(code, output) => Finding::warn(
+            Area::Containers,
+            id,
+            format!("cannot test writes in {service} (php exited {code})"),
+        )
+        .details(output.lines().take(5).map(str::to_owned))
+        .hint(ls),
+        Outcome::Failed(e) => Finding::warn(
+            Area::Containers,
+            id,
+            format!("cannot test writes in {service}"),
+        )
+        .detail(e.clone())
+        .hint(ls),
+        Outcome::TimedOut => Finding::warn(
+            Area::Containers,
+            id,
+            format!("testing writes in {service} timed out"),
+        )
+        .hint(ls),
+    })
 }
 
 /// Prints each argument that is not a writable directory; exits 1 if any.

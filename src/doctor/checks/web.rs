@@ -1,15 +1,14 @@
 //! `web.*`: the websocket through web with the public Origin, `/infos`, DNS and TLS of the public name.
 
-use crate::adapters::health;
+use crate::adapters::health::{self, TlsFailure};
 use crate::adapters::store::Dir;
 use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::{Deployment, Tls};
 use crate::core::lockfile::LOCK_FILE;
-use crate::core::render::CA_FILE;
+use crate::doctor::facts::WebFacts;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding, Severity};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// Where this tool reaches web: the loopback port in proxy mode, else web's container address.
 pub fn web_address(all: &[ContainerInfo], d: &Deployment) -> Result<SocketAddr, String> {
@@ -23,17 +22,18 @@ pub fn web_address(all: &[ContainerInfo], d: &Deployment) -> Result<SocketAddr, 
         .ok_or_else(|| "the web container has no network address".to_owned())
 }
 
-pub async fn check_web(
-    all: &[ContainerInfo],
+/// Web as a browser reaches it (`web`: what it answered, or why it could not be reached).
+pub fn check_web(
     s: &Dir,
     d: &Deployment,
     hints: &Hints,
+    web: &Result<WebFacts, String>,
 ) -> Vec<Finding> {
     let host = d.domain.as_str();
     let origin = format!("https://{host}");
     let mut out = Vec::new();
-    let addr = match web_address(all, d) {
-        Ok(a) => a,
+    let w = match web {
+        Ok(w) => w,
         Err(why) => {
             out.push(
                 Finding::error(
@@ -46,13 +46,9 @@ pub async fn check_web(
             return out;
         }
     };
-    let daemon_down = container_of(all, "daemon").is_none_or(|c| !c.running);
-    let (handshake, infos, dns) = tokio::join!(
-        health::websocket_handshake(addr, host, &origin, "/ws/", Duration::from_secs(5)),
-        health::infos(addr, host, Duration::from_secs(5)),
-        tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((host, 443))),
-    );
-    out.push(match handshake {
+    let addr = w.addr;
+    let daemon_down = !w.daemon_running;
+    out.push(match &w.handshake {
         Ok(h) if h.is_upgraded() => Finding::ok(
             Area::Web,
             "web.websocket",
@@ -116,7 +112,7 @@ pub async fn check_web(
         crate::core::deployment::MovimTag::parse(&l.movim)
             .map_or_else(|_| l.movim.clone(), |t| t.version().to_owned())
     });
-    out.push(match (infos, pinned) {
+    out.push(match (&w.infos, pinned) {
         (Ok(i), Some(p)) if i.version == p => Finding::ok(
             Area::Web,
             "web.infos",
@@ -147,14 +143,13 @@ pub async fn check_web(
         .detail(format!("{e:#}"))
         .hint(format!("read why: {}", hints.logs("fpm"))),
     });
-    let resolves = dns.is_ok_and(|r| r.is_ok_and(|mut addrs| addrs.next().is_some()));
-    if resolves {
+    if let (true, Some((tls, via))) = (w.resolves, &w.tls) {
         out.push(Finding::ok(
             Area::Web,
             "web.dns",
             format!("{host} resolves"),
         ));
-        out.push(check_public_tls(all, s, d, hints).await);
+        out.push(check_public_tls(d, hints, tls, via));
     } else {
         out.push(
             Finding::warn(
@@ -182,55 +177,29 @@ pub fn answer_line(body: &str) -> Option<String> {
 }
 
 /// The public HTTPS certificate, validated the way a browser would (chain, name, dates) by a real
-/// TLS client. With the bundled Caddy the request goes to Caddy's container directly, trusting the
+/// TLS client (`tls`: the status of `https://<domain>/infos`, or why it failed; `via`: how it was
+/// reached). With the bundled Caddy the request goes to Caddy's container directly, trusting the
 /// deployment's CA bundle; with the user's own proxy it goes wherever the name resolves. How many
 /// days are left is not shown: the HTTP client does not expose the peer certificate.
-pub async fn check_public_tls(
-    all: &[ContainerInfo],
-    s: &Dir,
+pub fn check_public_tls(
     d: &Deployment,
     hints: &Hints,
+    tls: &Result<u16, TlsFailure>,
+    via: &str,
 ) -> Finding {
     let host = d.domain.as_str();
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(8))
-        .user_agent(concat!("movim-setup/", env!("CARGO_PKG_VERSION")));
-    let mut via = String::from("as resolved");
-    if matches!(d.tls, Tls::Caddy { .. })
-        && let Some((_, ip)) = container_of(all, "caddy").and_then(|c| c.ips.first())
-    {
-        builder = builder.resolve(host, SocketAddr::new(*ip, 443));
-        via = format!("through caddy at {ip}");
-    }
-    if let Ok(pem) = std::fs::read(s.dir.join(CA_FILE))
-        && let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem)
-    {
-        builder = builder.tls_certs_merge(certs);
-    }
-    let client = match builder.build() {
-        Ok(c) => c,
-        Err(e) => {
-            return Finding::warn(Area::Web, "web.tls", "cannot set up a TLS client")
-                .detail(e.to_string())
-                .hint("movim-setup doctor");
-        }
-    };
-    match client.get(format!("https://{host}/infos")).send().await {
-        Ok(r) => Finding::ok(
+    match tls {
+        Ok(status) => Finding::ok(
             Area::Web,
             "web.tls",
-            format!(
-                "https://{host}/ presents a valid certificate ({via}; HTTP {})",
-                r.status().as_u16()
-            ),
+            format!("https://{host}/ presents a valid certificate ({via}; HTTP {status})"),
         ),
-        Err(e) => {
-            let mut chain = vec![e.to_string()];
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                chain.push(s.to_string());
-                src = s.source();
-            }
+        Err(TlsFailure::Client(e)) => {
+            Finding::warn(Area::Web, "web.tls", "cannot set up a TLS client")
+                .detail(e.clone())
+                .hint("movim-setup doctor")
+        }
+        Err(TlsFailure::Request(chain)) => {
             let severity = if matches!(d.tls, Tls::Caddy { .. }) {
                 Severity::Error
             } else {
@@ -242,7 +211,7 @@ pub async fn check_public_tls(
                 severity,
                 format!("HTTPS to {host} failed ({via})"),
             )
-            .details(chain)
+            .details(chain.clone())
             .hint(match d.tls {
                 Tls::Caddy { .. } => format!("read Caddy's ACME log: {}", hints.logs("caddy")),
                 Tls::Proxy { .. } => {

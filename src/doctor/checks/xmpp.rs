@@ -1,10 +1,8 @@
 //! `xmpp.*`: from inside the daemon, the XMPP domain resolves, 5222 answers, STARTTLS is valid.
 
-use crate::adapters::engine::Engine;
-use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::doctor::CERT_WARN_DAYS;
-use crate::doctor::XMPP_TIMEOUT;
+use crate::doctor::facts::Outcome;
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 
@@ -15,18 +13,16 @@ use crate::doctor::report::{Area, Finding};
 /// certificate rejected. Not checked: the features Movim needs from the server (PEP, MAM, …).
 pub const XMPP_PHP: &str = include_str!("../probes/xmpp.php");
 
-pub async fn check_xmpp(
-    engine: &Engine,
-    all: &[ContainerInfo],
+/// The XMPP server as the daemon reaches it (`xmpp`: the container the probe ran in, its service,
+/// and what the probe answered); `now` is the time, for the certificate's lifetime.
+pub fn check_xmpp(
     d: &Deployment,
     hints: &Hints,
+    xmpp: Option<&(String, String, Outcome)>,
+    now: i64,
 ) -> Vec<Finding> {
     let domain = d.xmpp.domain().as_str();
-    let Some(c) = ["daemon", "fpm"]
-        .iter()
-        .filter_map(|s| container_of(all, s))
-        .find(|c| c.running)
-    else {
+    let Some((name, service, outcome)) = xmpp else {
         return vec![
             Finding::warn(
                 Area::Xmpp,
@@ -38,27 +34,26 @@ pub async fn check_xmpp(
             .hint(format!("start the stack: {}", hints.start_stack())),
         ];
     };
-    let service = c.service.as_deref().unwrap_or("daemon");
-    let cmd = ["php", "-r", XMPP_PHP, domain];
-    let (code, output) = match tokio::time::timeout(XMPP_TIMEOUT, engine.exec(&c.id, &cmd)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
+    let service = service.as_str();
+    let (code, output) = match outcome {
+        Outcome::Ran(code, output) => (*code, output),
+        Outcome::Failed(e) => {
             return vec![
                 Finding::warn(
                     Area::Xmpp,
                     "xmpp.dns",
-                    format!("cannot check {domain} from inside {}", c.name),
+                    format!("cannot check {domain} from inside {name}"),
                 )
-                .detail(format!("{e:#}"))
+                .detail(e.clone())
                 .hint(hints.exec(service, &format!("getent hosts {domain}"))),
             ];
         }
-        Err(_) => {
+        Outcome::TimedOut => {
             return vec![
                 Finding::warn(
                     Area::Xmpp,
                     "xmpp.dns",
-                    format!("looking up {domain} from inside {} timed out", c.name),
+                    format!("looking up {domain} from inside {name} timed out"),
                 )
                 .hint(format!(
                     "check the container's resolver: {}",
@@ -75,7 +70,7 @@ pub async fn check_xmpp(
             Finding::warn(
                 Area::Xmpp,
                 "xmpp.dns",
-                format!("{domain} does not resolve inside {} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does", c.name),
+                format!("{domain} does not resolve inside {} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does", name),
             )
             .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {}", hints.exec(service, &format!("getent hosts {domain}")))),
         );
@@ -86,7 +81,7 @@ pub async fn check_xmpp(
             Finding::warn(
                 Area::Xmpp,
                 "xmpp.dns",
-                format!("the XMPP probe failed in {} (php exited {code})", c.name),
+                format!("the XMPP probe failed in {} (php exited {code})", name),
             )
             .details(lines.iter().take(5).cloned())
             .hint(hints.exec(service, &format!("getent hosts {domain}"))),
@@ -99,7 +94,7 @@ pub async fn check_xmpp(
         "xmpp.dns",
         format!(
             "{domain} resolves inside {} ({})",
-            c.name,
+            name,
             resolved.trim_start_matches("resolved ")
         ),
     ));
@@ -126,9 +121,6 @@ pub async fn check_xmpp(
             let valid_to: i64 = line_with("tls ")
                 .and_then(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok()))
                 .unwrap_or(0);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
             let days = (valid_to - now) / 86_400;
             if valid_to > 0 && days < CERT_WARN_DAYS {
                 Finding::warn(Area::Xmpp, "xmpp.tls", format!("the XMPP certificate for {domain} expires in {days} days"))
