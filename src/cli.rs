@@ -1,6 +1,8 @@
 //! The command line, and nothing else: clap types that the commands convert into validated
 //! requests once. Every `init` question is a flag with an env var (see `answers::QUESTIONS`).
 
+use crate::adapters::engine::EngineKind;
+use crate::core::layout::Layout;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub struct Cli {
     pub dir: PathBuf,
     /// Container engine (auto-detected: Docker, then Podman)
     #[arg(long, global = true, env = "MOVIM_ENGINE")]
-    pub engine: Option<EngineChoice>,
+    pub engine: Option<EngineKind>,
     /// Compose command to drive, e.g. "docker compose", "docker-compose", "podman-compose" (auto-detected)
     #[arg(long, global = true, env = "MOVIM_COMPOSE")]
     pub compose: Option<String>,
@@ -168,13 +170,6 @@ pub struct DoctorArgs {
     pub bundle: Option<PathBuf>,
 }
 
-/// `--engine`: which container engine to talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineChoice {
-    Docker,
-    Podman,
-}
-
 /// `--tls`: who terminates HTTPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TlsChoice {
@@ -197,6 +192,17 @@ pub enum Target {
     Kube,
 }
 
+impl Target {
+    /// The layout this target writes.
+    #[must_use]
+    pub fn layout(self) -> Layout {
+        match self {
+            Self::Compose => Layout::Compose,
+            Self::Kube => Layout::KubePlay,
+        }
+    }
+}
+
 /// The name a choice has on the command line (what the answers file and the prompt use too).
 fn name_of(v: &impl ValueEnum) -> String {
     v.to_possible_value()
@@ -213,7 +219,7 @@ macro_rules! display_as_named {
         }
     )*};
 }
-display_as_named!(EngineChoice, TlsChoice, ServiceChoice, Target);
+display_as_named!(TlsChoice, ServiceChoice, Target);
 
 /// Parses the process arguments (clap exits with status 2 on bad usage).
 #[must_use]

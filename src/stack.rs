@@ -7,9 +7,7 @@ use crate::adapters::database::{DbError, Postgres};
 use crate::adapters::db::DbTarget;
 use crate::adapters::engine::{self, Engine, EngineKind};
 use crate::adapters::health::Http;
-use crate::adapters::runner::Runner;
-use crate::adapters::runner::compose::Flavor;
-use crate::adapters::runner::kube_play::KubePlay;
+use crate::adapters::runner::{self, NoRunner, Runner};
 use crate::context::{Connect, Context};
 use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
@@ -39,7 +37,9 @@ impl Machine {
         let kind = ctx.engine;
         let engine = match Engine::connect(kind).await {
             Ok(engine) => engine,
-            Err(e) if kind == Some(EngineKind::Podman) => start_podman(ctx, e).await?,
+            Err(e) if kind.is_some_and(EngineKind::serves_on_demand) => {
+                start_podman(ctx, e).await?
+            }
             Err(e) => {
                 return Err(Failure::new("the container engine is not reachable")
                     .because(e)
@@ -48,39 +48,20 @@ impl Machine {
                     ));
             }
         };
-        if layout == Layout::KubePlay {
-            if engine.kind() != EngineKind::Podman {
-                return Err(Failure::usage(format!(
-                    "{} was written by `init --target kube`: movim-setup runs it with `podman kube play`, and the engine found is {}",
+        let runner = runner::select(layout, engine.kind(), engine.endpoint(), ctx.compose.as_deref())
+            .await
+            .map_err(|e| match e {
+                NoRunner::NeedsPodman(kind) => Failure::usage(format!(
+                    "{} was written by `init --target kube`: movim-setup runs it with `podman kube play`, and the engine found is {kind}",
                     ctx.dir.display(),
-                    engine.kind()
                 ))
                 .next("re-run the same command with --engine podman")
-                .next("on Kubernetes: re-run `movim-setup init --target kube --version VERSION`, then `kubectl apply -f kube/movim.yaml`"));
-            }
-            let runner = Box::new(KubePlay::new(engine.endpoint()));
-            return Ok(Self::of(ctx, engine, runner));
-        }
-        let mut compose = crate::adapters::runner::compose::detect(
-            ctx.compose.as_deref(),
-            engine.kind() == EngineKind::Podman,
-        )
-        .await
-        .map_err(|e| {
-            Failure::new("no compose tool found").because(e).next(
-                "install Docker Compose v2 (docker compose) or pass --compose \"docker-compose\"",
-            )
-        })?;
-        // podman-compose drives the `podman` CLI; Docker's compose tools need the socket named.
-        if engine.kind() == EngineKind::Podman
-            && matches!(
-                compose.flavor(),
-                Flavor::DockerPlugin | Flavor::Standalone2 | Flavor::Standalone1
-            )
-        {
-            compose = compose.with_env("DOCKER_HOST", engine.endpoint());
-        }
-        Ok(Self::of(ctx, engine, Box::new(compose)))
+                .next("on Kubernetes: re-run `movim-setup init --target kube --version VERSION`, then `kubectl apply -f kube/movim.yaml`"),
+                NoRunner::NoComposeTool(e) => Failure::new("no compose tool found").because(e).next(
+                    "install Docker Compose v2 (docker compose) or pass --compose \"docker-compose\"",
+                ),
+            })?;
+        Ok(Self::of(ctx, engine, runner))
     }
 
     /// The real database and web probe beside a connected engine and its runner.
@@ -208,9 +189,8 @@ pub async fn start_healthy(
         };
         let mut outcome = tools.engine.wait_healthy(&c.id, HEALTH_TIMEOUT).await;
         if outcome.is_err()
-            && tools
-                .runner
-                .retries_lost_lookups(tools.engine.kind() == EngineKind::Podman)
+            && tools.engine.kind().drops_lookups_on_join()
+            && tools.runner.retries_lost_lookups()
             && lost_a_name_lookup(tools, &c.id).await
         {
             // A service that started as a one-shot left can fail to resolve `postgres` once

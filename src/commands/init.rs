@@ -477,11 +477,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
 /// One directory, one layout: `--target` must match what the directory already holds, or the
 /// two deployments would share a project name, volumes and ports.
 fn check_target(ctx: &Context, args: &InitArgs) -> Result<(), Failure> {
-    let wanted = if args.target == Target::Kube {
-        Layout::KubePlay
-    } else {
-        Layout::Compose
-    };
+    let wanted = args.target.layout();
     match store::layout_held(&ctx.dir) {
         Some(layout) if layout != wanted => Err(Failure::usage(format!(
             "{} holds a --target {} deployment ({}); init --target {} would write a second one beside it",

@@ -6,10 +6,9 @@ pub mod rollback;
 pub mod upgrade;
 
 use crate::adapters::clock::SystemClock;
-use crate::adapters::engine::EngineKind;
 use crate::adapters::registry::Distribution;
 use crate::adapters::ui::Ui;
-use crate::cli::{Cli, Command, EngineChoice};
+use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::error::{ExitStatus, Failure};
 use crate::stack::Machine;
@@ -19,10 +18,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
     let ctx = Context {
         dir: cli.dir,
         ui: Ui::new(),
-        engine: cli.engine.map(|e| match e {
-            EngineChoice::Docker => EngineKind::Docker,
-            EngineChoice::Podman => EngineKind::Podman,
-        }),
+        engine: cli.engine,
         compose: cli.compose,
         yes: cli.yes,
         registries: Box::new(Distribution),

@@ -3,9 +3,12 @@
 //! `init --target kube` (`kube/podman.yaml`, run by `podman kube play`), and how the containers of
 //! each are named back to their services.
 
-use crate::core::deployment::Service;
+use crate::core::deployment::{Deployment, Service};
+use crate::core::render;
 use crate::core::render::kube::{KUBE_ENV_FILE, PODMAN_FILE};
 use crate::core::render::{COMPOSE_FILE, ENV_FILE};
+use crate::core::secret::Secret;
+use std::collections::BTreeMap;
 
 /// The label every kube-played container carries (Podman copies a pod's labels onto its
 /// containers); its value is the project.
@@ -41,6 +44,95 @@ impl Layout {
             Self::Compose => ENV_FILE,
             Self::KubePlay => KUBE_ENV_FILE,
         }
+    }
+
+    /// The files of `layout` that say what runs, besides the answers and the lock, rendered for `d`
+    /// running `images`: `compose.yaml`; or `kube/podman.yaml` and `kube/movim.yaml` (whose paths are
+    /// made absolute against `dir`, where the deployment lives).
+    pub fn running_files(
+        self,
+        d: &Deployment,
+        password: &Secret,
+        images: &BTreeMap<String, String>,
+        dir: &std::path::Path,
+    ) -> Result<Vec<(&'static str, render::File)>, String> {
+        let (mut files, wanted) = match self {
+            Self::Compose => (
+                render::files(
+                    d,
+                    &render::Secrets {
+                        db_password: password.clone(),
+                    },
+                    images,
+                    &render::Extras::default(),
+                )
+                .map_err(|e| format!("cannot render the compose file: {e}"))?,
+                vec![COMPOSE_FILE],
+            ),
+            Self::KubePlay => (
+                render::kube::files(d, password, images, dir)
+                    .map_err(|e| format!("cannot render the kube manifests: {e}"))?,
+                vec![PODMAN_FILE, render::kube::KUBE_FILE],
+            ),
+        };
+        wanted
+            .into_iter()
+            .map(|name| {
+                files
+                    .remove(name)
+                    .map(|f| (name, f))
+                    .ok_or_else(|| format!("the renderer wrote no {name}"))
+            })
+            .collect()
+    }
+
+    /// Every generated file of `layout` `init` writes for `d` (with the answers file), as doctor
+    /// compares them with the directory.
+    pub fn expected_files(
+        self,
+        d: &Deployment,
+        password: &Secret,
+        images: &BTreeMap<String, String>,
+        dir: &std::path::Path,
+        extras: &render::Extras,
+    ) -> Result<BTreeMap<String, render::File>, String> {
+        if self == Self::KubePlay {
+            // What `init --target kube` writes: both renderings, the env and password files, the
+            // answers.
+            let mut files = render::kube::files(d, password, images, dir)?;
+            files.insert(
+                render::ANSWERS_FILE.to_owned(),
+                render::File {
+                    content: render::answers_yaml(d)?,
+                    mode: 0o644,
+                    secret: false,
+                },
+            );
+            return Ok(files);
+        }
+        render::files(
+            d,
+            &render::Secrets {
+                db_password: password.clone(),
+            },
+            images,
+            extras,
+        )
+    }
+
+    /// The values `init` writes in `layout`'s `movim.env` (the kube pods reach the database by its
+    /// pod's Service name).
+    #[must_use]
+    pub fn env_values(self, d: &Deployment, db_password: &Secret) -> Vec<(&'static str, String)> {
+        let mut values = crate::core::envfile::values(d, db_password);
+        if self == Self::KubePlay {
+            for (k, v) in &mut values {
+                if *k == "DB_HOST" {
+                    *v = render::kube::db_host(d);
+                }
+            }
+        }
+        values
     }
 
     /// The `init --target` that writes this layout.

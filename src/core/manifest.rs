@@ -2,7 +2,10 @@
 //! the mounts web, fpm and daemon must have (`compose.yaml`, or the Podman rendering `kube/podman.yaml`).
 //! Pure: doctor compares these with what the engine reports.
 
-use crate::core::render::compose::ComposeFile;
+use crate::core::deployment::Deployment;
+use crate::core::layout::Layout;
+use crate::core::render::{self, compose::ComposeFile};
+use crate::core::secret::Secret;
 use std::collections::BTreeMap;
 
 /// The images compose runs, by service, from the file as it is on disk.
@@ -174,6 +177,36 @@ pub fn kube_mounts(text: &str) -> Result<BTreeMap<String, Vec<WantedMount>>, Str
         }
     }
     Ok(out)
+}
+
+/// The images the manifest of `layout` runs, by service (kube: by container), from its text.
+pub fn images(layout: Layout, text: &str) -> Result<BTreeMap<String, String>, String> {
+    match layout {
+        Layout::Compose => compose_images(text),
+        Layout::KubePlay => kube_images(text),
+    }
+}
+
+/// The mounts of fpm, daemon and web as `init` writes them today for `d` running `images`:
+/// compose.yaml's volumes, or the volume mounts of the rendered `kube/podman.yaml` (a claim is
+/// the Podman volume of its name).
+pub fn expected_mounts(
+    layout: Layout,
+    d: &Deployment,
+    images: &BTreeMap<String, String>,
+    password: &Secret,
+    dir: &std::path::Path,
+) -> Option<BTreeMap<String, Vec<WantedMount>>> {
+    match layout {
+        Layout::Compose => {
+            let compose = render::compose::build(d, images).ok()?;
+            Some(compose_mounts(&compose, &d.project))
+        }
+        Layout::KubePlay => {
+            let files = render::kube::files(d, password, images, dir).ok()?;
+            kube_mounts(&files.get(render::kube::PODMAN_FILE)?.content).ok()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,12 @@ use crate::adapters::database::{DbClient, DbError, Postgres};
 use crate::adapters::db::DbFacts;
 use crate::adapters::engine::{ContainerEngine, Engine, EngineKind};
 use crate::adapters::health::{Handshake, Http, Infos, TlsFailure, WebProbe};
-use crate::adapters::runner::compose::{self, ComposeTool};
+use crate::adapters::runner::compose::ComposeTool;
 use crate::adapters::store::Dir;
-use crate::adapters::{fsx, run_lock};
+use crate::adapters::{fsx, run_lock, runner};
 use crate::core::containers::ContainerInfo;
 use crate::core::deployment::{Deployment, Tls};
 use crate::core::journal::{JOURNAL_FILE, Journal};
-use crate::core::layout::Layout;
 use crate::core::render::{self, CA_FILE};
 use crate::doctor::checks;
 use crate::doctor::{BUNDLE_LOG_LINES, PHINX_TIMEOUT, PROBE_TIMEOUT, XMPP_TIMEOUT};
@@ -157,12 +156,12 @@ pub async fn gather(
     want_logs: bool,
 ) -> Facts {
     let setup = Dir::read(dir);
-    let kube = setup.layout == Layout::KubePlay;
+    let layout = setup.layout;
     let (engine, compose) = tokio::join!(Engine::connect(engine_kind), async {
-        if kube {
-            None // `podman kube play` runs it: no compose tool is needed
+        if runner::needs_compose_tool(layout) {
+            Some(runner::detect_compose(compose_choice, engine_kind).await)
         } else {
-            Some(compose::detect(compose_choice, engine_kind == Some(EngineKind::Podman)).await)
+            None
         }
     });
     let project = setup
@@ -170,7 +169,11 @@ pub async fn gather(
         .as_ref()
         .map_or_else(|_| "PROJECT".to_owned(), |d| d.project.clone());
     let compose = compose.map(|c| {
-        c.map(|tool| ComposeInfo {
+        c.map(|tool| match &engine {
+            Ok(e) => tool.for_engine(e.kind(), e.endpoint()),
+            Err(_) => tool,
+        })
+        .map(|tool| ComposeInfo {
             describe: format!("{} {}", tool.flavor(), tool.version()),
             display: tool.display_command(),
             config_command: tool.config_command(dir, &project),
@@ -188,7 +191,7 @@ pub async fn gather(
     let usable = engine
         .as_ref()
         .ok()
-        .filter(|e| !kube || e.kind() == EngineKind::Podman);
+        .filter(|e| runner::engine_fits(layout, e.kind()));
     let stack = match (usable, &setup.deployment) {
         (Some(engine), Ok(d)) => {
             let tool = compose
@@ -308,8 +311,8 @@ pub async fn gather_stack(
     want_logs: bool,
 ) -> StackFacts {
     let config = async {
-        match (s.layout, compose, &s.main_text) {
-            (Layout::Compose, Some(tool), Some(_)) => Some(
+        match (runner::needs_compose_tool(s.layout), compose, &s.main_text) {
+            (true, Some(tool), Some(_)) => Some(
                 outcome(PROBE_TIMEOUT * 3, async {
                     tool.config(&s.dir, &d.project).await.map(|out| (0, out))
                 })

@@ -1,11 +1,9 @@
 //! The exact commands doctor's fixes end with: the deployment runner's own [`Commands`], so that
 //! a fix names the argv the tool itself would run, on either runner.
 
-use crate::adapters::runner::Commands;
 use crate::adapters::runner::compose::ComposeTool;
-use crate::adapters::runner::kube_play::KubePlay;
+use crate::adapters::runner::{self, Commands};
 use crate::adapters::store::Dir;
-use crate::core::layout::Layout;
 
 /// The commands fixes end with, built once for the deployment doctor looks at.
 pub struct Hints {
@@ -23,15 +21,7 @@ impl Hints {
             .deployment
             .as_ref()
             .map_or_else(|_| "PROJECT".to_owned(), |d| d.project.clone());
-        let commands = match setup.layout {
-            Layout::KubePlay => {
-                KubePlay::new(endpoint.unwrap_or_default()).commands(&setup.dir, &project)
-            }
-            Layout::Compose => tool
-                .cloned()
-                .unwrap_or_else(ComposeTool::assumed)
-                .commands(&setup.dir, &project),
-        };
+        let commands = runner::commands_of(setup.layout, tool, endpoint, &setup.dir, &project);
         Self {
             commands,
             dir: setup.dir.display().to_string(),

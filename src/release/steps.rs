@@ -13,7 +13,6 @@ use crate::core::image_ref::ImageRef;
 use crate::core::journal::Journal;
 use crate::core::layout::Layout;
 use crate::core::plan::{self, Migrations};
-use crate::core::render::kube::{self, KUBE_FILE, PODMAN_FILE};
 use crate::core::render::{self, COMPOSE_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
@@ -91,38 +90,11 @@ pub fn layout_files(
     password: &Secret,
     images: &BTreeMap<String, String>,
 ) -> Result<Vec<(&'static str, render::File)>, Failure> {
-    let (mut files, wanted) = match layout {
-        Layout::Compose => (
-            render::files(
-                d,
-                &render::Secrets {
-                    db_password: password.clone(),
-                },
-                images,
-                &Extras::default(),
-            )
-            .map_err(|e| Failure::new("cannot render the compose file").detail(e))?,
-            vec![COMPOSE_FILE],
-        ),
-        Layout::KubePlay => {
-            let dir = std::path::absolute(&ctx.dir)
-                .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
-            (
-                kube::files(d, password, images, &dir)
-                    .map_err(|e| Failure::new("cannot render the kube manifests").detail(e))?,
-                vec![PODMAN_FILE, KUBE_FILE],
-            )
-        }
-    };
-    wanted
-        .into_iter()
-        .map(|name| {
-            files
-                .remove(name)
-                .map(|f| (name, f))
-                .ok_or_else(|| Failure::new(format!("the renderer wrote no {name}")))
-        })
-        .collect()
+    let dir = std::path::absolute(&ctx.dir)
+        .or_fail(|| format!("cannot resolve {}", ctx.dir.display()))?;
+    layout
+        .running_files(d, password, images, &dir)
+        .map_err(|e| Failure::new("cannot render the deployment's files").detail(e))
 }
 
 /// Writes files of the deployment directory in one transaction (previous versions kept).

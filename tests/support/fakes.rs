@@ -257,7 +257,7 @@ impl Runner for FakeRunner {
         self.0.push("prepare_volumes");
         Box::pin(async { Ok((0, String::new())) })
     }
-    fn retries_lost_lookups(&self, _engine_is_podman: bool) -> bool {
+    fn retries_lost_lookups(&self) -> bool {
         false
     }
 }

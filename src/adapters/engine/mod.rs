@@ -59,11 +59,27 @@ const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much stderr a streamed exec keeps for its error message.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
 
-/// Which engine the user runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which engine the user runs (also `--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum EngineKind {
     Docker,
     Podman,
+}
+
+impl EngineKind {
+    /// Whether this tool can offer to start the engine's API service when it does not answer
+    /// (Podman's is often not served: systemd starts it on demand, and without systemd nothing does).
+    #[must_use]
+    pub fn serves_on_demand(self) -> bool {
+        self == Self::Podman
+    }
+
+    /// Whether the engine's DNS can drop a name lookup while containers join a network (Podman's
+    /// aardvark-dns 1.4: <https://github.com/containers/aardvark-dns/issues/389>).
+    #[must_use]
+    pub fn drops_lookups_on_join(self) -> bool {
+        self == Self::Podman
+    }
 }
 
 impl fmt::Display for EngineKind {

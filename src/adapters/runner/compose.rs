@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 
 use super::{Applies, Commands, Naming, Probe, Runner};
+use crate::adapters::engine::EngineKind;
 use crate::adapters::subprocess::{Capture, Captured, Program, describe_exit, last_lines};
 use crate::core::deployment::Service;
 use crate::core::layout::Layout;
@@ -306,6 +307,21 @@ impl ComposeTool {
     #[must_use]
     pub fn config_command(&self, dir: &Path, project: &str) -> String {
         self.command_line(&self.args(dir, project, &["config"], &[]))
+    }
+
+    /// This tool, driving the engine of `kind` at `endpoint`: podman-compose drives the `podman`
+    /// CLI itself, Docker's compose tools need Podman's socket named.
+    #[must_use]
+    pub fn for_engine(self, kind: EngineKind, endpoint: &str) -> Self {
+        let docker_tool = matches!(
+            self.flavor,
+            Flavor::DockerPlugin | Flavor::Standalone2 | Flavor::Standalone1
+        );
+        if kind == EngineKind::Podman && docker_tool {
+            self.with_env("DOCKER_HOST", endpoint)
+        } else {
+            self
+        }
     }
 
     /// Docker Compose v2, as doctor names it in its fixes when no compose tool answers.
@@ -633,8 +649,8 @@ impl Runner for ComposeTool {
         Box::pin(self.run_oneshot(dir, project, PREPARE_SERVICE, None, &[]))
     }
 
-    fn retries_lost_lookups(&self, engine_is_podman: bool) -> bool {
-        engine_is_podman
+    fn retries_lost_lookups(&self) -> bool {
+        true
     }
 }
 

@@ -294,7 +294,7 @@ impl Runner for KubePlay {
         Box::pin(async { Ok((0, String::new())) })
     }
 
-    fn retries_lost_lookups(&self, _engine_is_podman: bool) -> bool {
+    fn retries_lost_lookups(&self) -> bool {
         false
     }
 }

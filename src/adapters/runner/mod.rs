@@ -9,9 +9,88 @@
 pub mod compose;
 pub mod kube_play;
 
+use crate::adapters::engine::EngineKind;
 use crate::core::layout::Layout;
 use futures_util::future::BoxFuture;
 use std::path::Path;
+
+/// Why no runner can drive a deployment of a layout on the engine found.
+#[derive(Debug)]
+pub enum NoRunner {
+    /// A kube-played deployment needs `podman kube play`; the engine is another one.
+    NeedsPodman(EngineKind),
+    /// A compose deployment needs a compose tool; none answered.
+    NoComposeTool(anyhow::Error),
+}
+
+/// Whether a deployment of `layout` is driven through a compose tool.
+#[must_use]
+pub fn needs_compose_tool(layout: Layout) -> bool {
+    layout == Layout::Compose
+}
+
+/// Whether an engine of `kind` can run a deployment of `layout` (`podman kube play` needs Podman).
+#[must_use]
+pub fn engine_fits(layout: Layout, kind: EngineKind) -> bool {
+    layout != Layout::KubePlay || kind == EngineKind::Podman
+}
+
+/// The runner of a deployment of `layout` on the engine reached at `endpoint`: `podman kube play`,
+/// or the compose tool `compose_choice` names (detected when `None`), told where Podman's socket is
+/// when it is one of Docker's tools.
+///
+/// # Errors
+/// [`NoRunner`].
+pub async fn select(
+    layout: Layout,
+    kind: EngineKind,
+    endpoint: &str,
+    compose_choice: Option<&str>,
+) -> Result<Box<dyn Runner>, NoRunner> {
+    if layout == Layout::KubePlay {
+        if kind != EngineKind::Podman {
+            return Err(NoRunner::NeedsPodman(kind));
+        }
+        return Ok(Box::new(kube_play::KubePlay::new(endpoint)));
+    }
+    let tool = compose::detect(compose_choice, kind == EngineKind::Podman)
+        .await
+        .map_err(NoRunner::NoComposeTool)?;
+    Ok(Box::new(tool.for_engine(kind, endpoint)))
+}
+
+/// The commands of the deployment of `layout` in `dir` named `project`, for what a user is told to
+/// run when no runner could be set up: the compose tool found (Docker Compose v2 when none
+/// answered), or `podman` at the engine's `endpoint`.
+#[must_use]
+pub fn commands_of(
+    layout: Layout,
+    tool: Option<&compose::ComposeTool>,
+    endpoint: Option<&str>,
+    dir: &Path,
+    project: &str,
+) -> Commands {
+    match layout {
+        Layout::KubePlay => {
+            kube_play::KubePlay::new(endpoint.unwrap_or_default()).commands(dir, project)
+        }
+        Layout::Compose => tool
+            .cloned()
+            .unwrap_or_else(compose::ComposeTool::assumed)
+            .commands(dir, project),
+    }
+}
+
+/// Finds the compose tool to drive ([`compose::detect`]), Podman's first when the engine is Podman.
+///
+/// # Errors
+/// No compose tool answers.
+pub async fn detect_compose(
+    choice: Option<&str>,
+    engine: Option<EngineKind>,
+) -> anyhow::Result<compose::ComposeTool> {
+    compose::detect(choice, engine == Some(EngineKind::Podman)).await
+}
 
 /// Runs a deployment's containers.
 pub trait Runner: Send + Sync {
@@ -75,10 +154,10 @@ pub trait Runner: Send + Sync {
         project: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<(i32, String)>>;
 
-    /// Whether a service that fails to become healthy may have lost a name lookup to a known
-    /// engine DNS race, and deserves one more start (Podman's aardvark-dns 1.4 drops lookups while
-    /// containers join a network: <https://github.com/containers/aardvark-dns/issues/389>).
-    fn retries_lost_lookups(&self, engine_is_podman: bool) -> bool;
+    /// Whether a service that fails to become healthy after losing a name lookup to the engine's
+    /// DNS race ([`EngineKind::drops_lookups_on_join`]) deserves one more start: a service that
+    /// started as a one-shot left can fail to resolve `postgres` once.
+    fn retries_lost_lookups(&self) -> bool;
 }
 
 /// A release that does not run yet, as a one-shot needs it.

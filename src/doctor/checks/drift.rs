@@ -2,9 +2,7 @@
 
 use crate::adapters::store::Dir;
 use crate::core::envfile;
-use crate::core::layout::Layout;
 use crate::core::lockfile::LOCK_FILE;
-use crate::core::render::kube::{self};
 use crate::core::render::{self, ANSWERS_FILE, Extras};
 use crate::doctor::DIFF_LINES;
 use crate::doctor::report::{Area, Finding, line_diff};
@@ -24,28 +22,8 @@ pub fn expected_files(s: &Dir, extras: &Extras) -> Result<BTreeMap<String, rende
     let lock = s
         .lock()
         .ok_or(format!("{LOCK_FILE} is missing or not valid"))?;
-    if s.layout == Layout::KubePlay {
-        // What `init --target kube` writes: both renderings, the env and password files, the
-        // answers.
-        let mut files = kube::files(d, &password, &lock.images, &s.dir)?;
-        files.insert(
-            ANSWERS_FILE.to_owned(),
-            render::File {
-                content: render::answers_yaml(d)?,
-                mode: 0o644,
-                secret: false,
-            },
-        );
-        return Ok(files);
-    }
-    render::files(
-        d,
-        &render::Secrets {
-            db_password: password,
-        },
-        &lock.images,
-        extras,
-    )
+    s.layout
+        .expected_files(d, &password, &lock.images, &s.dir, extras)
 }
 
 /// Generated files compared with what `init` renders: a short diff for public files; for files

@@ -2,7 +2,7 @@
 //! a compose tool is found; and, when either is missing, the one finding that says why the stack
 //! was not checked.
 
-use crate::adapters::engine::EngineKind;
+use crate::adapters::runner;
 use crate::core::layout::Layout;
 use crate::core::render::kube::PODMAN_FILE;
 use crate::doctor::facts::Facts;
@@ -29,7 +29,7 @@ pub fn check_engine(f: &Facts) -> Vec<Finding> {
     }
     // A kube-played deployment runs on Podman only: another engine has none of its containers.
     if let (true, Ok(e)) = (kube, &f.engine) {
-        out.push(if e.kind == EngineKind::Podman {
+        out.push(if runner::engine_fits(f.dir.layout, e.kind) {
             Finding::ok(
                 Area::Engine,
                 "engine.runner",
@@ -67,11 +67,10 @@ pub fn check_engine(f: &Facts) -> Vec<Finding> {
 
 /// When the engine or the answers are missing, the stack checks cannot run: one finding says so.
 pub fn skipped(f: &Facts) -> Finding {
-    let engine_missing = f.engine.is_err()
-        || (f.dir.layout == Layout::KubePlay
-            && f.engine
-                .as_ref()
-                .is_ok_and(|e| e.kind != EngineKind::Podman));
+    let engine_missing = f
+        .engine
+        .as_ref()
+        .map_or(true, |e| !runner::engine_fits(f.dir.layout, e.kind));
     let why = if engine_missing && f.dir.layout == Layout::KubePlay {
         "the engine does not answer or is not Podman"
     } else if engine_missing {

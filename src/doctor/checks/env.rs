@@ -2,8 +2,6 @@
 
 use crate::adapters::store::Dir;
 use crate::core::envfile;
-use crate::core::layout::Layout;
-use crate::core::render::kube::{self};
 use crate::core::secret::Secret;
 use crate::doctor::MOVIM_UID;
 use crate::doctor::facts::FileMeta;
@@ -59,18 +57,7 @@ pub fn check_env(s: &Dir, meta: Option<FileMeta>, hints: &Hints) -> Vec<Finding>
     let expected: BTreeMap<&str, String> = s
         .deployment
         .as_ref()
-        .map(|d| {
-            let mut values = envfile::values(d, &Secret::new(String::new()));
-            // The kube pods reach the database by its pod's (Service's) name.
-            if s.layout == Layout::KubePlay {
-                for (k, v) in &mut values {
-                    if *k == "DB_HOST" {
-                        *v = kube::db_host(d);
-                    }
-                }
-            }
-            values
-        })
+        .map(|d| s.layout.env_values(d, &Secret::new(String::new())))
         .unwrap_or_default()
         .into_iter()
         .collect();

@@ -1,10 +1,8 @@
 //! `images.*`: every image the manifest runs pinned by digest and equal to the lock.
 
 use crate::adapters::store::Dir;
-use crate::core::layout::Layout;
 use crate::core::lockfile::LOCK_FILE;
-use crate::core::manifest::compose_images;
-use crate::core::manifest::kube_images;
+use crate::core::manifest;
 use crate::doctor::report::{Area, Finding};
 use std::collections::BTreeSet;
 
@@ -15,10 +13,7 @@ pub fn check_images(s: &Dir) -> Vec<Finding> {
         return Vec::new();
     };
     let main_file = s.layout.main_file();
-    let read = match s.layout {
-        Layout::Compose => compose_images(text),
-        Layout::KubePlay => kube_images(text),
-    };
+    let read = manifest::images(s.layout, text);
     let images = match read {
         Ok(i) => i,
         Err(e) => {

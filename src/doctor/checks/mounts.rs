@@ -3,12 +3,8 @@
 use crate::adapters::store::Dir;
 use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
-use crate::core::layout::Layout;
+use crate::core::manifest;
 use crate::core::manifest::WantedMount;
-use crate::core::manifest::compose_mounts;
-use crate::core::manifest::kube_mounts;
-use crate::core::render::kube::{self, PODMAN_FILE};
-use crate::core::render::{self};
 use crate::doctor::MOVIM_UID;
 use crate::doctor::facts::Outcome;
 use crate::doctor::hints::Hints;
@@ -19,16 +15,7 @@ use std::collections::BTreeMap;
 /// volume mounts of the rendered `kube/podman.yaml` (a claim is the Podman volume of its name).
 pub fn expected_mounts(s: &Dir, d: &Deployment) -> Option<BTreeMap<String, Vec<WantedMount>>> {
     let lock = s.lock()?;
-    match s.layout {
-        Layout::Compose => {
-            let compose = render::compose::build(d, &lock.images).ok()?;
-            Some(compose_mounts(&compose, &d.project))
-        }
-        Layout::KubePlay => {
-            let files = kube::files(d, &s.password()?, &lock.images, &s.dir).ok()?;
-            kube_mounts(&files.get(PODMAN_FILE)?.content).ok()
-        }
-    }
+    manifest::expected_mounts(s.layout, d, &lock.images, &s.password()?, &s.dir)
 }
 
 /// How `c`'s mounts differ from `spec`, and the shared directories it must be able to write.
