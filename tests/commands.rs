@@ -16,7 +16,7 @@ use movim_setup::commands;
 use movim_setup::core::journal::JOURNAL_FILE;
 use movim_setup::core::lockfile::Lock;
 use movim_setup::doctor::report::{Report, Severity};
-use movim_setup::doctor::{checks, facts};
+use movim_setup::doctor::{checks, facts, gather};
 use movim_setup::error::{ExitStatus, Failure};
 use std::path::Path;
 
@@ -196,7 +196,7 @@ async fn rollback_returns_to_the_previous_release_and_restores_its_dump_when_its
 async fn doctor(dir: &Path, log: &Log) -> Report {
     let setup = Dir::read(dir);
     let d = setup.deployment.clone().unwrap_or_else(|e| panic!("{e}"));
-    let stack = facts::gather_stack(
+    let stack = gather::gather_stack(
         &FakeEngine(log.clone()),
         &FakeDb(log.clone()),
         &FakeWeb(log.clone()),
@@ -206,7 +206,7 @@ async fn doctor(dir: &Path, log: &Log) -> Report {
         false,
     )
     .await;
-    let mut f = facts::local(setup);
+    let mut f = gather::local(setup);
     f.engine = Ok(facts::EngineInfo {
         kind: EngineKind::Docker,
         version: "fake".to_owned(),

@@ -36,6 +36,7 @@
 pub mod bundle;
 pub mod checks;
 pub mod facts;
+pub mod gather;
 pub mod hints;
 pub mod report;
 
@@ -85,7 +86,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
             dir.display()
         )));
     }
-    let facts = facts::gather(
+    let facts = gather::gather(
         &dir,
         ctx.engine,
         ctx.compose.as_deref(),
