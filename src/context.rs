@@ -6,6 +6,7 @@ use crate::adapters::clock::Clock;
 use crate::adapters::engine::EngineKind;
 use crate::adapters::registry::Registries;
 use crate::adapters::ui::Ui;
+use crate::core::answers::Prompter;
 use crate::core::layout::Layout;
 use crate::error::Failure;
 use futures_util::future::BoxFuture;
@@ -19,7 +20,8 @@ pub struct Context {
     /// `--engine`, when given: the engine is not auto-detected.
     pub engine: Option<EngineKind>,
     pub compose: Option<String>,
-    pub yes: bool,
+    /// Asks the user (the terminal), or answers with the defaults when nobody is there.
+    pub prompter: Box<dyn Prompter>,
     pub registries: Box<dyn Registries>,
     pub clock: Box<dyn Clock>,
     /// Finds the engine and what runs the deployment, once the command knows its layout.

@@ -18,7 +18,6 @@ use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -96,14 +95,15 @@ impl Connect for Machine {
 async fn start_podman(ctx: &Context, cause: anyhow::Error) -> Result<Engine, Failure> {
     let endpoint = engine::podman_endpoint();
     let command = engine::podman_service_command(&endpoint);
-    let asked = !ctx.yes
-        && std::io::stdin().is_terminal()
-        && dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Podman's API does not answer at {endpoint}. Start `{command}` in the background?"
-            ))
-            .default(true)
-            .interact()
+    let asked = ctx.prompter.interactive()
+        && ctx
+            .prompter
+            .confirm(
+                &format!(
+                    "Podman's API does not answer at {endpoint}. Start `{command}` in the background?"
+                ),
+                true,
+            )
             .unwrap_or(false);
     if !asked {
         return Err(Failure::new("Podman's API socket is not answering")

@@ -3,12 +3,23 @@
 //! otherwise, and the one place failures are printed. `NO_COLOR` is honoured.
 
 use crate::adapters::engine::PullProgress;
-use crate::core::answers::{Prompter, Question};
+use crate::core::answers::{Defaults, Prompter, Question};
 use crate::error::Failure;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
+
+/// The prompter for this run: the terminal when there is one and `--yes` was not given, else
+/// the defaults.
+#[must_use]
+pub fn prompter(yes: bool) -> Box<dyn Prompter> {
+    if yes || !std::io::stdin().is_terminal() {
+        Box::new(Defaults)
+    } else {
+        Box::new(Terminal)
+    }
+}
 
 /// Interactive prompts on the terminal.
 #[derive(Debug, Default)]
@@ -41,6 +52,20 @@ impl Prompter for Terminal {
             .with_prompt(q.prompt)
             .interact()
             .map_err(|e| prompt_failed(q, e))
+    }
+    fn interactive(&self) -> bool {
+        true
+    }
+    fn confirm(&self, prompt: &str, default: bool) -> Result<bool, Failure> {
+        dialoguer::Confirm::new()
+            .with_prompt(prompt)
+            .default(default)
+            .interact()
+            .map_err(|e| {
+                Failure::usage("could not ask for confirmation")
+                    .because(e)
+                    .next("pass --yes")
+            })
     }
 }
 

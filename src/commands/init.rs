@@ -12,11 +12,9 @@ use crate::adapters::fsx::{self, Transaction};
 use crate::adapters::health;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
-use crate::adapters::ui::Terminal;
 use crate::cli::{InitArgs, Target};
 use crate::context::Context;
 use crate::core::answers::{self, Answers};
-use crate::core::answers::{Defaults, Prompter};
 use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
@@ -27,7 +25,6 @@ use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::pin;
 use crate::stack;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -175,13 +172,8 @@ fn collect_answers(
         .map(Answers::from_deployment)
         .unwrap_or_default();
     let merged = given.or(from_file).or(from_saved);
-    let prompter: Box<dyn Prompter> = if ctx.yes || !std::io::stdin().is_terminal() {
-        Box::new(Defaults)
-    } else {
-        Box::new(Terminal)
-    };
     let default_project = default_project(&ctx.dir);
-    let resolved = answers::resolve(merged, prompter.as_ref(), &default_project)?;
+    let resolved = answers::resolve(merged, ctx.prompter.as_ref(), &default_project)?;
     let d = resolved.deployment;
     let password = match (&d.database, resolved.db_password, saved.db_password()) {
         (Database::External { .. }, Some(given), _) => given,

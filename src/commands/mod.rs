@@ -7,7 +7,7 @@ pub mod upgrade;
 
 use crate::adapters::clock::SystemClock;
 use crate::adapters::registry::Distribution;
-use crate::adapters::ui::Ui;
+use crate::adapters::ui::{self, Ui};
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::error::{ExitStatus, Failure};
@@ -20,7 +20,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         ui: Ui::new(),
         engine: cli.engine,
         compose: cli.compose,
-        yes: cli.yes,
+        prompter: ui::prompter(cli.yes),
         registries: Box::new(Distribution),
         clock: Box::new(SystemClock),
         connect: Box::new(Machine),

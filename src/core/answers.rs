@@ -48,10 +48,15 @@ pub struct Question {
 }
 
 /// Asks the user; implemented by the terminal prompter and the non-interactive one.
-pub trait Prompter {
+pub trait Prompter: Send + Sync {
     fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure>;
     fn select(&self, q: &Question, choices: &[&str], default: usize) -> Result<usize, Failure>;
     fn password(&self, q: &Question) -> Result<String, Failure>;
+    /// Whether someone answers (a terminal, without `--yes`): unattended runs take defaults and
+    /// never wait on a question.
+    fn interactive(&self) -> bool;
+    /// A yes/no question; `default` is the answer offered.
+    fn confirm(&self, prompt: &str, default: bool) -> Result<bool, Failure>;
 }
 
 fn missing(q: &Question) -> Failure {
@@ -76,6 +81,12 @@ impl Prompter for Defaults {
     }
     fn password(&self, q: &Question) -> Result<String, Failure> {
         Err(missing(q))
+    }
+    fn interactive(&self) -> bool {
+        false
+    }
+    fn confirm(&self, _prompt: &str, default: bool) -> Result<bool, Failure> {
+        Ok(default)
     }
 }
 

@@ -22,7 +22,6 @@ use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::stack;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal as _;
 use std::path::Path;
 
 /// Plans with what pulling reveals, prints the plan, refuses or executes.
@@ -110,23 +109,18 @@ pub fn read(dir: &Path, name: &str) -> Result<String, Failure> {
 }
 
 pub fn confirmed(ctx: &Context, p: &Plan) -> Result<bool, Failure> {
-    if ctx.yes || !std::io::stdin().is_terminal() {
+    if !ctx.prompter.interactive() {
         return Ok(true);
     }
-    dialoguer::Confirm::new()
-        .with_prompt(format!(
+    ctx.prompter.confirm(
+        &format!(
             "{} Movim {} -> {} now (downtime until step 7)?",
             p.kind.verb(),
             p.from,
             p.to
-        ))
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Failure::usage("could not ask for confirmation")
-                .because(e)
-                .next("pass --yes")
-        })
+        ),
+        false,
+    )
 }
 
 /// A refusal as the command's outcome: nothing to do is success, the rest fail naming the fix.

@@ -21,6 +21,7 @@ use movim_setup::adapters::runner::compose::ComposeTool;
 use movim_setup::adapters::runner::{Commands, Probe, Runner};
 use movim_setup::adapters::ui::Ui;
 use movim_setup::context::{Connect, Context};
+use movim_setup::core::answers::Defaults;
 use movim_setup::core::containers::ContainerInfo;
 use movim_setup::core::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
 use movim_setup::core::image_ref::ImageRef;
@@ -412,7 +413,7 @@ pub fn context(dir: &Path, log: &Log) -> Context {
         ui: Ui::new(),
         engine: None,
         compose: None,
-        yes: true,
+        prompter: Box::new(Defaults),
         registries: Box::new(FakeRegistry(log.clone())),
         clock: Box::new(FixedClock),
         connect: Box::new(FakeMachine(log.clone())),
