@@ -421,7 +421,7 @@ async fn one_shot(
     args.push(image);
     args.extend_from_slice(cmd);
     let line = format!("{cli} {}", args.join(" "));
-    let mut child = tokio::process::Command::new(cli)
+    let mut child = crate::adapters::subprocess::command(cli)
         .args(&args)
         .env("PGPASSWORD", target.password.expose())
         .stdin(if stdin.is_some() {

@@ -140,7 +140,7 @@ impl Drop for Transaction {
 
 /// Free bytes on the filesystem holding `path` (statvfs through `df`, which every system has).
 pub fn free_bytes(path: &Path) -> Result<u64> {
-    let out = std::process::Command::new("df")
+    let out = crate::adapters::subprocess::blocking_command("df")
         .args(["-P", "-k"])
         .arg(path)
         .output()
@@ -153,6 +153,28 @@ pub fn free_bytes(path: &Path) -> Result<u64> {
         .context("df line too short")?
         .parse()?;
     Ok(avail * 1024)
+}
+
+/// Packs `name` (a directory inside `parent`) into the gzipped tarball `out`, with the system's
+/// `tar`.
+///
+/// # Errors
+/// `tar` cannot run or fails (its stderr is quoted).
+pub fn tar_gz(parent: &Path, name: &str, out: &Path) -> Result<()> {
+    let done = crate::adapters::subprocess::blocking_command("tar")
+        .arg("-czf")
+        .arg(std::path::absolute(out).unwrap_or_else(|_| out.to_owned()))
+        .arg("-C")
+        .arg(parent)
+        .arg(name)
+        .output()
+        .context("cannot run tar")?;
+    anyhow::ensure!(
+        done.status.success(),
+        "tar failed: {}",
+        String::from_utf8_lossy(&done.stderr).trim()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

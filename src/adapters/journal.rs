@@ -3,7 +3,7 @@
 //! `checkpoint`): a test sets `MOVIM_SETUP_CRASH_AT=after-backup` and the process kills itself with
 //! SIGKILL there.
 
-use crate::adapters::{clock, fsx};
+use crate::adapters::{clock, env, fsx};
 use crate::core::journal::{JOURNAL_FILE, Journal};
 use crate::core::plan::Step;
 use anyhow::Context as _;
@@ -78,11 +78,11 @@ impl Journal {
 /// destructor, no flush: what a power cut or the OOM killer does), so crash tests can prove that
 /// the journal lets the next run recover. Users never set it.
 pub fn checkpoint(name: &str) {
-    if std::env::var(CRASH_ENV).is_ok_and(|v| v == name) {
+    if env::var(CRASH_ENV).is_some_and(|v| v == name) {
         eprintln!("checkpoint {name}: {CRASH_ENV} is set, killing this process with SIGKILL");
         let pid = std::process::id().to_string();
         // std has no kill(2); the `kill` program sends the real SIGKILL (abort() would be SIGABRT).
-        let _ = std::process::Command::new("kill")
+        let _ = crate::adapters::subprocess::blocking_command("kill")
             .args(["-9", &pid])
             .status();
         // The signal is asynchronous: never run past the checkpoint.

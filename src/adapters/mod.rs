@@ -7,6 +7,7 @@ pub mod clock;
 pub mod database;
 pub mod db;
 pub mod engine;
+pub mod env;
 pub mod fsx;
 pub mod health;
 pub mod journal;

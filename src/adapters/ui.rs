@@ -3,18 +3,18 @@
 //! otherwise, and the one place failures are printed. `NO_COLOR` is honoured.
 
 use crate::adapters::engine::PullProgress;
+use crate::adapters::env;
 use crate::core::answers::{Defaults, Prompter, Question};
 use crate::error::Failure;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 
 /// The prompter for this run: the terminal when there is one and `--yes` was not given, else
 /// the defaults.
 #[must_use]
 pub fn prompter(yes: bool) -> Box<dyn Prompter> {
-    if yes || !std::io::stdin().is_terminal() {
+    if yes || !env::stdin_is_terminal() {
         Box::new(Defaults)
     } else {
         Box::new(Terminal)
@@ -78,8 +78,7 @@ pub struct Ui {
 impl Ui {
     #[must_use]
     pub fn new() -> Self {
-        let fancy = std::io::stderr().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let fancy = env::stderr_is_fancy();
         Self { fancy }
     }
 

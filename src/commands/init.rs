@@ -9,9 +9,9 @@ use crate::adapters::Tools;
 use crate::adapters::database::DbError;
 use crate::adapters::db;
 use crate::adapters::fsx::{self, Transaction};
-use crate::adapters::health;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
+use crate::adapters::{env, health};
 use crate::cli::{InitArgs, Target};
 use crate::context::Context;
 use crate::core::answers::{self, Answers};
@@ -139,8 +139,7 @@ fn collect_answers(
         db_port: args.db_port,
         db_name: args.db_name.clone(),
         db_user: args.db_user.clone(),
-        db_password: std::env::var("MOVIM_DB_PASSWORD")
-            .ok()
+        db_password: env::var("MOVIM_DB_PASSWORD")
             .filter(|p| !p.is_empty())
             .map(Secret::new),
         xmpp: args.xmpp.map(|c| c.to_string()),

@@ -28,8 +28,8 @@ pub fn write_bundle(
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let staging =
-        std::env::temp_dir().join(format!("movim-doctor-{}-{nanos:x}", std::process::id()));
+    let staging = crate::adapters::env::temp_dir()
+        .join(format!("movim-doctor-{}-{nanos:x}", std::process::id()));
     let root = staging.join("movim-doctor");
     let result = (|| -> anyhow::Result<()> {
         std::fs::create_dir_all(root.join("logs")).context("cannot create a staging directory")?;
@@ -61,20 +61,7 @@ pub fn write_bundle(
                 .collect();
             put(&format!("logs/{safe}.log"), text)?;
         }
-        let out = std::process::Command::new("tar")
-            .arg("-czf")
-            .arg(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
-            .arg("-C")
-            .arg(&staging)
-            .arg("movim-doctor")
-            .output()
-            .context("cannot run tar")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "tar failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(())
+        fsx::tar_gz(&staging, "movim-doctor", path)
     })();
     let _ = std::fs::remove_dir_all(&staging);
     result

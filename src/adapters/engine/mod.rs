@@ -34,6 +34,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
+use crate::adapters::env;
 use crate::adapters::registry::docker_config_credentials;
 use crate::core::containers::{ContainerInfo, MountInfo};
 use crate::core::image_ref::ImageRef;
@@ -162,7 +163,7 @@ fn start_hint(kind: Option<EngineKind>, endpoint: &str) -> String {
 #[must_use]
 pub fn podman_endpoint() -> String {
     use std::os::unix::fs::MetadataExt as _;
-    let env = |key: &str| std::env::var(key).ok();
+    let env = |key: &str| env::var(key);
     let candidates = candidate_endpoints(Some(EngineKind::Podman), &env);
     // /proc/self belongs to the effective uid of this process.
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
@@ -196,10 +197,10 @@ pub async fn start_podman_service(endpoint: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create {} for the socket", dir.display()))?;
     }
-    let log = std::env::temp_dir().join("movim-setup-podman-service.log");
+    let log = env::temp_dir().join("movim-setup-podman-service.log");
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = std::process::Command::new("podman")
+    let mut child = crate::adapters::subprocess::blocking_command("podman")
         .args(["system", "service", "--time=0", endpoint])
         .stdin(std::process::Stdio::null())
         .stdout(log_file.try_clone()?)
@@ -246,7 +247,7 @@ impl Engine {
     /// Connects to the engine the environment points at (`DOCKER_HOST`, then `CONTAINER_HOST`),
     /// else to the usual socket of `kind` (Docker's, then Podman's, when `kind` is `None`).
     pub async fn connect(kind: Option<EngineKind>) -> anyhow::Result<Self> {
-        let candidates = candidate_endpoints(kind, &|key| std::env::var(key).ok());
+        let candidates = candidate_endpoints(kind, &|key| env::var(key));
         // Prefer a socket that exists, so the error names the one most likely meant.
         let endpoint = candidates
             .iter()

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use futures_util::future::BoxFuture;
 use sha2::{Digest as _, Sha256};
 
+use crate::adapters::env;
 use crate::core::image_ref::{DOCKER_HUB, ImageRef};
 use crate::core::secret::Secret;
 
@@ -66,10 +67,10 @@ pub fn docker_config_credentials(registry: &str) -> Option<Credentials> {
 }
 
 fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+    if let Some(dir) = env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("config.json"));
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    let home = env::var_os("HOME").filter(|h| !h.is_empty())?;
     Some(PathBuf::from(home).join(".docker").join("config.json"))
 }
 
