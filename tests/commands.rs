@@ -192,6 +192,59 @@ async fn rollback_returns_to_the_previous_release_and_restores_its_dump_when_its
     assert!(!dir.path().join(JOURNAL_FILE).exists());
 }
 
+#[tokio::test]
+async fn an_upgrade_whose_rollback_failed_too_is_settled_by_rollback() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().fail_start_of = Some("0.30.0".to_owned());
+    log.state().fail_restore = true;
+    log.state().probe_status = (3, "down  20250101000000  CreateSomething\n".to_owned());
+
+    let failure = run(dir.path(), &log, &["upgrade", "--to", TO])
+        .await
+        .expect_err("the start fails, and so does the automatic rollback");
+    assert!(
+        failure
+            .details
+            .iter()
+            .any(|d| d.contains("the automatic rollback to v0.29.2 failed too")),
+        "{failure}"
+    );
+    assert!(
+        failure
+            .next
+            .iter()
+            .any(|n| n.starts_with("movim-setup rollback")),
+        "{failure}"
+    );
+    assert!(
+        dir.path().join(JOURNAL_FILE).exists(),
+        "the journal is kept"
+    );
+
+    // Doctor names the interrupted run; a second upgrade refuses to start beside it.
+    assert_eq!(
+        severity_of(&doctor(dir.path(), &log).await, "upgrade.journal"),
+        Severity::Error
+    );
+    let refused = run(dir.path(), &log, &["upgrade", "--to", TO])
+        .await
+        .expect_err("an interrupted run must be settled first");
+    assert!(refused.what.contains("an interrupted upgrade"), "{refused}");
+
+    log.state().fail_restore = false;
+    let status = run(dir.path(), &log, &["rollback"]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert_eq!(lock(dir.path()).movim, FROM);
+    assert!(
+        log.has("restore backups/db-fake-v0.29.2.dump"),
+        "{:?}",
+        log.calls()
+    );
+    assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
+
 /// What doctor reports about the deployment in `dir`, its stack read from the fakes.
 async fn doctor(dir: &Path, log: &Log) -> Report {
     let setup = Dir::read(dir);

@@ -51,6 +51,8 @@ pub struct State {
     pub stopped: Vec<String>,
     /// Applied migrations, as `phinxlog` holds them.
     pub phinxlog: Vec<i64>,
+    /// Restoring a dump fails (the disk, the server).
+    pub fail_restore: bool,
 }
 
 /// A handle on the shared [`State`].
@@ -309,7 +311,13 @@ impl DbClient for FakeDb {
         backup: &'a BackupRef,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         self.0.push(format!("restore {}", backup.file));
-        Box::pin(async { Ok(()) })
+        let fail = self.0.state().fail_restore;
+        Box::pin(async move {
+            if fail {
+                anyhow::bail!("pg_restore: the server closed the connection");
+            }
+            Ok(())
+        })
     }
 }
 
