@@ -472,10 +472,9 @@ fn doctor_names_each_fault_and_its_fix(on: On) {
     // 3. compose.yaml edited by hand: the daemon's image unpinned.
     let compose_path = dir.join("compose.yaml");
     let compose = std::fs::read_to_string(&compose_path).expect("compose.yaml");
-    let lock: Value = serde_norway::from_str(
-        &std::fs::read_to_string(dir.join("movim-setup.lock")).expect("lock"),
-    )
-    .expect("lock YAML");
+    let lock: Value =
+        yaml_serde::from_str(&std::fs::read_to_string(dir.join("movim-setup.lock")).expect("lock"))
+            .expect("lock YAML");
     let pinned = lock["images"]["daemon"].as_str().expect("daemon pinned");
     let unpinned = pinned.split('@').next().unwrap_or_default();
     std::fs::write(&compose_path, compose.replace(pinned, unpinned)).expect("edit");

@@ -57,7 +57,7 @@ fn infos(port: u16) -> serde_json::Value {
 
 fn pinned_images(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("movim-setup.lock")).expect("lock exists");
-    let lock: serde_json::Value = serde_norway::from_str(&text).expect("lock is YAML");
+    let lock: serde_json::Value = yaml_serde::from_str(&text).expect("lock is YAML");
     lock["images"].clone()
 }
 

@@ -167,7 +167,7 @@ fn compose_files_validate_against_the_official_schema() {
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     for (name, d) in combos() {
         let text = &rendered(&d)["compose.yaml"].content;
-        let value: serde_json::Value = serde_norway::from_str(text).expect("compose.yaml is YAML");
+        let value: serde_json::Value = yaml_serde::from_str(text).expect("compose.yaml is YAML");
         let errors: Vec<String> = validator
             .iter_errors(&value)
             .map(|e| format!("{} at {}", e, e.instance_path()))
@@ -187,7 +187,7 @@ fn the_web_container_only_reads_the_shared_public_tree() {
         .find(|(name, _)| *name == "proxy_bundled-db_external-xmpp")
         .expect("the default combination");
     let text = &rendered(d)["compose.yaml"].content;
-    let file: serde_json::Value = serde_norway::from_str(text).expect("yaml");
+    let file: serde_json::Value = yaml_serde::from_str(text).expect("yaml");
     let web_volumes = file["services"]["web"]["volumes"]
         .as_array()
         .expect("web volumes");

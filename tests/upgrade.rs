@@ -217,7 +217,7 @@ impl Stack {
 
     fn lock(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(self.dir.join("movim-setup.lock")).expect("lock");
-        serde_norway::from_str(&text).expect("lock is YAML")
+        yaml_serde::from_str(&text).expect("lock is YAML")
     }
 
     fn file(&self, name: &str) -> Vec<u8> {

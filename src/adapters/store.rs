@@ -49,7 +49,7 @@ impl Dir {
         let answers = text(ANSWERS_FILE);
         let answers_missing = answers.is_none();
         let deployment = match answers {
-            Some(t) => serde_norway::from_str::<Deployment>(&t).map_err(|e| e.to_string()),
+            Some(t) => yaml_serde::from_str::<Deployment>(&t).map_err(|e| e.to_string()),
             None => Err(format!("{ANSWERS_FILE} cannot be read")),
         };
         let held = layout_held(dir);

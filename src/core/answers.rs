@@ -128,7 +128,7 @@ questions! {
 impl Answers {
     /// Reads an answers file (YAML, keys as in [`QUESTIONS`]).
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, Failure> {
-        serde_norway::from_str(text).map_err(|e| {
+        yaml_serde::from_str(text).map_err(|e| {
             Failure::usage(format!("cannot read the answers file {origin}")).because(e)
         })
     }

@@ -50,11 +50,11 @@ pub struct BackupRef {
 
 impl Lock {
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_norway::from_str(text).map_err(|e| format!("{LOCK_FILE} is not valid: {e}"))
+        yaml_serde::from_str(text).map_err(|e| format!("{LOCK_FILE} is not valid: {e}"))
     }
 
     pub fn to_yaml(&self) -> Result<String, String> {
-        let body = serde_norway::to_string(self)
+        let body = yaml_serde::to_string(self)
             .map_err(|e| format!("cannot serialise {LOCK_FILE}: {e}"))?;
         Ok(format!(
             "# Written by movim-setup: the pinned images of this deployment and its release history.\n{body}"

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 /// The images compose runs, by service, from the file as it is on disk.
 pub fn compose_images(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    let value: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
     let services = value
         .get("services")
-        .and_then(serde_norway::Value::as_mapping)
+        .and_then(yaml_serde::Value::as_mapping)
         .ok_or("it has no `services`")?;
     Ok(services
         .iter()
@@ -21,7 +21,7 @@ pub fn compose_images(text: &str) -> Result<BTreeMap<String, String>, String> {
             Some((
                 k.as_str()?.to_owned(),
                 v.get("image")
-                    .and_then(serde_norway::Value::as_str)
+                    .and_then(yaml_serde::Value::as_str)
                     .unwrap_or_default()
                     .to_owned(),
             ))
@@ -35,9 +35,9 @@ pub fn kube_images(text: &str) -> Result<BTreeMap<String, String>, String> {
     use serde::Deserialize as _;
     let mut out = BTreeMap::new();
     let mut pods = 0;
-    for doc in serde_norway::Deserializer::from_str(text) {
-        let value = serde_norway::Value::deserialize(doc).map_err(|e| e.to_string())?;
-        if value.get("kind").and_then(serde_norway::Value::as_str) != Some("Pod") {
+    for doc in yaml_serde::Deserializer::from_str(text) {
+        let value = yaml_serde::Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if value.get("kind").and_then(yaml_serde::Value::as_str) != Some("Pod") {
             continue;
         }
         pods += 1;
@@ -45,17 +45,17 @@ pub fn kube_images(text: &str) -> Result<BTreeMap<String, String>, String> {
         for list in ["initContainers", "containers"] {
             for c in spec
                 .get(list)
-                .and_then(serde_norway::Value::as_sequence)
+                .and_then(yaml_serde::Value::as_sequence)
                 .into_iter()
                 .flatten()
             {
                 let name = c
                     .get("name")
-                    .and_then(serde_norway::Value::as_str)
+                    .and_then(yaml_serde::Value::as_str)
                     .ok_or(format!("a container of `{list}` has no name"))?;
                 let image = c
                     .get("image")
-                    .and_then(serde_norway::Value::as_str)
+                    .and_then(yaml_serde::Value::as_str)
                     .unwrap_or_default();
                 out.insert(name.to_owned(), image.to_owned());
             }
@@ -116,9 +116,9 @@ pub fn compose_mounts(compose: &ComposeFile, project: &str) -> BTreeMap<String, 
 /// out (Podman does not show them as mounts).
 pub fn kube_mounts(text: &str) -> Result<BTreeMap<String, Vec<WantedMount>>, String> {
     use serde::Deserialize as _;
-    use serde_norway::Value;
+    use yaml_serde::Value;
     let mut out = BTreeMap::new();
-    for doc in serde_norway::Deserializer::from_str(text) {
+    for doc in yaml_serde::Deserializer::from_str(text) {
         let pod = Value::deserialize(doc).map_err(|e| e.to_string())?;
         if pod.get("kind").and_then(Value::as_str) != Some("Pod") {
             continue;

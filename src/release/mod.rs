@@ -48,7 +48,7 @@ impl<'a> Run<'a> {
             .next("movim-setup doctor")
         };
         let from: Deployment =
-            serde_norway::from_str(&journal.previous.answers).map_err(|e| broken(e.to_string()))?;
+            yaml_serde::from_str(&journal.previous.answers).map_err(|e| broken(e.to_string()))?;
         let mut to = from.clone();
         to.version = MovimTag::parse(&journal.to.movim).map_err(broken)?;
         Ok(Self {

@@ -101,16 +101,16 @@ pub const CA_MOUNT: &str = "/etc/movim-setup/ca.pem";
 
 fn fragment(name: &str, texts: &[&str], vars: &BTreeMap<&str, String>) -> Result<Service, String> {
     // Later fragments add to or override earlier ones, key by key.
-    let mut merged = serde_norway::Mapping::new();
+    let mut merged = yaml_serde::Mapping::new();
     for text in texts {
         let rendered = template::render(name, text, vars)?;
-        let value: serde_norway::Value =
-            serde_norway::from_str(&rendered).map_err(|e| format!("compose/{name}.yaml: {e}"))?;
-        if let serde_norway::Value::Mapping(m) = value {
+        let value: yaml_serde::Value =
+            yaml_serde::from_str(&rendered).map_err(|e| format!("compose/{name}.yaml: {e}"))?;
+        if let yaml_serde::Value::Mapping(m) = value {
             merged.extend(m);
         }
     }
-    serde_norway::from_value(serde_norway::Value::Mapping(merged))
+    yaml_serde::from_value(yaml_serde::Value::Mapping(merged))
         .map_err(|e| format!("compose/{name}.yaml: {e}"))
 }
 
@@ -227,7 +227,7 @@ pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<Compos
 /// The file as written: a header saying who wrote it, then the YAML.
 pub fn to_yaml(file: &ComposeFile) -> Result<String, String> {
     let body =
-        serde_norway::to_string(file).map_err(|e| format!("cannot serialise compose file: {e}"))?;
+        yaml_serde::to_string(file).map_err(|e| format!("cannot serialise compose file: {e}"))?;
     Ok(format!(
         "# Written by movim-setup from its answers (movim-setup.yaml) and pinned images (movim-setup.lock).\n\
          # Re-run `movim-setup init` to change it; `movim-setup doctor` reports hand edits.\n{body}"

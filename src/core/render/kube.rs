@@ -23,9 +23,9 @@ use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::envfile;
 use crate::core::secret::Secret;
-use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
+use yaml_serde::{Mapping, Value};
 
 /// The manifest set for `kubectl apply -f`.
 pub const KUBE_FILE: &str = "kube/movim.yaml";
@@ -229,7 +229,7 @@ pub fn build(
     ));
     for (text, (port_name, port)) in workloads {
         let deployment: Value =
-            serde_norway::from_str(&text).map_err(|e| format!("templates/kube: {e}"))?;
+            yaml_serde::from_str(&text).map_err(|e| format!("templates/kube: {e}"))?;
         let name = str_at(&deployment, &["metadata", "name"])?.to_owned();
         match flavour {
             Flavour::Kubernetes => {
@@ -281,7 +281,7 @@ fn to_yaml(objects: &[Value], flavour: Flavour, d: &Deployment) -> Result<String
     for object in objects {
         out.push_str("---\n");
         out.push_str(
-            &serde_norway::to_string(object).map_err(|e| format!("cannot write YAML: {e}"))?,
+            &yaml_serde::to_string(object).map_err(|e| format!("cannot write YAML: {e}"))?,
         );
     }
     Ok(out)

@@ -156,7 +156,7 @@ pub fn files(
 
 /// `movim-setup.yaml`: the answers, so a re-run asks nothing and `doctor` can re-render.
 pub fn answers_yaml(d: &Deployment) -> Result<String, String> {
-    let body = serde_norway::to_string(d).map_err(|e| format!("cannot serialise answers: {e}"))?;
+    let body = yaml_serde::to_string(d).map_err(|e| format!("cannot serialise answers: {e}"))?;
     Ok(format!(
         "# movim-setup answers (no secrets). Change them with `movim-setup init --FLAG value`.\n{body}"
     ))

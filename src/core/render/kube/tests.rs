@@ -49,7 +49,7 @@ fn rendered(d: &Deployment) -> BTreeMap<String, File> {
 fn documents(text: &str) -> Vec<Value> {
     text.split("\n---\n")
         .skip(1)
-        .map(|doc| serde_norway::from_str(doc).unwrap())
+        .map(|doc| yaml_serde::from_str(doc).unwrap())
         .collect()
 }
 
