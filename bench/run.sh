@@ -164,7 +164,7 @@ init_stack() {
 	local project="$1" dir="$2" port="$3" trace="$4"
 	PROJECTS+=("$project")
 	tool init "$dir" "$trace" --yes --project "$project" --domain movim.test --tls proxy \
-		--http-port "$port" --xmpp external --xmpp-domain example.test --version "$FROM" \
+		--http-port "$port" --xmpp external --xmpp-domain example.test --release "$FROM" \
 		--image-repository "$REGISTRY/movim" --library-repository "$REGISTRY/library"
 	if [ "$(trace_rc "$trace")" != 0 ]; then
 		trace_tail "$trace"

@@ -3,14 +3,14 @@
 
 use crate::adapters::engine::EngineKind;
 use crate::core::layout::Layout;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "movim-setup",
-    version,
     about = "Stand up, upgrade and diagnose a Movim deployment on Docker or Podman",
     after_help = "Exit status: 0 done (doctor: no error), 1 failed (doctor: errors found), 2 bad usage or could not run."
 )]
@@ -110,8 +110,8 @@ pub struct InitArgs {
     #[arg(long, env = "MOVIM_XMPP_KEY")]
     pub xmpp_key: Option<PathBuf>,
     /// Movim release tag (e.g. v0.29.2)
-    #[arg(long = "version", env = "MOVIM_VERSION")]
-    pub movim_version: Option<String>,
+    #[arg(long, alias = "movim-version", env = "MOVIM_VERSION")]
+    pub release: Option<String>,
     /// Prefix for movim-web, movim-fpm, movim-daemon (default ghcr.io/nadiamoe)
     #[arg(long, env = "MOVIM_IMAGE_REPOSITORY")]
     pub image_repository: Option<String>,
@@ -221,19 +221,61 @@ macro_rules! display_as_named {
 }
 display_as_named!(TlsChoice, ServiceChoice, Target);
 
+/// What `-V`/`--version` prints after the name: the tool's version, the commit it was built
+/// from, and the Movim release `init` installs by default.
+pub static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} ({}, default Movim release {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MOVIM_SETUP_COMMIT"),
+        crate::core::deployment::DEFAULT_TAG
+    )
+});
+
+/// The whole command line as clap sees it, with what the derive cannot say statically.
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command().version(VERSION.as_str())
+}
+
 /// Parses the process arguments (clap exits with status 2 on bad usage).
 #[must_use]
 pub fn parse() -> Cli {
-    Cli::parse()
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn version_is_the_tools_own_and_init_takes_release() {
+        let err = command()
+            .try_get_matches_from(["movim-setup", "--version"])
+            .expect_err("prints the version");
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        let text = err.to_string();
+        assert!(text.starts_with("movim-setup 0."), "{text}");
+        assert!(text.contains("default Movim release v0."), "{text}");
+        let m = command()
+            .try_get_matches_from(["movim-setup", "init", "--release", "v0.30.0"])
+            .expect("parses");
+        let cli = Cli::from_arg_matches(&m).expect("parses");
+        let Command::Init(init) = cli.command else {
+            panic!("init")
+        };
+        assert_eq!(init.release.as_deref(), Some("v0.30.0"));
+        // `init --version` is no longer the Movim release: one meaning per flag name.
+        assert!(
+            command()
+                .try_get_matches_from(["movim-setup", "init", "--version", "v0.30.0"])
+                .is_err()
+        );
     }
 }

@@ -55,7 +55,7 @@ impl Machine {
                     ctx.dir.display(),
                 ))
                 .next("re-run the same command with --engine podman")
-                .next("on Kubernetes: re-run `movim-setup init --target kube --version VERSION`, then `kubectl apply -f kube/movim.yaml`"),
+                .next("on Kubernetes: re-run `movim-setup init --target kube --release RELEASE`, then `kubectl apply -f kube/movim.yaml`"),
                 NoRunner::NoComposeTool(e) => Failure::new("no compose tool found").because(e).next(
                     "install Docker Compose v2 (docker compose) or pass --compose \"docker-compose\"",
                 ),

@@ -201,7 +201,7 @@ fn a_tag_the_registry_does_not_have_is_refused_and_nothing_is_written() {
     let dir = tmp.path().join("movim");
     let project = Project::new("tag");
     init(&dir, &project, free_port())
-        .args(["--version", "v9.9.9"])
+        .args(["--release", "v9.9.9"])
         .run()
         .code(1)
         .stderr_has("cannot resolve")
@@ -566,7 +566,7 @@ fn the_interactive_installer_asks_through_a_terminal() {
             "example.test",
         ])
         .args([
-            "--version",
+            "--release",
             "v0.29.2",
             "--image-repository",
             &w.movim_repository(),

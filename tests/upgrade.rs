@@ -47,7 +47,7 @@ impl Stack {
         let dir = tmp.path().join("movim");
         let project = Project::new(prefix);
         let port = free_port();
-        cli::init_world(&dir, &project, port, &[("--version", BASE)])
+        cli::init_world(&dir, &project, port, &[("--release", BASE)])
             .run()
             .success();
         Stack {

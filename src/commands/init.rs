@@ -146,7 +146,7 @@ fn collect_answers(
         xmpp_domain: args.xmpp_domain.clone(),
         xmpp_cert: args.xmpp_cert.clone(),
         xmpp_key: args.xmpp_key.clone(),
-        version: args.movim_version.clone(),
+        release: args.release.clone(),
         image_repository: args.image_repository.clone(),
         library_repository: args.library_repository.clone(),
     };

@@ -33,7 +33,9 @@ pub struct Answers {
     pub xmpp_domain: Option<String>,
     pub xmpp_cert: Option<PathBuf>,
     pub xmpp_key: Option<PathBuf>,
-    pub version: Option<String>,
+    /// The Movim release; `version:` is the key's older name, still read.
+    #[serde(alias = "version")]
+    pub release: Option<String>,
     pub image_repository: Option<String>,
     pub library_repository: Option<String>,
 }
@@ -120,7 +122,7 @@ questions! {
     xmpp_domain "--xmpp-domain" "MOVIM_XMPP_DOMAIN" "XMPP domain (users are user@this-domain)";
     xmpp_cert "--xmpp-cert" "MOVIM_XMPP_CERT" "Certificate (PEM, full chain) for the XMPP domain";
     xmpp_key "--xmpp-key" "MOVIM_XMPP_KEY" "Private key (PEM) for the XMPP domain";
-    version "--version" "MOVIM_VERSION" "Movim release";
+    release "--release" "MOVIM_VERSION" "Movim release";
     image_repository "--image-repository" "MOVIM_IMAGE_REPOSITORY" "Image repository prefix for movim-web, movim-fpm, movim-daemon";
     library_repository "--library-repository" "MOVIM_LIBRARY_REPOSITORY" "Image repository prefix for postgres, prosody, caddy";
 }
@@ -143,7 +145,7 @@ impl Answers {
             database: Some(d.database.mode().to_owned()),
             xmpp: Some(d.xmpp.mode().to_owned()),
             xmpp_domain: Some(d.xmpp.domain().to_string()),
-            version: Some(d.version.to_string()),
+            release: Some(d.version.to_string()),
             image_repository: Some(d.image_repository.clone()),
             library_repository: Some(d.library_repository.clone()),
             ca_bundle: d.ca_bundle.clone(),
@@ -200,7 +202,7 @@ impl Answers {
             xmpp_domain,
             xmpp_cert,
             xmpp_key,
-            version,
+            release,
             image_repository,
             library_repository
         )
@@ -376,8 +378,8 @@ pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Re
         }
     };
 
-    let version = MovimTag::parse(&text(p, &q::version, a.version, Some(DEFAULT_TAG))?)
-        .map_err(|e| invalid(&q::version, e))?;
+    let version = MovimTag::parse(&text(p, &q::release, a.release, Some(DEFAULT_TAG))?)
+        .map_err(|e| invalid(&q::release, e))?;
     let image_repository = repository(
         &q::image_repository,
         a.image_repository,
@@ -487,10 +489,10 @@ mod tests {
             ),
             (
                 Answers {
-                    version: Some("latest".into()),
+                    release: Some("latest".into()),
                     ..base()
                 },
-                "--version",
+                "--release",
             ),
             (
                 Answers {
@@ -519,7 +521,7 @@ mod tests {
         .expect("resolves")
         .deployment;
         let merged = Answers {
-            version: Some("v0.30.0".into()),
+            release: Some("v0.30.0".into()),
             ..Answers::default()
         }
         .or(Answers::from_deployment(&saved));
@@ -529,6 +531,14 @@ mod tests {
         assert_eq!(d.version.as_str(), "v0.30.0");
         assert_eq!(d.tls, Tls::Proxy { http_port: 9000 });
         assert_eq!(d.project, "movim");
+    }
+
+    #[test]
+    fn the_release_key_also_reads_its_older_name() {
+        for text in ["release: v0.30.0\n", "version: v0.30.0\n"] {
+            let a = Answers::from_yaml(text, "a.yaml").expect("parses");
+            assert_eq!(a.release.as_deref(), Some("v0.30.0"), "{text}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct OnError {
 /// `init`'s words: nothing runs yet, the answers name the images.
 pub const INIT: OnError = OnError {
     detail: None,
-    next: "check --version and --image-repository, then: movim-setup init",
+    next: "check --release and --image-repository, then: movim-setup init",
 };
 
 /// An upgrade's or rollback's words: nothing was touched yet.
