@@ -3,6 +3,7 @@
 //! Each test names its containers and projects uniquely and removes them in a `Drop` guard, so a
 //! failing assertion leaves nothing behind.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 #[path = "support/world.rs"]
@@ -116,6 +117,7 @@ impl Drop for Postgres {
     }
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[tokio::test]
 async fn database_facts_through_an_awkward_password() {
     let w = world::World::get();

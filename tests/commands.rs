@@ -3,6 +3,8 @@
 //! or database; what reached the world is read from the fakes' shared log. Doctor's facts are
 //! gathered from the same fakes and judged by its checks.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/fakes.rs"]
 mod fakes;
 
@@ -40,8 +42,7 @@ fn lock(dir: &Path) -> Lock {
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .map_or_else(|e| panic!("{e}"), |a| a.port())
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! PostgreSQL, nginx and php-fpm (only Movim is a stand-in). Each test names the promise it
 //! checks; bad input must leave the deployment directory untouched.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/world.rs"]
@@ -285,6 +287,7 @@ impl Drop for Container {
     }
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn an_external_database_with_an_awkward_password_works_end_to_end() {
     let w = world::World::get();

@@ -9,6 +9,8 @@
 //! (only the process it started, by its handle). Never skipped: without Podman the tests fail and
 //! say why.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/podman.rs"]

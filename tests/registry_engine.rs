@@ -3,6 +3,7 @@
 //! and pushed under unique names; containers carry compose labels of a unique project; a `Drop`
 //! guard removes everything a test made, so a failing assertion leaves nothing behind.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
 #[path = "support/world.rs"]
@@ -429,6 +430,7 @@ impl Project {
     }
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[tokio::test]
 async fn reads_a_projects_containers_logs_and_runs_commands_in_them() {
     let mut project = Project::new();

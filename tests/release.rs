@@ -2,6 +2,8 @@
 //! against a real deployment directory and fake adapters (`support/fakes.rs`), in milliseconds,
 //! with no engine. What reaches the world is read from the fakes' shared log.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/fakes.rs"]
 mod fakes;
 

@@ -2,6 +2,8 @@
 //! file validated against the official compose-spec schema and accepted by `config` of each real
 //! compose tool of the test world.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/world.rs"]
 mod world;
 

@@ -6,6 +6,8 @@
 //! A stack takes ~20 s to come up on a 2-core machine, so each test brings ONE stack up and walks
 //! it through several scenarios in turn, checking after each that it is healthy and intact.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/world.rs"]
@@ -352,6 +354,7 @@ impl Drop for Mount {
     }
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
     let s = Stack::up("up");
@@ -552,6 +555,7 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
 
 /// Kills the process at every checkpoint of an upgrade and recovers with `rollback` and with
 /// `upgrade --resume` (and at every checkpoint of a rollback by hand, recovered by `rollback`).
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
     let s = Stack::up("crash");

@@ -3,6 +3,8 @@
 //! on (the official postgres image's env, Prosody on 5222, Caddy serving HTTP). They drive the real
 //! `docker` CLI and fail, never skip, when the world is missing.
 
+#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
+
 #[path = "support/world.rs"]
 mod world;
 
@@ -303,6 +305,7 @@ fn a_tag_digest_from_the_registry_equals_what_docker_pull_records() {
     );
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn postgres_accepts_the_official_env_login_over_a_user_network() {
     let world = World::get();

@@ -277,6 +277,7 @@ pub async fn checksum(path: &Path) -> anyhow::Result<(u64, String)> {
 /// # Errors
 /// The file is missing or differs from the record (then nothing was touched), or a restore
 /// command failed (its output is quoted).
+#[allow(clippy::too_many_lines)] // one restore, whose drop, create and pg_restore share the checked dump and the source
 pub async fn restore(
     engine: &Engine,
     source: &Source,

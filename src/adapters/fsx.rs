@@ -102,7 +102,7 @@ impl Transaction {
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.undo.push(Undo::Remove(path.clone()))
+                self.undo.push(Undo::Remove(path.clone()));
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         }

@@ -138,6 +138,7 @@ fn proc_start_ticks(pid: u32) -> Option<u64> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+#[allow(clippy::disallowed_methods)] // the tests start a process of their own to watch it die
 mod tests {
     use super::*;
 

@@ -31,6 +31,7 @@ use std::time::Duration;
 /// Below this much free space in the deployment directory, init refuses to start.
 const MIN_FREE_BYTES: u64 = 1 << 30;
 
+#[allow(clippy::too_many_lines)] // init read top to bottom: every line is one step it takes, in order
 pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     check_target(ctx, &args)?;
     let saved = Saved::load(&ctx.dir)?;

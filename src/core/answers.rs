@@ -265,6 +265,7 @@ pub struct Resolved {
 
 /// Turns merged answers into a validated deployment, asking `p` for whatever is missing.
 /// `default_project` is the directory's name.
+#[allow(clippy::too_many_lines)] // every question in the order it is asked, each a few lines
 pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Resolved, Failure> {
     let project = match a.project {
         Some(v) => v,

@@ -381,7 +381,7 @@ pub struct FakeRegistry(pub Log);
 pub fn digest_of(reference: &str) -> String {
     let hex: String = reference
         .bytes()
-        .map(|b| format!("{:02x}", b))
+        .map(|b| format!("{b:02x}"))
         .collect::<String>()
         .chars()
         .cycle()

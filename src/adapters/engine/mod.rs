@@ -13,6 +13,21 @@
 //! healthcheck run` calls) on the socket it already talks to: no `podman` binary needed, the same
 //! rootful/rootless store and remote endpoints, and Podman records the result so `podman ps` and
 //! `doctor` see it too. With systemd the extra runs are harmless.
+//!
+//! Split by what it does: `endpoint` (where the engine is, starting Podman's API), `exec`
+//! (commands run in containers, streamed), `port` (the [`ContainerEngine`] trait the rest of the
+//! tool drives it through).
+
+mod endpoint;
+mod exec;
+mod port;
+
+use endpoint::{candidate_endpoints, libpod_get, normalise_endpoint, socket_exists, start_hint};
+pub use endpoint::{podman_endpoint, podman_service_command, start_podman_service};
+#[cfg(test)]
+use exec::TailBuffer;
+use exec::exec_what;
+pub use port::ContainerEngine;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -102,134 +117,6 @@ impl std::str::FromStr for EngineKind {
                 "unknown engine `{other}` (expected docker or podman)"
             )),
         }
-    }
-}
-
-/// The endpoints to try, in order, as `DOCKER_HOST`-style URLs. An explicit `DOCKER_HOST` or
-/// `CONTAINER_HOST` wins; otherwise the usual sockets of the engine asked for (both when none was).
-fn candidate_endpoints(
-    kind: Option<EngineKind>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<String> {
-    let set = |key: &str| env(key).filter(|v| !v.trim().is_empty());
-    if let Some(host) = set("DOCKER_HOST").or_else(|| set("CONTAINER_HOST")) {
-        return vec![host];
-    }
-    let mut podman = vec![PODMAN_SYSTEM_SOCKET.to_owned()];
-    if let Some(runtime_dir) = set("XDG_RUNTIME_DIR") {
-        podman.push(format!("unix://{runtime_dir}/podman/podman.sock"));
-    }
-    match kind {
-        Some(EngineKind::Docker) => vec![DOCKER_SOCKET.to_owned()],
-        Some(EngineKind::Podman) => podman,
-        None => std::iter::once(DOCKER_SOCKET.to_owned())
-            .chain(podman)
-            .collect(),
-    }
-}
-
-/// `/path` means `unix:///path`, as docker accepts it.
-fn normalise_endpoint(endpoint: &str) -> String {
-    if endpoint.starts_with('/') {
-        format!("unix://{endpoint}")
-    } else {
-        endpoint.to_owned()
-    }
-}
-
-fn socket_exists(endpoint: &str) -> bool {
-    endpoint
-        .strip_prefix("unix://")
-        .is_none_or(|path| std::path::Path::new(path).exists())
-}
-
-/// What to run when the engine does not answer.
-fn start_hint(kind: Option<EngineKind>, endpoint: &str) -> String {
-    match kind {
-        Some(EngineKind::Podman) => format!(
-            "start Podman's API socket: `{} &`, or `sudo systemctl start podman.socket` \
-             (rootless: `systemctl --user start podman.socket`)",
-            podman_service_command(endpoint)
-        ),
-        _ => "start it with `sudo systemctl start docker` (for Podman: `podman system service \
-              --time=0 &`); if it runs, check that you may use its socket (the `docker` group)"
-            .to_owned(),
-    }
-}
-
-/// The socket Podman's API should be on for this user: `CONTAINER_HOST`/`DOCKER_HOST` when set,
-/// else the system socket for root and the user's runtime directory for everyone else (rootless
-/// Podman cannot serve the system socket).
-#[must_use]
-pub fn podman_endpoint() -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    let env = |key: &str| env::var(key);
-    let candidates = candidate_endpoints(Some(EngineKind::Podman), &env);
-    // /proc/self belongs to the effective uid of this process.
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let pick = if root || candidates.len() == 1 {
-        candidates.first()
-    } else {
-        candidates.last()
-    };
-    pick.cloned()
-        .unwrap_or_else(|| PODMAN_SYSTEM_SOCKET.to_owned())
-}
-
-/// `podman system service --time=0 unix:///run/podman/podman.sock`: serves the API on `endpoint`
-/// until stopped (`--time=0`: never exit when idle).
-#[must_use]
-pub fn podman_service_command(endpoint: &str) -> String {
-    format!("podman system service --time=0 {endpoint}")
-}
-
-/// Starts `podman system service` on `endpoint` in the background, detached from this process
-/// (it keeps serving after movim-setup exits, as the user asked), and waits until it answers.
-///
-/// # Errors
-/// `podman` is not installed, exits at once (its log is quoted), or the socket never answers.
-pub async fn start_podman_service(endpoint: &str) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt as _;
-    if let Some(dir) = endpoint
-        .strip_prefix("unix://")
-        .and_then(|p| std::path::Path::new(p).parent())
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {} for the socket", dir.display()))?;
-    }
-    let log = env::temp_dir().join("movim-setup-podman-service.log");
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = crate::adapters::subprocess::blocking_command("podman")
-        .args(["system", "service", "--time=0", endpoint])
-        .stdin(std::process::Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        // Its own process group: a Ctrl-C meant for movim-setup must not stop it.
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("cannot run `{}`", podman_service_command(endpoint)))?;
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            bail!(
-                "`{}` exited with {status}: {}",
-                podman_service_command(endpoint),
-                text.trim()
-            );
-        }
-        if let Ok((200, _)) = libpod_get(endpoint, "/_ping").await {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "`{}` started but {endpoint} did not answer within {CONNECT_TIMEOUT:?} (log: {})",
-                podman_service_command(endpoint),
-                log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -535,157 +422,9 @@ impl Engine {
         Ok((code, String::from_utf8_lossy(&combined).into_owned()))
     }
 
-    /// Runs `cmd` and writes its stdout to `sink` as it comes (a database dump may not fit in
-    /// memory). Returns the exit code and the last few KiB of stderr.
-    pub async fn exec_stream_stdout(
-        &self,
-        id: &str,
-        cmd: &[&str],
-        mut sink: impl AsyncWrite + Unpin,
-    ) -> anyhow::Result<(i64, String)> {
-        let (exec_id, mut output) = self.start_exec(id, cmd, false).await?;
-        let mut stderr = TailBuffer::new(STDERR_TAIL_BYTES);
-        while let Some(item) = output.next().await {
-            match item.with_context(|| exec_what(id, cmd, "reading the output of"))? {
-                LogOutput::StdOut { message } | LogOutput::Console { message } => sink
-                    .write_all(&message)
-                    .await
-                    .with_context(|| exec_what(id, cmd, "writing the output of"))?,
-                LogOutput::StdErr { message } => stderr.push(&message),
-                LogOutput::StdIn { .. } => {}
-            }
-        }
-        sink.flush()
-            .await
-            .with_context(|| exec_what(id, cmd, "writing the output of"))?;
-        let code = self.exec_exit_code(&exec_id, id, cmd).await?;
-        Ok((code, stderr.into_string()))
-    }
-
-    /// Runs `cmd` with `source` streamed into its stdin (closed at the end of `source`). Returns the
-    /// exit code and the combined output (its last few KiB).
-    pub async fn exec_stream_stdin(
-        &self,
-        id: &str,
-        cmd: &[&str],
-        mut source: impl AsyncRead + Unpin,
-    ) -> anyhow::Result<(i64, String)> {
-        let exec = self
-            .docker
-            .create_exec(id, exec_options(cmd, true))
-            .await
-            .with_context(|| exec_what(id, cmd, "cannot start"))?;
-        let started = self
-            .docker
-            .start_exec(&exec.id, Some(StartExecOptions::default()))
-            .await
-            .with_context(|| exec_what(id, cmd, "cannot start"))?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        else {
-            bail!(
-                "{}: the engine detached it",
-                exec_what(id, cmd, "cannot attach to")
-            );
-        };
-        // Feed stdin and drain the output together: a command that writes while it reads would
-        // otherwise block on a full pipe while we block on its stdin.
-        let feed = async {
-            tokio::io::copy(&mut source, &mut input).await?;
-            // Closing our half of the connection is what gives the command end-of-file.
-            input.shutdown().await
-        };
-        let drain = async {
-            let mut tail = TailBuffer::new(STDERR_TAIL_BYTES);
-            while let Some(item) = output.next().await {
-                tail.push(&item?.into_bytes());
-            }
-            Ok::<_, BollardError>(tail)
-        };
-        tokio::pin!(feed, drain);
-        // The command may finish before it has read everything (`pg_restore --list` reads only
-        // the table of contents): once its output ends, feeding more is pointless, so stop.
-        let mut input_result = None;
-        let drained = loop {
-            tokio::select! {
-                r = &mut feed, if input_result.is_none() => input_result = Some(r),
-                d = &mut drain => break d,
-            }
-        };
-        let tail = drained.with_context(|| exec_what(id, cmd, "reading the output of"))?;
-        let code = self.exec_exit_code(&exec.id, id, cmd).await?;
-        // A command that stops reading early breaks the pipe; its exit code says whether that was
-        // a failure. Any other input error (reading the source) is ours and fails the call.
-        if let Some(Err(e)) = input_result {
-            let stopped_reading = matches!(
-                e.kind(),
-                std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-            );
-            if !stopped_reading {
-                return Err(anyhow::Error::new(e).context(exec_what(
-                    id,
-                    cmd,
-                    "feeding the input of",
-                )));
-            }
-        }
-        Ok((code, tail.into_string()))
-    }
-
-    async fn start_exec(
-        &self,
-        id: &str,
-        cmd: &[&str],
-        stdin: bool,
-    ) -> anyhow::Result<(String, ExecOutput)> {
-        let exec = self
-            .docker
-            .create_exec(id, exec_options(cmd, stdin))
-            .await
-            .with_context(|| exec_what(id, cmd, "cannot start"))?;
-        match self
-            .docker
-            .start_exec(&exec.id, Some(StartExecOptions::default()))
-            .await
-            .with_context(|| exec_what(id, cmd, "cannot start"))?
-        {
-            StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
-            StartExecResults::Detached => {
-                bail!(
-                    "{}: the engine detached it",
-                    exec_what(id, cmd, "cannot attach to")
-                )
-            }
-        }
-    }
-
-    /// The exit code once the engine has recorded it (the output can end a moment before).
-    async fn exec_exit_code(&self, exec_id: &str, id: &str, cmd: &[&str]) -> anyhow::Result<i64> {
-        for _ in 0..50 {
-            let state = self
-                .docker
-                .inspect_exec(exec_id)
-                .await
-                .with_context(|| exec_what(id, cmd, "cannot read the exit code of"))?;
-            if state.running != Some(true)
-                && let Some(code) = state.exit_code
-            {
-                return Ok(code);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!(
-            "{}: it still runs after its output ended",
-            exec_what(id, cmd, "no exit code for")
-        )
-    }
-
     /// Waits until the container is healthy (or, without a healthcheck, has stayed up for 2 s).
     /// Fails as soon as it exits or restarts, and after `timeout` with the last health-check output.
+    #[allow(clippy::too_many_lines)] // one polling loop: exited, restarted, healthy, Podman's own checks and the deadline are judged together on each turn
     pub async fn wait_healthy(&self, id: &str, timeout: Duration) -> anyhow::Result<ContainerInfo> {
         let deadline = Instant::now() + timeout;
         // (started_at, restart_count) of the run being watched and when it was first seen up.
@@ -857,143 +596,6 @@ fn health_interval(c: &ContainerInspectResponse) -> Duration {
         .max(POLL_INTERVAL)
 }
 
-/// A `GET` on Podman's own (libpod) API at `endpoint`, which bollard does not speak. HTTP/1.0, so
-/// the server closes the connection after its answer and the body comes unchunked.
-async fn libpod_get(endpoint: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let request = format!("GET {path} HTTP/1.0\r\nHost: podman\r\n\r\n");
-    let mut answer = Vec::new();
-    if let Some(socket) = endpoint.strip_prefix("unix://") {
-        let mut stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("cannot connect to {endpoint}"))?;
-        stream.write_all(request.as_bytes()).await?;
-        stream.read_to_end(&mut answer).await?;
-    } else if let Some(host) = endpoint
-        .strip_prefix("tcp://")
-        .or_else(|| endpoint.strip_prefix("http://"))
-    {
-        let mut stream = tokio::net::TcpStream::connect(host.trim_end_matches('/'))
-            .await
-            .with_context(|| format!("cannot connect to {endpoint}"))?;
-        stream.write_all(request.as_bytes()).await?;
-        stream.read_to_end(&mut answer).await?;
-    } else {
-        bail!("Podman's own API is reached over unix:// or tcp:// only, not {endpoint}");
-    }
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("GET {path} on {endpoint}: not an HTTP answer"))?;
-    Ok((status, body.to_owned()))
-}
-
-/// The container engine as the commands, the release steps and doctor use it: a project's
-/// containers, their logs, commands run in them, health, images. [`Engine`] is the real one
-/// (bollard); tests drive the same code with a fake.
-pub trait ContainerEngine: Send + Sync {
-    /// Docker or Podman, as the engine described itself.
-    fn kind(&self) -> EngineKind;
-    /// The engine's version (`20.10.24`, `4.3.1`, …).
-    fn version(&self) -> &str;
-    /// The API version negotiated with the engine.
-    fn api_version(&self) -> &str;
-    /// Where the engine was reached (`unix:///var/run/docker.sock`).
-    fn endpoint(&self) -> &str;
-    /// Every container of `project` in `layout`, stopped ones included, each named back to its
-    /// service.
-    fn service_containers<'a>(
-        &'a self,
-        project: &'a str,
-        layout: Layout,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<ContainerInfo>>>;
-    /// The state of one container (by id or name).
-    fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<ContainerInfo>>;
-    /// The last `lines` lines of a container's log.
-    fn logs_tail<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, anyhow::Result<String>>;
-    /// Runs `cmd` in a running container: its exit code and interleaved output.
-    fn exec<'a>(
-        &'a self,
-        id: &'a str,
-        cmd: &'a [&'a str],
-    ) -> BoxFuture<'a, anyhow::Result<(i64, String)>>;
-    /// Waits until the container is healthy; fails as soon as it exits or restarts.
-    fn wait_healthy<'a>(
-        &'a self,
-        id: &'a str,
-        timeout: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<ContainerInfo>>;
-    /// `c` with its health as the engine would know it with systemd.
-    fn with_health_now<'a>(&'a self, c: ContainerInfo) -> BoxFuture<'a, ContainerInfo>;
-    /// Whether the engine holds `repo@sha256:…`.
-    fn has_image<'a>(&'a self, repo_at_digest: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
-    /// Pulls `image` by `digest` and proves the engine now holds exactly that digest.
-    fn pull<'a>(
-        &'a self,
-        image: &'a ImageRef,
-        digest: &'a str,
-        progress: &'a dyn PullProgress,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
-}
-
-impl ContainerEngine for Engine {
-    fn kind(&self) -> EngineKind {
-        Engine::kind(self)
-    }
-    fn version(&self) -> &str {
-        Engine::version(self)
-    }
-    fn api_version(&self) -> &str {
-        Engine::api_version(self)
-    }
-    fn endpoint(&self) -> &str {
-        Engine::endpoint(self)
-    }
-    fn service_containers<'a>(
-        &'a self,
-        project: &'a str,
-        layout: Layout,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<ContainerInfo>>> {
-        Box::pin(Engine::service_containers(self, project, layout))
-    }
-    fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<ContainerInfo>> {
-        Box::pin(Engine::inspect(self, id))
-    }
-    fn logs_tail<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, anyhow::Result<String>> {
-        Box::pin(Engine::logs_tail(self, id, lines))
-    }
-    fn exec<'a>(
-        &'a self,
-        id: &'a str,
-        cmd: &'a [&'a str],
-    ) -> BoxFuture<'a, anyhow::Result<(i64, String)>> {
-        Box::pin(Engine::exec(self, id, cmd))
-    }
-    fn wait_healthy<'a>(
-        &'a self,
-        id: &'a str,
-        timeout: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<ContainerInfo>> {
-        Box::pin(Engine::wait_healthy(self, id, timeout))
-    }
-    fn with_health_now<'a>(&'a self, c: ContainerInfo) -> BoxFuture<'a, ContainerInfo> {
-        Box::pin(Engine::with_health_now(self, c))
-    }
-    fn has_image<'a>(&'a self, repo_at_digest: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
-        Box::pin(Engine::has_image(self, repo_at_digest))
-    }
-    fn pull<'a>(
-        &'a self,
-        image: &'a ImageRef,
-        digest: &'a str,
-        progress: &'a dyn PullProgress,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(Engine::pull(self, image, digest, progress))
-    }
-}
-
 /// Receives pull progress; the terminal UI draws bars from it, plain output prints lines.
 pub trait PullProgress: Send + Sync {
     /// One status line from the engine: `layer` is empty for image-level lines, `current`/`total`
@@ -1089,23 +691,6 @@ fn container_info(c: &ContainerInspectResponse) -> ContainerInfo {
     }
 }
 
-type ExecOutput = std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
-
-fn exec_options(cmd: &[&str], stdin: bool) -> CreateExecOptions<String> {
-    CreateExecOptions {
-        attach_stdin: Some(stdin),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
-        cmd: Some(cmd.iter().map(|&s| s.to_owned()).collect()),
-        ..Default::default()
-    }
-}
-
-fn exec_what(id: &str, cmd: &[&str], what: &str) -> String {
-    format!("{what} `{}` in container {id}", cmd.join(" "))
-}
-
 fn to_u64(n: Option<i64>) -> Option<u64> {
     n.and_then(|n| u64::try_from(n).ok())
 }
@@ -1132,33 +717,6 @@ fn bollard_chain(e: &BollardError) -> String {
         source = s.source();
     }
     parts.join(": ")
-}
-
-/// Keeps the last `cap` bytes written to it.
-struct TailBuffer {
-    cap: usize,
-    bytes: std::collections::VecDeque<u8>,
-}
-
-impl TailBuffer {
-    fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            bytes: std::collections::VecDeque::with_capacity(cap),
-        }
-    }
-
-    fn push(&mut self, data: &[u8]) {
-        let data = &data[data.len().saturating_sub(self.cap)..];
-        let overflow = (self.bytes.len() + data.len()).saturating_sub(self.cap);
-        self.bytes.drain(..overflow);
-        self.bytes.extend(data);
-    }
-
-    fn into_string(self) -> String {
-        let bytes: Vec<u8> = self.bytes.into();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
 }
 
 #[cfg(test)]

@@ -489,9 +489,7 @@ pub fn rollback_target(history: &[Release], to: Option<&str>) -> Result<usize, S
             )
         }),
         Some(tag) => {
-            let wanted = MovimTag::parse(tag)
-                .map(|t| t.to_string())
-                .unwrap_or_else(|_| tag.to_owned());
+            let wanted = MovimTag::parse(tag).map_or_else(|_| tag.to_owned(), |t| t.to_string());
             history[..current]
                 .iter()
                 .rposition(|r| r.movim == wanted)

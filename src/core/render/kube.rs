@@ -135,6 +135,7 @@ fn env_text(d: &Deployment, db_password: &Secret) -> Result<String, String> {
 
 /// Every object of one rendering, in the order they must be applied (Podman reads ConfigMaps
 /// only before the pods that use them).
+#[allow(clippy::too_many_lines)] // the manifests read top to bottom, object by object
 pub fn build(
     d: &Deployment,
     pinned: &BTreeMap<String, String>,

@@ -23,6 +23,7 @@ pub fn cannot_list(d: &Deployment, why: &str, hints: &Hints) -> Finding {
 /// Each service's container: running, healthy, not looping (`restarting` are the containers seen
 /// restarting again while doctor watched), not OOM-killed, on the locked image; `logs` quotes
 /// each container's last lines.
+#[allow(clippy::too_many_lines)] // one finding per state a container can be in, in the order a reader meets them
 pub fn check_containers(
     all: &[ContainerInfo],
     d: &Deployment,

@@ -52,19 +52,16 @@ pub fn check_drift(
     );
     let mut out = Vec::new();
     for (path, file) in expected {
-        let on_disk = match on_disk.get(path).cloned().flatten() {
-            Some(t) => t,
-            None => {
-                out.push(
-                    Finding::warn(
-                        Area::Files,
-                        format!("drift.{path}"),
-                        format!("{path} is missing (init writes it)"),
-                    )
-                    .hint(fix.clone()),
-                );
-                continue;
-            }
+        let Some(on_disk) = on_disk.get(path).cloned().flatten() else {
+            out.push(
+                Finding::warn(
+                    Area::Files,
+                    format!("drift.{path}"),
+                    format!("{path} is missing (init writes it)"),
+                )
+                .hint(fix.clone()),
+            );
+            continue;
         };
         if on_disk == file.content {
             continue;

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 /// Every image pinned by digest and equal to the lock (a service the lock does not name, such as
 /// the one-shot `prepare`, must run one of the lock's images).
+#[allow(clippy::too_many_lines)] // one finding per way an image can differ from the lock
 pub fn check_images(s: &Dir) -> Vec<Finding> {
     let (Some(text), Some(lock)) = (&s.main_text, s.lock()) else {
         return Vec::new();

@@ -23,6 +23,7 @@ pub fn web_address(all: &[ContainerInfo], d: &Deployment) -> Result<SocketAddr, 
 }
 
 /// Web as a browser reaches it (`web`: what it answered, or why it could not be reached).
+#[allow(clippy::too_many_lines)] // one finding per answer web can give, in the order a reader meets them
 pub fn check_web(
     s: &Dir,
     d: &Deployment,

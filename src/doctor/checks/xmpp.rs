@@ -15,6 +15,7 @@ pub const XMPP_PHP: &str = include_str!("../probes/xmpp.php");
 
 /// The XMPP server as the daemon reaches it (`xmpp`: the container the probe ran in, its service,
 /// and what the probe answered); `now` is the time, for the certificate's lifetime.
+#[allow(clippy::too_many_lines)] // one finding per step of the XMPP probe, in the order the daemon takes them
 pub fn check_xmpp(
     d: &Deployment,
     hints: &Hints,
@@ -70,7 +71,7 @@ pub fn check_xmpp(
             Finding::warn(
                 Area::Xmpp,
                 "xmpp.dns",
-                format!("{domain} does not resolve inside {} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does", name),
+                format!("{domain} does not resolve inside {name} (no _xmpp-client._tcp SRV, no address): nobody can log in until it does"),
             )
             .hint(format!("publish DNS for {domain} (A/AAAA, or SRV _xmpp-client._tcp.{domain}), then check: {}", hints.exec(service, &format!("getent hosts {domain}")))),
         );
@@ -81,7 +82,7 @@ pub fn check_xmpp(
             Finding::warn(
                 Area::Xmpp,
                 "xmpp.dns",
-                format!("the XMPP probe failed in {} (php exited {code})", name),
+                format!("the XMPP probe failed in {name} (php exited {code})"),
             )
             .details(lines.iter().take(5).cloned())
             .hint(hints.exec(service, &format!("getent hosts {domain}"))),

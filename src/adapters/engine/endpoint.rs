@@ -1,0 +1,165 @@
+//! Where the engine is: the endpoints tried in order (the environment, then the usual sockets),
+//! and Podman's API service started on demand and asked over its own (libpod) API.
+
+use super::*;
+
+/// The endpoints to try, in order, as `DOCKER_HOST`-style URLs. An explicit `DOCKER_HOST` or
+/// `CONTAINER_HOST` wins; otherwise the usual sockets of the engine asked for (both when none was).
+pub(super) fn candidate_endpoints(
+    kind: Option<EngineKind>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let set = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+    if let Some(host) = set("DOCKER_HOST").or_else(|| set("CONTAINER_HOST")) {
+        return vec![host];
+    }
+    let mut podman = vec![PODMAN_SYSTEM_SOCKET.to_owned()];
+    if let Some(runtime_dir) = set("XDG_RUNTIME_DIR") {
+        podman.push(format!("unix://{runtime_dir}/podman/podman.sock"));
+    }
+    match kind {
+        Some(EngineKind::Docker) => vec![DOCKER_SOCKET.to_owned()],
+        Some(EngineKind::Podman) => podman,
+        None => std::iter::once(DOCKER_SOCKET.to_owned())
+            .chain(podman)
+            .collect(),
+    }
+}
+
+/// `/path` means `unix:///path`, as docker accepts it.
+pub(super) fn normalise_endpoint(endpoint: &str) -> String {
+    if endpoint.starts_with('/') {
+        format!("unix://{endpoint}")
+    } else {
+        endpoint.to_owned()
+    }
+}
+
+pub(super) fn socket_exists(endpoint: &str) -> bool {
+    endpoint
+        .strip_prefix("unix://")
+        .is_none_or(|path| std::path::Path::new(path).exists())
+}
+
+/// What to run when the engine does not answer.
+pub(super) fn start_hint(kind: Option<EngineKind>, endpoint: &str) -> String {
+    match kind {
+        Some(EngineKind::Podman) => format!(
+            "start Podman's API socket: `{} &`, or `sudo systemctl start podman.socket` \
+             (rootless: `systemctl --user start podman.socket`)",
+            podman_service_command(endpoint)
+        ),
+        _ => "start it with `sudo systemctl start docker` (for Podman: `podman system service \
+              --time=0 &`); if it runs, check that you may use its socket (the `docker` group)"
+            .to_owned(),
+    }
+}
+
+/// The socket Podman's API should be on for this user: `CONTAINER_HOST`/`DOCKER_HOST` when set,
+/// else the system socket for root and the user's runtime directory for everyone else (rootless
+/// Podman cannot serve the system socket).
+#[must_use]
+pub fn podman_endpoint() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let env = |key: &str| env::var(key);
+    let candidates = candidate_endpoints(Some(EngineKind::Podman), &env);
+    // /proc/self belongs to the effective uid of this process.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let pick = if root || candidates.len() == 1 {
+        candidates.first()
+    } else {
+        candidates.last()
+    };
+    pick.cloned()
+        .unwrap_or_else(|| PODMAN_SYSTEM_SOCKET.to_owned())
+}
+
+/// `podman system service --time=0 unix:///run/podman/podman.sock`: serves the API on `endpoint`
+/// until stopped (`--time=0`: never exit when idle).
+#[must_use]
+pub fn podman_service_command(endpoint: &str) -> String {
+    format!("podman system service --time=0 {endpoint}")
+}
+
+/// Starts `podman system service` on `endpoint` in the background, detached from this process
+/// (it keeps serving after movim-setup exits, as the user asked), and waits until it answers.
+///
+/// # Errors
+/// `podman` is not installed, exits at once (its log is quoted), or the socket never answers.
+pub async fn start_podman_service(endpoint: &str) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    if let Some(dir) = endpoint
+        .strip_prefix("unix://")
+        .and_then(|p| std::path::Path::new(p).parent())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for the socket", dir.display()))?;
+    }
+    let log = env::temp_dir().join("movim-setup-podman-service.log");
+    let log_file =
+        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut child = crate::adapters::subprocess::blocking_command("podman")
+        .args(["system", "service", "--time=0", endpoint])
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        // Its own process group: a Ctrl-C meant for movim-setup must not stop it.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot run `{}`", podman_service_command(endpoint)))?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "`{}` exited with {status}: {}",
+                podman_service_command(endpoint),
+                text.trim()
+            );
+        }
+        if let Ok((200, _)) = libpod_get(endpoint, "/_ping").await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "`{}` started but {endpoint} did not answer within {CONNECT_TIMEOUT:?} (log: {})",
+                podman_service_command(endpoint),
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `GET` on Podman's own (libpod) API at `endpoint`, which bollard does not speak. HTTP/1.0, so
+/// the server closes the connection after its answer and the body comes unchunked.
+pub(super) async fn libpod_get(endpoint: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: podman\r\n\r\n");
+    let mut answer = Vec::new();
+    if let Some(socket) = endpoint.strip_prefix("unix://") {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
+        stream.write_all(request.as_bytes()).await?;
+        stream.read_to_end(&mut answer).await?;
+    } else if let Some(host) = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+    {
+        let mut stream = tokio::net::TcpStream::connect(host.trim_end_matches('/'))
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
+        stream.write_all(request.as_bytes()).await?;
+        stream.read_to_end(&mut answer).await?;
+    } else {
+        bail!("Podman's own API is reached over unix:// or tcp:// only, not {endpoint}");
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("GET {path} on {endpoint}: not an HTTP answer"))?;
+    Ok((status, body.to_owned()))
+}
