@@ -8,8 +8,8 @@
 
 mod auth;
 
-use auth::{basic_header, credentials_from_config};
 pub use auth::{Challenge, Credentials, docker_config_credentials};
+use auth::{basic_header, credentials_from_config};
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -3,10 +3,7 @@
 //! on (the official postgres image's env, Prosody on 5222, Caddy serving HTTP). They drive the real
 //! `docker` CLI and fail, never skip, when the world is missing.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/world.rs"]
-mod world;
+use crate::support::world;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -9,14 +9,9 @@
 //! (only the process it started, by its handle). Never skipped: without Podman the tests fail and
 //! say why.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/podman.rs"]
-mod podman_env;
-#[path = "support/world.rs"]
-mod world;
+use crate::support::cli;
+use crate::support::podman as podman_env;
+use crate::support::world;
 
 use cli::{Project, Setup, free_port, tree};
 use podman_env::{PodmanSocket, on_podman, one_stack_at_a_time, podman};

@@ -4,14 +4,8 @@
 //! purpose: a stack takes a minute to come up on a 2-core machine. Secrets must never appear in the
 //! text, the JSON or the bundle, and doctor must never change the deployment directory.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/podman.rs"]
-mod podman_env;
-#[path = "support/world.rs"]
-mod world;
+use crate::support::cli;
+use crate::support::podman as podman_env;
 
 use cli::{Project, Setup, free_port, tree};
 use movim_setup::doctor::report::{Area, Finding, Report};

@@ -6,12 +6,8 @@
 //! A stack takes ~20 s to come up on a 2-core machine, so each test brings ONE stack up and walks
 //! it through several scenarios in turn, checking after each that it is healthy and intact.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/world.rs"]
-mod world;
+use crate::support::cli;
+use crate::support::world;
 
 use cli::{Project, Run, Setup, free_port, tree};
 use movim_setup::adapters::db::{self, DbTarget};

@@ -2,8 +2,6 @@
 //! snapshots are the printout a user reads before anything is stopped, for every kind of plan
 //! and every refusal.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
 use movim_setup::core::deployment::MovimTag;
 use movim_setup::core::lockfile::BackupRef;
 use movim_setup::core::plan::{self, Health, Kind, Migrations, Observed, Refusal};

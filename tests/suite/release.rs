@@ -2,10 +2,7 @@
 //! against a real deployment directory and fake adapters (`support/fakes.rs`), in milliseconds,
 //! with no engine. What reaches the world is read from the fakes' shared log.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/fakes.rs"]
-mod fakes;
+use crate::support::fakes;
 
 use fakes::{FROM, Log, TO, context, installed_dir, tools};
 use movim_setup::adapters::store::Saved;

@@ -2,12 +2,8 @@
 //! PostgreSQL, nginx and php-fpm (only Movim is a stand-in). Each test names the promise it
 //! checks; bad input must leave the deployment directory untouched.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/world.rs"]
-mod world;
+use crate::support::cli;
+use crate::support::world;
 
 use cli::{Project, Setup, free_port, tree};
 use std::io::{Read, Write};

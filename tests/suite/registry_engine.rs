@@ -2,12 +2,9 @@
 //! registry on 127.0.0.1:5000 and the Docker engine. Scratch images are made with `docker import`
 //! and pushed under unique names; containers carry compose labels of a unique project; a `Drop`
 //! guard removes everything a test made, so a failing assertion leaves nothing behind.
-
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
-#[path = "support/world.rs"]
-mod world;
+use crate::support::world;
 
 use std::process::Command;
 use std::sync::Mutex;

@@ -5,10 +5,7 @@
 //! releases failing the way their tags say. Each test runs its own PostgreSQL on its own user network
 //! through the real `docker` CLI, cleans up after itself, and fails, never skips, without the world.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/world.rs"]
-mod world;
+use crate::support::world;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

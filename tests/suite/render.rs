@@ -2,10 +2,7 @@
 //! file validated against the official compose-spec schema and accepted by `config` of each real
 //! compose tool of the test world.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/world.rs"]
-mod world;
+use crate::support::world;
 
 use movim_setup::core::deployment::{Database, Deployment, Domain, MovimTag, Tls, Xmpp};
 use movim_setup::core::render::{self, Extras, Secrets};
@@ -164,7 +161,7 @@ fn secret_files_are_private() {
 #[test]
 fn compose_files_validate_against_the_official_schema() {
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("data/compose-spec.schema.json"))
+        serde_json::from_str(include_str!("../data/compose-spec.schema.json"))
             .expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     for (name, d) in combos() {

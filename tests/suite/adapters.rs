@@ -2,12 +2,9 @@
 //! PostgreSQL from the world's image, Compose v2 as a docker CLI plugin and docker-compose v1.
 //! Each test names its containers and projects uniquely and removes them in a `Drop` guard, so a
 //! failing assertion leaves nothing behind.
-
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 
-#[path = "support/world.rs"]
-mod world;
+use crate::support::world;
 
 use std::path::Path;
 use std::process::Command;

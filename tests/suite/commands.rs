@@ -3,10 +3,7 @@
 //! or database; what reached the world is read from the fakes' shared log. Doctor's facts are
 //! gathered from the same fakes and judged by its checks.
 
-#![allow(clippy::disallowed_methods)] // tests drive docker, podman and psql by hand, and read the world's variables
-
-#[path = "support/fakes.rs"]
-mod fakes;
+use crate::support::fakes;
 
 use clap::Parser as _;
 use fakes::{FROM, FakeDb, FakeEngine, FakeWeb, Log, TO, context, installed_dir};

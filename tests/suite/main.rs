@@ -1,0 +1,19 @@
+//! The whole test suite as one binary (one link, one place for the shared helpers): each module is
+//! one subject, from the pure renderings and plans to the real-world runs on Docker and Podman.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod adapters;
+mod commands;
+mod doctor;
+mod init;
+mod install;
+mod plan;
+mod podman;
+mod registry_engine;
+mod release;
+mod render;
+mod upgrade;
+mod world_infra;
+mod world_movim;
