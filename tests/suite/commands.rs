@@ -70,24 +70,15 @@ async fn init_pins_writes_migrates_starts_in_order_and_proves_then_a_rerun_chang
         pinned.images.values().all(|i| i.contains("@sha256:")),
         "{pinned:?}"
     );
-    let calls = log.calls();
-    let at = |prefix: &str| {
-        calls
-            .iter()
-            .position(|c| c.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in {calls:?}"))
-    };
-    assert!(at("resolve") < at("pull"), "{calls:?}");
-    assert!(at("up postgres") < at("prepare_volumes"), "{calls:?}");
-    assert!(
-        at("prepare_volumes") < at("php vendor/bin/phinx migrate"),
-        "{calls:?}"
-    );
-    assert!(
-        at("php vendor/bin/phinx migrate") < at("up fpm,daemon"),
-        "{calls:?}"
-    );
-    assert!(at("up fpm,daemon") < at("up web"), "{calls:?}");
+    log.assert_in_order(&[
+        "resolve",
+        "pull",
+        "up postgres",
+        "prepare_volumes",
+        "php vendor/bin/phinx migrate",
+        "up fpm,daemon",
+        "up web",
+    ]);
     let env = std::fs::read_to_string(dir.join("movim.env")).unwrap_or_else(|e| panic!("{e}"));
 
     // Again: nothing to write, nothing to start, the same secrets; the stack is proven.

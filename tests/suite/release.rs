@@ -103,25 +103,15 @@ async fn an_upgrade_ends_healthy_on_the_new_release_with_the_old_database_kept()
         Some("backups/db-fake-v0.29.2.dump")
     );
     assert_eq!(log.state().running.as_deref(), Some("0.30.0"));
-    let calls = log.calls();
-    let at = |prefix: &str| {
-        calls
-            .iter()
-            .position(|c| c.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in {calls:?}"))
-    };
     // Pulled while the old release served, then stopped, dumped, migrated, started.
-    assert!(at("pull") < at("stop_movim"), "{calls:?}");
-    assert!(at("stop_movim") < at("dump"), "{calls:?}");
-    assert!(
-        at("dump") < at("php vendor/bin/phinx migrate (0.30.0)"),
-        "{calls:?}"
-    );
-    assert!(
-        at("php vendor/bin/phinx migrate") < at("up fpm,daemon (0.30.0)"),
-        "{calls:?}"
-    );
-    assert!(!log.has("restore"), "{calls:?}");
+    log.assert_in_order(&[
+        "pull",
+        "stop_movim",
+        "dump",
+        "php vendor/bin/phinx migrate (0.30.0)",
+        "up fpm,daemon (0.30.0)",
+    ]);
+    assert!(!log.has("restore"), "{:?}", log.calls());
     assert!(!dir.path().join(JOURNAL_FILE).exists());
 }
 

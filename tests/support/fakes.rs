@@ -78,6 +78,25 @@ impl Log {
     pub fn calls(&self) -> Vec<String> {
         self.state().calls.clone()
     }
+
+    /// Panics unless a call starting with each of `prefixes` was made, in that order.
+    pub fn assert_in_order(&self, prefixes: &[&str]) {
+        let calls = self.calls();
+        let at = |prefix: &str| {
+            calls
+                .iter()
+                .position(|c| c.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {calls:?}"))
+        };
+        for pair in prefixes.windows(2) {
+            assert!(
+                at(pair[0]) < at(pair[1]),
+                "{} before {}: {calls:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
 }
 
 /// The Movim release the compose file in `dir` runs (`movim-daemon:v0.30.0@…` → `0.30.0`).
