@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the movim-setup binary, idempotently.
+# Installs the movim-setup binary, its shell completions (bash, zsh, fish) and man pages,
+# idempotently.
 #   From a release archive:  sh install.sh --archive movim-setup-x86_64-linux.tar.gz --sha256 <hex>
 #     (the archive's SHA-256 is verified before anything is installed)
 #   From this checkout:      sh install.sh          (builds with cargo, installing Rust's toolchain
@@ -12,14 +13,20 @@ prefix=""
 archive=""
 sha256=""
 run_init=0
+# An option that takes a value must get one (not nothing, not the next option).
+value() {
+	case "${2-}" in
+	"" | -*) echo "install.sh: $1 needs a value (see --help)" >&2; exit 2 ;;
+	esac
+}
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--prefix) prefix="$2"; shift 2 ;;
-	--archive) archive="$2"; shift 2 ;;
-	--sha256) sha256="$2"; shift 2 ;;
+	--prefix) value "$@"; prefix="$2"; shift 2 ;;
+	--archive) value "$@"; archive="$2"; shift 2 ;;
+	--sha256) value "$@"; sha256="$2"; shift 2 ;;
 	--run) run_init=1; shift ;;
 	--) shift; break ;;
-	-h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,10p' "$0"; exit 0 ;;
 	*) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -28,7 +35,6 @@ if [ -z "$prefix" ]; then
 	if [ "$(id -u)" = 0 ]; then prefix=/usr/local; else prefix="$HOME/.local"; fi
 fi
 bindir="$prefix/bin"
-mkdir -p "$bindir"
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -38,8 +44,13 @@ if [ -n "$archive" ]; then
 		echo "install.sh: --archive needs --sha256 (the release's published checksum)" >&2
 		exit 2
 	fi
+	if [ ! -f "$archive" ]; then
+		echo "install.sh: $archive: no such file" >&2
+		exit 2
+	fi
 	actual=$(sha256sum "$archive" | cut -d' ' -f1)
-	if [ "$actual" != "$sha256" ]; then
+	expected=$(printf '%s' "$sha256" | tr 'A-F' 'a-f')
+	if [ "$actual" != "$expected" ]; then
 		echo "install.sh: $archive has SHA-256 $actual, expected $sha256; not installing" >&2
 		exit 1
 	fi
@@ -55,6 +66,7 @@ else
 	binary="$here/target/release/movim-setup"
 fi
 
+mkdir -p "$bindir"
 if [ -f "$bindir/movim-setup" ] && cmp -s "$binary" "$bindir/movim-setup"; then
 	echo "movim-setup is already installed at $bindir/movim-setup"
 else
@@ -62,6 +74,16 @@ else
 	mv -f "$tmp/movim-setup.new" "$bindir/movim-setup"
 	echo "installed $bindir/movim-setup"
 fi
+# Completions and man pages come from the binary just installed, so they describe exactly it.
+share="$prefix/share"
+mkdir -p "$share/bash-completion/completions" "$share/zsh/site-functions" \
+	"$share/fish/vendor_completions.d" "$share/man/man1"
+"$bindir/movim-setup" completions bash >"$share/bash-completion/completions/movim-setup"
+"$bindir/movim-setup" completions zsh >"$share/zsh/site-functions/_movim-setup"
+"$bindir/movim-setup" completions fish >"$share/fish/vendor_completions.d/movim-setup.fish"
+"$bindir/movim-setup" man "$share/man/man1" 2>/dev/null
+echo "installed completions (bash, zsh, fish) and man pages (man movim-setup) under $share"
+
 case ":$PATH:" in
 *":$bindir:"*) ;;
 *) echo "note: $bindir is not on your PATH" ;;

@@ -8,6 +8,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
+use crate::core::answers::QUESTIONS;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "movim-setup",
@@ -20,17 +22,18 @@ pub struct Cli {
         long,
         global = true,
         env = "MOVIM_SETUP_DIR",
-        default_value = "./movim"
+        default_value = "./movim",
+        help_heading = GLOBAL
     )]
     pub dir: PathBuf,
     /// Container engine (auto-detected: Docker, then Podman)
-    #[arg(long, global = true, env = "MOVIM_ENGINE")]
+    #[arg(long, global = true, env = "MOVIM_ENGINE", help_heading = GLOBAL)]
     pub engine: Option<EngineKind>,
     /// Compose command to drive, e.g. "docker compose", "docker-compose", "podman-compose" (auto-detected)
-    #[arg(long, global = true, env = "MOVIM_COMPOSE")]
+    #[arg(long, global = true, env = "MOVIM_COMPOSE", help_heading = GLOBAL)]
     pub compose: Option<String>,
     /// Never prompt: take defaults, fail naming the flag of any missing answer
-    #[arg(long, short = 'y', global = true)]
+    #[arg(long, short = 'y', global = true, help_heading = GLOBAL)]
     pub yes: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -39,9 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ask, write the deployment directory, pin and pull images, migrate, start, prove healthy
-    #[command(
-        after_help = "Examples:\n  movim-setup init\n  movim-setup init --yes --domain movim.example.org --tls proxy --http-port 8080\n  MOVIM_DB_PASSWORD=… movim-setup init --yes --domain movim.example.org --database external --db-host 10.0.0.5"
-    )]
+    #[command(after_help = INIT_EXAMPLES)]
     Init(Box<InitArgs>),
     /// Upgrade to another Movim release with a backup and automatic rollback
     #[command(
@@ -56,67 +57,117 @@ pub enum Command {
     /// Read-only diagnostics, each finding with its fix
     #[command(after_help = "Examples:\n  movim-setup doctor\n  movim-setup doctor --json")]
     Doctor(DoctorArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(
+        after_help = "Examples (install.sh installs them):\n  movim-setup completions bash > ~/.local/share/bash-completion/completions/movim-setup\n  movim-setup completions zsh > ~/.zfunc/_movim-setup\n  movim-setup completions fish > ~/.config/fish/completions/movim-setup.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages (movim-setup.1 and one per command) into a directory
+    #[command(
+        after_help = "Examples (install.sh installs them):\n  movim-setup man /usr/local/share/man/man1\n  man -l /usr/local/share/man/man1/movim-setup-init.1"
+    )]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing)
+    #[arg(value_name = "OUT_DIR")]
+    pub out_dir: PathBuf,
+}
+
+/// The headings `init --help` groups its options under.
+const GLOBAL: &str = "Global";
+const HTTPS: &str = "HTTPS";
+const DATABASE: &str = "Database";
+const XMPP: &str = "XMPP";
+const IMAGES: &str = "Images";
+
+/// `init`'s examples, each line short enough that `--help` never wraps one in the middle of a
+/// command (a line ending in `\` goes on, as in a shell), so that each can be pasted whole.
+const INIT_EXAMPLES: &str = "\
+Examples:
+  movim-setup init
+  movim-setup init --yes --domain movim.example.org \\
+    --tls proxy --http-port 8080
+  movim-setup init --yes --domain movim.example.org \\
+    --tls caddy --acme-email you@example.org
+  movim-setup init --yes --domain movim.example.org \\
+    --database external --db-host 10.0.0.5 \\
+    --db-password-file /root/movim-db.password
+  movim-setup init --answers movim-answers.yaml --yes";
+
+/// `init`'s options. Each question's flag takes its help text and shown default from
+/// `answers::QUESTIONS` (see [`command`]) unless it says more here; the options are `Option`s, so
+/// that an answer not given falls through to the answers file, the saved answers, the prompt.
+#[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Answers file (YAML; keys as the flags without dashes, e.g. `db_host:`)
-    #[arg(long, env = "MOVIM_ANSWERS")]
-    pub answers: Option<PathBuf>,
-    /// Compose project name (default: the directory's name)
-    #[arg(long, env = "MOVIM_PROJECT")]
-    pub project: Option<String>,
     /// Public domain Movim is served at (https://DOMAIN/)
     #[arg(long, env = "MOVIM_DOMAIN")]
     pub domain: Option<String>,
-    /// HTTPS: bundled Caddy, or your own reverse proxy
-    #[arg(long, env = "MOVIM_TLS")]
+    /// Answers file (YAML: the flags' names with underscores as keys, e.g. `db_host: 10.0.0.5`)
+    #[arg(long, env = "MOVIM_ANSWERS")]
+    pub answers: Option<PathBuf>,
+    #[arg(long, env = "MOVIM_PROJECT")]
+    pub project: Option<String>,
+    /// HTTPS: a bundled Caddy with automatic certificates, or your own reverse proxy
+    #[arg(long, env = "MOVIM_TLS", help_heading = HTTPS)]
     pub tls: Option<TlsChoice>,
-    /// proxy mode: port on 127.0.0.1 that web listens on
-    #[arg(long, env = "MOVIM_HTTP_PORT")]
+    /// --tls proxy: the port on 127.0.0.1 web listens on, which your reverse proxy forwards to
+    #[arg(long, env = "MOVIM_HTTP_PORT", help_heading = HTTPS,
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub http_port: Option<u16>,
-    /// caddy mode: ACME account e-mail
-    #[arg(long, env = "MOVIM_ACME_EMAIL")]
+    /// --tls caddy: ACME account e-mail
+    #[arg(long, env = "MOVIM_ACME_EMAIL", help_heading = HTTPS)]
     pub acme_email: Option<String>,
-    /// caddy mode: ACME directory URL (default Let's Encrypt)
-    #[arg(long, env = "MOVIM_ACME_CA")]
+    /// --tls caddy: ACME directory URL
+    #[arg(long, env = "MOVIM_ACME_CA", help_heading = HTTPS)]
     pub acme_ca: Option<String>,
     /// Extra CA bundle (PEM) trusted by the containers and by this tool
-    #[arg(long, env = "MOVIM_CA_BUNDLE")]
+    #[arg(long, env = "MOVIM_CA_BUNDLE", help_heading = HTTPS)]
     pub ca_bundle: Option<PathBuf>,
-    /// Database: bundled PostgreSQL or an external server
-    #[arg(long, env = "MOVIM_DATABASE")]
+    /// Database: a bundled PostgreSQL, or an external server
+    #[arg(long, env = "MOVIM_DATABASE", help_heading = DATABASE)]
     pub database: Option<ServiceChoice>,
-    #[arg(long, env = "MOVIM_DB_HOST")]
+    #[arg(long, env = "MOVIM_DB_HOST", help_heading = DATABASE)]
     pub db_host: Option<String>,
-    #[arg(long, env = "MOVIM_DB_PORT")]
+    #[arg(long, env = "MOVIM_DB_PORT", help_heading = DATABASE,
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub db_port: Option<u16>,
-    #[arg(long, env = "MOVIM_DB_NAME")]
+    #[arg(long, env = "MOVIM_DB_NAME", help_heading = DATABASE)]
     pub db_name: Option<String>,
-    #[arg(long, env = "MOVIM_DB_USER")]
+    #[arg(long, env = "MOVIM_DB_USER", help_heading = DATABASE)]
     pub db_user: Option<String>,
-    /// File holding the external database password (or set MOVIM_DB_PASSWORD; never in argv)
-    #[arg(long, env = "MOVIM_DB_PASSWORD_FILE")]
+    /// File holding the external database's password (or put the password itself in
+    /// MOVIM_DB_PASSWORD; never on the command line)
+    #[arg(long, env = "MOVIM_DB_PASSWORD_FILE", help_heading = DATABASE)]
     pub db_password_file: Option<PathBuf>,
-    /// XMPP server: bundled Prosody or an existing server
-    #[arg(long, env = "MOVIM_XMPP")]
+    /// XMPP server: a bundled Prosody, or an existing server
+    #[arg(long, env = "MOVIM_XMPP", help_heading = XMPP)]
     pub xmpp: Option<ServiceChoice>,
-    #[arg(long, env = "MOVIM_XMPP_DOMAIN")]
+    #[arg(long, env = "MOVIM_XMPP_DOMAIN", help_heading = XMPP)]
     pub xmpp_domain: Option<String>,
     /// Bundled Prosody: certificate (PEM, full chain) for the XMPP domain
-    #[arg(long, env = "MOVIM_XMPP_CERT")]
+    #[arg(long, env = "MOVIM_XMPP_CERT", help_heading = XMPP)]
     pub xmpp_cert: Option<PathBuf>,
     /// Bundled Prosody: private key (PEM) for the XMPP domain
-    #[arg(long, env = "MOVIM_XMPP_KEY")]
+    #[arg(long, env = "MOVIM_XMPP_KEY", help_heading = XMPP)]
     pub xmpp_key: Option<PathBuf>,
-    /// Movim release tag (e.g. v0.29.2)
-    #[arg(long, alias = "movim-version", env = "MOVIM_VERSION")]
+    /// Movim release tag, e.g. v0.30.0 (`upgrade --to` changes it later)
+    #[arg(long, alias = "movim-version", env = "MOVIM_VERSION", help_heading = IMAGES)]
     pub release: Option<String>,
-    /// Prefix for movim-web, movim-fpm, movim-daemon (default ghcr.io/nadiamoe)
-    #[arg(long, env = "MOVIM_IMAGE_REPOSITORY")]
+    /// Prefix for movim-web, movim-fpm, movim-daemon
+    #[arg(long, env = "MOVIM_IMAGE_REPOSITORY", help_heading = IMAGES)]
     pub image_repository: Option<String>,
-    /// Prefix for postgres, prosody, caddy (default docker.io/library)
-    #[arg(long, env = "MOVIM_LIBRARY_REPOSITORY")]
+    /// Prefix for postgres, prosody, caddy
+    #[arg(long, env = "MOVIM_LIBRARY_REPOSITORY", help_heading = IMAGES)]
     pub library_repository: Option<String>,
     /// What to write: a compose deployment (started and proven healthy), or Kubernetes manifests
     /// and their `podman kube play` rendering in kube/ (written only)
@@ -232,10 +283,28 @@ pub static VERSION: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The whole command line as clap sees it, with what the derive cannot say statically.
+/// The whole command line as clap sees it, with what the derive cannot say statically: the
+/// version line, and `init`'s help texts and defaults from its questions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command().version(VERSION.as_str())
+    Cli::command()
+        .version(VERSION.as_str())
+        .mut_subcommand("init", |init| {
+            QUESTIONS.iter().fold(init, |init, q| {
+                let id = q.flag.trim_start_matches("--").replace('-', "_");
+                init.mut_arg(id, |arg| {
+                    let text = arg
+                        .get_help()
+                        .map_or_else(|| q.prompt.to_owned(), ToString::to_string);
+                    let text = if q.default.is_empty() {
+                        text
+                    } else {
+                        format!("{text} [default: {}]", q.default)
+                    };
+                    arg.help(text)
+                })
+            })
+        })
 }
 
 /// Parses the process arguments (clap exits with status 2 on bad usage).
@@ -252,6 +321,133 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         command().debug_assert();
+    }
+
+    /// `init` as `movim-setup init --help` shows it (built: the global options propagated).
+    fn init() -> clap::Command {
+        let mut cli = command();
+        cli.build();
+        cli.find_subcommand("init")
+            .expect("init is a command")
+            .clone()
+    }
+
+    #[test]
+    fn every_question_is_a_flag_with_its_env_var_help_default_and_answers_key() {
+        let init = init();
+        for q in QUESTIONS {
+            let arg = init
+                .get_arguments()
+                .find(|a| a.get_long().map(|l| format!("--{l}")).as_deref() == Some(q.flag))
+                .unwrap_or_else(|| panic!("{} has no flag {}", q.key, q.flag));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(!help.is_empty(), "{} has no help text", q.flag);
+            if !q.default.is_empty() {
+                assert!(
+                    help.contains(&format!("[default: {}]", q.default)),
+                    "{}: {help}",
+                    q.flag
+                );
+            }
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            if q.key == "db_password" {
+                // The password itself is never a flag: the flag names a file, the variable holds it.
+                assert!(help.contains(q.env), "{}: {help}", q.flag);
+            } else {
+                assert_eq!(env.as_deref(), Some(q.env), "{}", q.flag);
+            }
+            let yaml = format!("{}: null\n", q.key);
+            assert!(
+                crate::core::answers::Answers::from_yaml(&yaml, "a.yaml").is_ok(),
+                "`{}:` is not an answers-file key",
+                q.key
+            );
+        }
+        // And the other way: every option of init is a question, or one of these.
+        let not_questions = ["answers", "target", "no_start", "dry_run", "help"];
+        for arg in init.get_arguments().filter(|a| !a.is_global_set()) {
+            let id = arg.get_id().as_str();
+            let flag = format!("--{}", id.replace('_', "-"));
+            assert!(
+                not_questions.contains(&id) || QUESTIONS.iter().any(|q| q.flag == flag),
+                "init {flag} is neither a question nor known"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_shown_for_a_port_is_the_default_taken() {
+        let q = QUESTIONS
+            .iter()
+            .find(|q| q.key == "http_port")
+            .expect("asked");
+        assert_eq!(
+            q.default,
+            crate::core::deployment::DEFAULT_HTTP_PORT.to_string()
+        );
+        let q = QUESTIONS
+            .iter()
+            .find(|q| q.key == "release")
+            .expect("asked");
+        assert_eq!(q.default, crate::core::deployment::DEFAULT_TAG);
+    }
+
+    #[test]
+    fn init_help_groups_its_options_under_headings() {
+        let help = init().render_help().to_string();
+        let mut at = 0;
+        for heading in [
+            "HTTPS:",
+            "Database:",
+            "XMPP:",
+            "Images:",
+            "Global:",
+            "Examples:",
+        ] {
+            let found = help[at..]
+                .find(&format!("\n{heading}\n"))
+                .unwrap_or_else(|| panic!("no {heading} after the previous heading in\n{help}"));
+            at += found + 1;
+        }
+    }
+
+    #[test]
+    fn the_examples_survive_a_narrow_terminal_and_parse() {
+        for width in [60, 80, 200] {
+            let help = init().term_width(width).render_help().to_string();
+            let examples = help
+                .split_once("Examples:\n")
+                .expect("examples")
+                .1
+                .to_owned();
+            // Paste each example as a shell would read it: `\` at the end of a line goes on.
+            let joined = examples.replace("\\\n", " ");
+            let mut n = 0;
+            for line in joined.lines().filter(|l| !l.trim().is_empty()) {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(
+                    words[0], "movim-setup",
+                    "width {width}: a broken example: {line}"
+                );
+                command()
+                    .try_get_matches_from(&words)
+                    .unwrap_or_else(|e| panic!("width {width}: `{line}` does not parse: {e}"));
+                n += 1;
+            }
+            assert_eq!(n, 5, "width {width}: {examples}");
+        }
+    }
+
+    #[test]
+    fn ports_are_one_to_65535() {
+        let parse = |port: &str| {
+            command().try_get_matches_from(["movim-setup", "init", "--http-port", port])
+        };
+        assert!(parse("0").is_err());
+        assert!(parse("65536").is_err());
+        assert!(parse("1").is_ok());
+        let err = parse("99999").expect_err("refused").to_string();
+        assert!(err.contains("1..=65535"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,21 @@ impl Prompter for Terminal {
         }
         input.interact_text().map_err(|e| prompt_failed(q, e))
     }
+    fn text_checked(
+        &self,
+        q: &Question,
+        default: Option<&str>,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<String, Failure> {
+        // dialoguer prints the refusal under the prompt and asks again until `check` agrees.
+        let mut input = dialoguer::Input::<String>::new()
+            .with_prompt(q.prompt)
+            .validate_with(|v: &String| check(v));
+        if let Some(d) = default {
+            input = input.default(d.to_owned());
+        }
+        input.interact_text().map_err(|e| prompt_failed(q, e))
+    }
     fn select(&self, q: &Question, choices: &[&str], default: usize) -> Result<usize, Failure> {
         dialoguer::Select::new()
             .with_prompt(q.prompt)

@@ -4,6 +4,7 @@
 //! what it changes, backs up what it replaces, and does nothing when nothing changed.
 
 mod kube;
+mod review;
 
 use crate::adapters::Tools;
 use crate::adapters::database::DbError;
@@ -19,11 +20,12 @@ use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::movim::MOVIM_UID;
-use crate::core::render::{self, ENV_FILE, Extras};
+use crate::core::render::{self, ANSWERS_FILE, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::pin;
 use crate::stack;
+use review::{changes, print_changes, review};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -82,11 +84,15 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
 
     let lock = pin(ctx, &d, saved.lock.as_ref()).await?;
     let files = stack::rendered(&d, &password, &lock, &extras)?;
-    let changes = changes(&ctx.dir, &files, &lock)?;
+    let changes = changes(&ctx.dir, &files, &lock, ENV_FILE)?;
+    let existing = saved.deployment.is_some();
     if args.dry_run {
         print_changes(ctx, &changes);
         ctx.ui.step("dry run: nothing written, pulled or started");
         return Ok(ExitStatus::Success);
+    }
+    if !review(ctx, &changes, existing)? {
+        return Ok(ExitStatus::Failed);
     }
 
     let pinned: Vec<String> = lock.images.values().cloned().collect();
@@ -101,7 +107,9 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     if changes.is_empty() {
         ctx.ui.step("the deployment directory is up to date");
     } else {
-        print_changes(ctx, &changes);
+        if !existing {
+            print_changes(ctx, &changes);
+        }
         write(ctx, &files, &lock, ENV_FILE)?;
     }
     if args.no_start {
@@ -150,6 +158,7 @@ fn collect_answers(
         release: args.release.clone(),
         image_repository: args.image_repository.clone(),
         library_repository: args.library_repository.clone(),
+        origins: BTreeMap::new(),
     };
     if let Some(file) = &args.db_password_file {
         let text = std::fs::read_to_string(file).map_err(|e| {
@@ -169,7 +178,12 @@ fn collect_answers(
     let from_saved = saved
         .deployment
         .as_ref()
-        .map(Answers::from_deployment)
+        .map(|d| {
+            Answers::from_deployment(d).from_source(&format!(
+                "{}, the answers a previous run saved",
+                ctx.dir.join(ANSWERS_FILE).display()
+            ))
+        })
         .unwrap_or_default();
     let merged = given.or(from_file).or(from_saved);
     let default_project = default_project(&ctx.dir);
@@ -369,62 +383,6 @@ async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock
         });
     }
     Ok(lock)
-}
-
-/// A file that `init` would create or change.
-struct Change {
-    path: String,
-    created: bool,
-    secret: bool,
-}
-
-fn changes(
-    dir: &Path,
-    files: &BTreeMap<String, render::File>,
-    lock: &Lock,
-) -> Result<Vec<Change>, Failure> {
-    let lock_text = lock
-        .to_yaml()
-        .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
-    let mut out = Vec::new();
-    let all = files
-        .iter()
-        .map(|(p, f)| (p.as_str(), f.content.as_str(), f.secret))
-        .chain(std::iter::once((LOCK_FILE, lock_text.as_str(), false)));
-    for (path, content, secret) in all {
-        match std::fs::read_to_string(dir.join(path)) {
-            Ok(old) if old == content => {}
-            Ok(_) => out.push(Change {
-                path: path.to_owned(),
-                created: false,
-                secret,
-            }),
-            Err(_) => out.push(Change {
-                path: path.to_owned(),
-                created: true,
-                secret,
-            }),
-        }
-    }
-    Ok(out)
-}
-
-fn print_changes(ctx: &Context, changes: &[Change]) {
-    if changes.is_empty() {
-        ctx.ui.step("no file would change");
-        return;
-    }
-    ctx.ui
-        .step(&format!("files to write in {}", ctx.dir.display()));
-    for c in changes {
-        let what = if c.created {
-            "create"
-        } else {
-            "update (old copy kept in backups/files/)"
-        };
-        let secret = if c.secret { " [holds secrets]" } else { "" };
-        ctx.ui.info(&format!("{what}: {}{secret}", c.path));
-    }
 }
 
 /// Writes the directory in one transaction: all files or none; `env_file` (relative) is handed to

@@ -1,6 +1,7 @@
 //! One file per command, orchestration only; this one routes the parsed command line to it.
 
 pub mod doctor;
+pub mod help;
 pub mod init;
 pub mod rollback;
 pub mod upgrade;
@@ -35,5 +36,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<ExitStatus, Failure>
         Command::Upgrade(args) => upgrade::run(ctx, args).await,
         Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Doctor(args) => doctor::run(ctx, args).await,
+        Command::Completions(args) => help::completions(&args),
+        Command::Man(args) => help::man(ctx, &args),
     }
 }

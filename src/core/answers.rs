@@ -10,6 +10,7 @@ use crate::core::deployment::{
 use crate::core::secret::Secret;
 use crate::error::Failure;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Every answer, each optional: flat, so that flags, env vars and the answers file share keys.
@@ -38,6 +39,10 @@ pub struct Answers {
     pub release: Option<String>,
     pub image_repository: Option<String>,
     pub library_repository: Option<String>,
+    /// Where each answer came from when it was not a flag or its env var (an answers file, the
+    /// answers saved by a previous run), by key: errors name the file instead of the flag.
+    #[serde(skip)]
+    pub origins: BTreeMap<&'static str, String>,
 }
 
 /// One question `init` asks, and where else its answer may come from.
@@ -47,6 +52,8 @@ pub struct Question {
     pub flag: &'static str,
     pub env: &'static str,
     pub prompt: &'static str,
+    /// The default as `--help` shows it; empty when there is none.
+    pub default: &'static str,
 }
 
 /// Asks the user; implemented by the terminal prompter and the non-interactive one.
@@ -54,6 +61,18 @@ pub trait Prompter: Send + Sync {
     fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure>;
     fn select(&self, q: &Question, choices: &[&str], default: usize) -> Result<usize, Failure>;
     fn password(&self, q: &Question) -> Result<String, Failure>;
+    /// [`Prompter::text`] whose answer `check` must accept: a terminal says why and asks again;
+    /// otherwise a refused answer is an error naming the flag.
+    fn text_checked(
+        &self,
+        q: &Question,
+        default: Option<&str>,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<String, Failure> {
+        let v = self.text(q, default)?;
+        check(&v).map_err(|e| invalid(q, None, e))?;
+        Ok(v)
+    }
     /// Whether someone answers (a terminal, without `--yes`): unattended runs take defaults and
     /// never wait on a question.
     fn interactive(&self) -> bool;
@@ -93,46 +112,94 @@ impl Prompter for Defaults {
 }
 
 macro_rules! questions {
-    ($($key:ident $flag:literal $env:literal $prompt:literal;)*) => {
-        /// Every question: its answers-file key, flag, env var and prompt.
-        pub const QUESTIONS: &[Question] = &[$(Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt }),*];
+    ($($key:ident $flag:literal $env:literal $prompt:literal $default:literal;)*) => {
+        /// Every question: its answers-file key, flag, env var, prompt and shown default.
+        pub const QUESTIONS: &[Question] = &[$(q::$key),*];
         #[allow(dead_code)] // every question has a constant; not every one is asked by name
         mod q {
             use crate::core::answers::Question;
-            $(#[allow(non_upper_case_globals)] pub const $key: Question = Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt };)*
+            $(#[allow(non_upper_case_globals)] pub const $key: Question = Question { key: stringify!($key), flag: $flag, env: $env, prompt: $prompt, default: $default };)*
         }
     };
 }
 
 questions! {
-    project "--project" "MOVIM_PROJECT" "Compose project name";
-    domain "--domain" "MOVIM_DOMAIN" "Public domain of Movim (e.g. movim.example.org)";
-    tls "--tls" "MOVIM_TLS" "HTTPS: a bundled Caddy with automatic certificates, or your own reverse proxy";
-    http_port "--http-port" "MOVIM_HTTP_PORT" "Port on 127.0.0.1 your reverse proxy forwards to";
-    acme_email "--acme-email" "MOVIM_ACME_EMAIL" "E-mail for the ACME account (optional)";
-    acme_ca "--acme-ca" "MOVIM_ACME_CA" "ACME directory URL (empty: Let's Encrypt)";
-    ca_bundle "--ca-bundle" "MOVIM_CA_BUNDLE" "Extra CA bundle (PEM) the containers trust";
-    database "--database" "MOVIM_DATABASE" "Database: a bundled PostgreSQL, or an external server";
-    db_host "--db-host" "MOVIM_DB_HOST" "External database host (as the containers reach it)";
-    db_port "--db-port" "MOVIM_DB_PORT" "External database port";
-    db_name "--db-name" "MOVIM_DB_NAME" "External database name";
-    db_user "--db-user" "MOVIM_DB_USER" "External database role";
-    db_password "--db-password-file" "MOVIM_DB_PASSWORD" "External database password";
-    xmpp "--xmpp" "MOVIM_XMPP" "XMPP server: a bundled Prosody, or an existing server";
-    xmpp_domain "--xmpp-domain" "MOVIM_XMPP_DOMAIN" "XMPP domain (users are user@this-domain)";
-    xmpp_cert "--xmpp-cert" "MOVIM_XMPP_CERT" "Certificate (PEM, full chain) for the XMPP domain";
-    xmpp_key "--xmpp-key" "MOVIM_XMPP_KEY" "Private key (PEM) for the XMPP domain";
-    release "--release" "MOVIM_VERSION" "Movim release";
-    image_repository "--image-repository" "MOVIM_IMAGE_REPOSITORY" "Image repository prefix for movim-web, movim-fpm, movim-daemon";
-    library_repository "--library-repository" "MOVIM_LIBRARY_REPOSITORY" "Image repository prefix for postgres, prosody, caddy";
+    project "--project" "MOVIM_PROJECT" "Compose project name" "the directory's name";
+    domain "--domain" "MOVIM_DOMAIN" "Public domain of Movim (e.g. movim.example.org)" "";
+    tls "--tls" "MOVIM_TLS" "HTTPS: a bundled Caddy with automatic certificates, or your own reverse proxy" "proxy";
+    http_port "--http-port" "MOVIM_HTTP_PORT" "Port on 127.0.0.1 your reverse proxy forwards to" "8080";
+    acme_email "--acme-email" "MOVIM_ACME_EMAIL" "E-mail for the ACME account (optional)" "";
+    acme_ca "--acme-ca" "MOVIM_ACME_CA" "ACME directory URL (empty: Let's Encrypt)" "Let's Encrypt";
+    ca_bundle "--ca-bundle" "MOVIM_CA_BUNDLE" "Extra CA bundle (PEM) the containers trust" "";
+    database "--database" "MOVIM_DATABASE" "Database: a bundled PostgreSQL, or an external server" "bundled";
+    db_host "--db-host" "MOVIM_DB_HOST" "External database host (as the containers reach it)" "";
+    db_port "--db-port" "MOVIM_DB_PORT" "External database port" "5432";
+    db_name "--db-name" "MOVIM_DB_NAME" "External database name" "movim";
+    db_user "--db-user" "MOVIM_DB_USER" "External database role" "movim";
+    db_password "--db-password-file" "MOVIM_DB_PASSWORD" "External database password" "";
+    xmpp "--xmpp" "MOVIM_XMPP" "XMPP server: a bundled Prosody, or an existing server" "external";
+    xmpp_domain "--xmpp-domain" "MOVIM_XMPP_DOMAIN" "XMPP domain (users are user@this-domain)" "the domain's parent";
+    xmpp_cert "--xmpp-cert" "MOVIM_XMPP_CERT" "Certificate (PEM, full chain) for the XMPP domain" "";
+    xmpp_key "--xmpp-key" "MOVIM_XMPP_KEY" "Private key (PEM) for the XMPP domain" "";
+    release "--release" "MOVIM_VERSION" "Movim release" "v0.29.2";
+    image_repository "--image-repository" "MOVIM_IMAGE_REPOSITORY" "Image repository prefix for movim-web, movim-fpm, movim-daemon" "ghcr.io/nadiamoe";
+    library_repository "--library-repository" "MOVIM_LIBRARY_REPOSITORY" "Image repository prefix for postgres, prosody, caddy" "docker.io/library";
+}
+
+/// Runs `$m!` on every answer field (the one list the merging and the origin marking share).
+macro_rules! each_field {
+    ($m:ident) => {
+        $m!(
+            project,
+            domain,
+            tls,
+            http_port,
+            acme_email,
+            acme_ca,
+            ca_bundle,
+            database,
+            db_host,
+            db_port,
+            db_name,
+            db_user,
+            db_password,
+            xmpp,
+            xmpp_domain,
+            xmpp_cert,
+            xmpp_key,
+            release,
+            image_repository,
+            library_repository
+        )
+    };
 }
 
 impl Answers {
-    /// Reads an answers file (YAML, keys as in [`QUESTIONS`]).
+    /// Reads an answers file (YAML, keys as in [`QUESTIONS`]); every answer it gives is marked
+    /// as coming from it, so that a bad value is reported as the file's.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, Failure> {
-        yaml_serde::from_str(text).map_err(|e| {
+        let a: Self = yaml_serde::from_str(text).map_err(|e| {
             Failure::usage(format!("cannot read the answers file {origin}")).because(e)
-        })
+        })?;
+        Ok(a.from_source(&format!("the answers file {origin}")))
+    }
+
+    /// Marks every answer given here (and not already marked) as coming from `source`.
+    #[must_use]
+    pub fn from_source(mut self, source: &str) -> Self {
+        macro_rules! mark { ($($f:ident),*) => { $(
+            if self.$f.is_some() {
+                self.origins.entry(stringify!($f)).or_insert_with(|| source.to_owned());
+            }
+        )* } }
+        each_field!(mark);
+        self
+    }
+
+    /// Where the answer to `key` came from, when not from a flag or its env var.
+    #[must_use]
+    pub fn origin(&self, key: &str) -> Option<&str> {
+        self.origins.get(key).map(String::as_str)
     }
 
     /// The answers a previous run saved (`movim-setup.yaml`), as answers of lowest precedence.
@@ -180,81 +247,109 @@ impl Answers {
         a
     }
 
-    /// Fills every answer this one lacks from `lower` (lower precedence).
+    /// Fills every answer this one lacks from `lower` (lower precedence), with its origin.
     #[must_use]
     pub fn or(self, lower: Self) -> Self {
-        macro_rules! pick { ($($f:ident),*) => { Self { $($f: self.$f.or(lower.$f)),* } } }
-        pick!(
-            project,
-            domain,
-            tls,
-            http_port,
-            acme_email,
-            acme_ca,
-            ca_bundle,
-            database,
-            db_host,
-            db_port,
-            db_name,
-            db_user,
-            db_password,
-            xmpp,
-            xmpp_domain,
-            xmpp_cert,
-            xmpp_key,
-            release,
-            image_repository,
-            library_repository
-        )
+        let mut origins = self.origins.clone();
+        macro_rules! inherit { ($($f:ident),*) => { $(
+            if self.$f.is_none() && let Some(o) = lower.origins.get(stringify!($f)) {
+                origins.insert(stringify!($f), o.clone());
+            }
+        )* } }
+        each_field!(inherit);
+        macro_rules! pick { ($($f:ident),*) => { Self { $($f: self.$f.or(lower.$f),)* origins } } }
+        each_field!(pick)
     }
 }
 
-fn invalid(q: &Question, why: impl std::fmt::Display) -> Failure {
-    Failure::usage(format!("{} is not valid: {why}", q.flag))
-        .next(format!("movim-setup init {} VALUE", q.flag))
-}
-
-fn choose(
-    p: &dyn Prompter,
-    q: &Question,
-    given: Option<String>,
-    choices: &[&str],
-    default: usize,
-) -> Result<String, Failure> {
-    match given {
-        Some(v) if choices.contains(&v.as_str()) => Ok(v),
-        Some(v) => Err(invalid(
-            q,
-            format!("`{v}` is not one of {}", choices.join(", ")),
-        )),
-        None => Ok(choices[p.select(q, choices, default)?].to_owned()),
+/// A bad answer: named by its flag when it came from a flag or env var, by its key and file when
+/// it came from an answers file (or the answers saved by a previous run).
+fn invalid(q: &Question, origin: Option<&str>, why: impl std::fmt::Display) -> Failure {
+    match origin {
+        None => Failure::usage(format!("{} is not valid: {why}", q.flag))
+            .next(format!("movim-setup init {} VALUE", q.flag)),
+        Some(source) => Failure::usage(format!("`{}:` in {source} is not valid: {why}", q.key))
+            .next(format!(
+                "fix `{}:` in {source}, or give it with movim-setup init {} VALUE",
+                q.key, q.flag
+            )),
     }
 }
 
-fn text(
-    p: &dyn Prompter,
-    q: &Question,
-    given: Option<String>,
-    default: Option<&str>,
-) -> Result<String, Failure> {
-    match given {
-        Some(v) => Ok(v),
-        None => p.text(q, default),
+/// What [`resolve`] works with: the merged answers' origins and the prompter.
+struct Ask<'a> {
+    p: &'a dyn Prompter,
+    origins: BTreeMap<&'static str, String>,
+}
+
+impl Ask<'_> {
+    fn invalid(&self, q: &Question, why: impl std::fmt::Display) -> Failure {
+        invalid(q, self.origins.get(q.key).map(String::as_str), why)
+    }
+
+    fn choose(
+        &self,
+        q: &Question,
+        given: Option<String>,
+        choices: &[&str],
+        default: usize,
+    ) -> Result<String, Failure> {
+        match given {
+            Some(v) if choices.contains(&v.as_str()) => Ok(v),
+            Some(v) => Err(self.invalid(q, format!("`{v}` is not one of {}", choices.join(", ")))),
+            None => Ok(choices[self.p.select(q, choices, default)?].to_owned()),
+        }
+    }
+
+    /// The answer given, checked by `parse`; or asked, and asked again (on a terminal) until
+    /// `parse` takes it.
+    fn valid<T>(
+        &self,
+        q: &Question,
+        given: Option<String>,
+        default: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        let text = match given {
+            Some(v) => v,
+            None => self
+                .p
+                .text_checked(q, default, &|v: &str| parse(v).map(|_| ()))?,
+        };
+        parse(&text).map_err(|e| self.invalid(q, e))
+    }
+
+    fn optional(
+        &self,
+        q: &Question,
+        given: Option<String>,
+        ask: bool,
+    ) -> Result<Option<String>, Failure> {
+        let v = match given {
+            Some(v) => v,
+            None if ask => self.p.text(q, Some(""))?,
+            None => String::new(),
+        };
+        Ok(Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
     }
 }
 
-fn optional(
-    p: &dyn Prompter,
-    q: &Question,
-    given: Option<String>,
-    ask: bool,
-) -> Result<Option<String>, Failure> {
-    let v = match given {
-        Some(v) => v,
-        None if ask => p.text(q, Some(""))?,
-        None => String::new(),
-    };
-    Ok(Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
+fn port(v: &str) -> Result<u16, String> {
+    match v.trim().parse::<u16>() {
+        Ok(0) => Err("port 0: give a port from 1 to 65535".to_owned()),
+        Ok(p) => Ok(p),
+        Err(_) => Err(format!("`{v}` is not a port (1 to 65535)")),
+    }
+}
+
+fn db_host(host: &str) -> Result<String, String> {
+    if host.trim().is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("`{host}` is not a host name"));
+    }
+    if matches!(host, "localhost" | "127.0.0.1" | "::1") {
+        return Err("it is the containers' own loopback; give an address the containers can reach (e.g. the host's bridge address)".to_owned());
+    }
+    Ok(host.to_owned())
 }
 
 /// The deployment, and the external database password when one was given.
@@ -267,55 +362,44 @@ pub struct Resolved {
 /// `default_project` is the directory's name.
 #[allow(clippy::too_many_lines)] // every question in the order it is asked, each a few lines
 pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Resolved, Failure> {
-    let project = match a.project {
-        Some(v) => v,
-        None => default_project.to_owned(),
+    let ask = Ask {
+        p,
+        origins: a.origins.clone(),
     };
-    let project = deployment::parse_project(&project).map_err(|e| invalid(&q::project, e))?;
-    let domain =
-        Domain::parse(&text(p, &q::domain, a.domain, None)?).map_err(|e| invalid(&q::domain, e))?;
+    let project = a.project.unwrap_or_else(|| default_project.to_owned());
+    let project = deployment::parse_project(&project).map_err(|e| ask.invalid(&q::project, e))?;
+    let domain = ask.valid(&q::domain, a.domain, None, Domain::parse)?;
 
-    let tls = match choose(p, &q::tls, a.tls, &["caddy", "proxy"], 1)?.as_str() {
+    let tls = match ask.choose(&q::tls, a.tls, &["caddy", "proxy"], 1)?.as_str() {
         "caddy" => Tls::Caddy {
-            acme_email: optional(p, &q::acme_email, a.acme_email, false)?,
-            acme_ca: optional(p, &q::acme_ca, a.acme_ca, false)?,
+            acme_email: ask.optional(&q::acme_email, a.acme_email, false)?,
+            acme_ca: ask.optional(&q::acme_ca, a.acme_ca, false)?,
         },
-        _ => {
-            let port = match a.http_port {
-                Some(port) => port,
-                None => text(p, &q::http_port, None, Some(&DEFAULT_HTTP_PORT.to_string()))?
-                    .parse()
-                    .map_err(|e| invalid(&q::http_port, e))?,
-            };
-            if port == 0 {
-                return Err(invalid(&q::http_port, "port 0"));
-            }
-            Tls::Proxy { http_port: port }
-        }
+        _ => Tls::Proxy {
+            http_port: ask.valid(
+                &q::http_port,
+                a.http_port.map(|p| p.to_string()),
+                Some(&DEFAULT_HTTP_PORT.to_string()),
+                port,
+            )?,
+        },
     };
 
     let mut db_password = a.db_password;
-    let database = match choose(p, &q::database, a.database, &["bundled", "external"], 0)?.as_str()
+    let database = match ask
+        .choose(&q::database, a.database, &["bundled", "external"], 0)?
+        .as_str()
     {
         "external" => {
-            let host = text(p, &q::db_host, a.db_host, None)?;
-            if host.trim().is_empty() || host.contains(char::is_whitespace) {
-                return Err(invalid(&q::db_host, format!("`{host}` is not a host name")));
-            }
-            if matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") {
-                return Err(invalid(
-                    &q::db_host,
-                    "it is the containers' own loopback; give an address the containers can reach (e.g. the host's bridge address)",
-                ));
-            }
-            let port = match a.db_port {
-                Some(port) => port,
-                None => text(p, &q::db_port, None, Some("5432"))?
-                    .parse()
-                    .map_err(|e| invalid(&q::db_port, e))?,
-            };
-            let name = text(p, &q::db_name, a.db_name, Some("movim"))?;
-            let user = text(p, &q::db_user, a.db_user, Some("movim"))?;
+            let host = ask.valid(&q::db_host, a.db_host, None, db_host)?;
+            let port = ask.valid(
+                &q::db_port,
+                a.db_port.map(|p| p.to_string()),
+                Some("5432"),
+                port,
+            )?;
+            let name = ask.valid(&q::db_name, a.db_name, Some("movim"), |v| Ok(v.to_owned()))?;
+            let user = ask.valid(&q::db_user, a.db_user, Some("movim"), |v| Ok(v.to_owned()))?;
             if db_password.is_none() {
                 db_password = Some(Secret::new(p.password(&q::db_password)?));
             }
@@ -329,69 +413,27 @@ pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Re
         _ => Database::Bundled,
     };
 
-    let xmpp_mode = choose(p, &q::xmpp, a.xmpp, &["bundled", "external"], 1)?;
-    let default_xmpp = domain
-        .as_str()
-        .split_once('.')
-        .map_or(domain.as_str(), |(_, parent)| parent)
-        .to_owned();
-    let default_xmpp = if default_xmpp.contains('.') {
-        default_xmpp
-    } else {
-        domain.to_string()
-    };
-    let xmpp_domain = Domain::parse(&text(
-        p,
-        &q::xmpp_domain,
-        a.xmpp_domain,
-        Some(&default_xmpp),
-    )?)
-    .map_err(|e| invalid(&q::xmpp_domain, e))?;
-    let xmpp = if xmpp_mode == "bundled" {
-        let cert = optional(
-            p,
-            &q::xmpp_cert,
-            a.xmpp_cert.map(|c| c.display().to_string()),
-            true,
-        )?
-        .map(PathBuf::from);
-        let key = optional(
-            p,
-            &q::xmpp_key,
-            a.xmpp_key.map(|c| c.display().to_string()),
-            cert.is_some(),
-        )?
-        .map(PathBuf::from);
-        if cert.is_some() != key.is_some() {
-            return Err(invalid(
-                &q::xmpp_key,
-                "--xmpp-cert and --xmpp-key go together",
-            ));
-        }
-        Xmpp::Bundled {
-            domain: xmpp_domain,
-            cert,
-            key,
-        }
-    } else {
-        Xmpp::External {
-            domain: xmpp_domain,
-        }
-    };
-
-    let version = MovimTag::parse(&text(p, &q::release, a.release, Some(DEFAULT_TAG))?)
-        .map_err(|e| invalid(&q::release, e))?;
+    let xmpp = xmpp(
+        &ask,
+        &a.xmpp,
+        &a.xmpp_domain,
+        &a.xmpp_cert,
+        &a.xmpp_key,
+        &domain,
+    )?;
+    let version = ask.valid(&q::release, a.release, Some(DEFAULT_TAG), MovimTag::parse)?;
     let image_repository = repository(
+        &ask,
         &q::image_repository,
         a.image_repository,
         DEFAULT_IMAGE_REPOSITORY,
     )?;
     let library_repository = repository(
+        &ask,
         &q::library_repository,
         a.library_repository,
         DEFAULT_LIBRARY_REPOSITORY,
     )?;
-    let ca_bundle = a.ca_bundle;
 
     Ok(Resolved {
         deployment: Deployment {
@@ -403,13 +445,67 @@ pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Re
             version,
             image_repository,
             library_repository,
-            ca_bundle,
+            ca_bundle: a.ca_bundle,
         },
         db_password,
     })
 }
 
-fn repository(q: &Question, given: Option<String>, default: &str) -> Result<String, Failure> {
+/// The XMPP server: its mode, its domain (by default the public domain's parent), and for the
+/// bundled Prosody its certificate and key (both or neither).
+fn xmpp(
+    ask: &Ask<'_>,
+    mode: &Option<String>,
+    domain_given: &Option<String>,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    domain: &Domain,
+) -> Result<Xmpp, Failure> {
+    let xmpp_mode = ask.choose(&q::xmpp, mode.clone(), &["bundled", "external"], 1)?;
+    let default_xmpp = domain
+        .as_str()
+        .split_once('.')
+        .map_or(domain.as_str(), |(_, parent)| parent)
+        .to_owned();
+    let default_xmpp = if default_xmpp.contains('.') {
+        default_xmpp
+    } else {
+        domain.to_string()
+    };
+    let xmpp_domain = ask.valid(
+        &q::xmpp_domain,
+        domain_given.clone(),
+        Some(&default_xmpp),
+        Domain::parse,
+    )?;
+    if xmpp_mode != "bundled" {
+        return Ok(Xmpp::External {
+            domain: xmpp_domain,
+        });
+    }
+    let shown = |p: &Option<PathBuf>| p.as_ref().map(|c| c.display().to_string());
+    let cert = ask
+        .optional(&q::xmpp_cert, shown(cert), true)?
+        .map(PathBuf::from);
+    let key = ask
+        .optional(&q::xmpp_key, shown(key), cert.is_some())?
+        .map(PathBuf::from);
+    if cert.is_some() != key.is_some() {
+        return Err(ask.invalid(&q::xmpp_key, "--xmpp-cert and --xmpp-key go together"));
+    }
+    Ok(Xmpp::Bundled {
+        domain: xmpp_domain,
+        cert,
+        key,
+    })
+}
+
+fn repository(
+    ask: &Ask<'_>,
+    q: &Question,
+    given: Option<String>,
+    default: &str,
+) -> Result<String, Failure> {
     let v = given.unwrap_or_else(|| default.to_owned());
     let v = v.trim().trim_end_matches('/').to_owned();
     let ok = !v.is_empty()
@@ -418,7 +514,7 @@ fn repository(q: &Question, given: Option<String>, default: &str) -> Result<Stri
     if ok {
         Ok(v)
     } else {
-        Err(invalid(
+        Err(ask.invalid(
             q,
             format!("`{v}` is not a repository prefix (e.g. {default})"),
         ))
@@ -497,6 +593,13 @@ mod tests {
             ),
             (
                 Answers {
+                    http_port: Some(0),
+                    ..base()
+                },
+                "--http-port",
+            ),
+            (
+                Answers {
                     database: Some("external".into()),
                     db_host: Some("localhost".into()),
                     ..base()
@@ -532,6 +635,108 @@ mod tests {
         assert_eq!(d.version.as_str(), "v0.30.0");
         assert_eq!(d.tls, Tls::Proxy { http_port: 9000 });
         assert_eq!(d.project, "movim");
+    }
+
+    #[test]
+    fn a_bad_value_from_an_answers_file_names_the_file_and_its_key() {
+        let file = Answers::from_yaml("domain: movim.example.org\ntls: cady\n", "/srv/a.yaml")
+            .expect("parses");
+        let err = resolve(file.clone(), &Defaults, "movim")
+            .err()
+            .expect("fails")
+            .to_string();
+        assert!(
+            err.contains("`tls:` in the answers file /srv/a.yaml is not valid"),
+            "{err}"
+        );
+        assert!(err.contains("one of caddy, proxy"), "{err}");
+        // The same bad value from a flag, above the file, names the flag.
+        let flag = Answers {
+            tls: Some("cady".into()),
+            ..Answers::default()
+        }
+        .or(file);
+        let err = resolve(flag, &Defaults, "movim")
+            .err()
+            .expect("fails")
+            .to_string();
+        assert!(err.starts_with("--tls is not valid"), "{err}");
+    }
+
+    /// A terminal that types the given answers in order, and asks again on a refused one.
+    struct Typist {
+        answers: std::sync::Mutex<Vec<&'static str>>,
+        refused: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Prompter for Typist {
+        fn text(&self, _q: &Question, _default: Option<&str>) -> Result<String, Failure> {
+            let mut a = self.answers.lock().expect("lock");
+            Ok(a.remove(0).to_owned())
+        }
+        fn text_checked(
+            &self,
+            q: &Question,
+            default: Option<&str>,
+            check: &dyn Fn(&str) -> Result<(), String>,
+        ) -> Result<String, Failure> {
+            loop {
+                let v = self.text(q, default)?;
+                match check(&v) {
+                    Ok(()) => return Ok(v),
+                    Err(e) => self
+                        .refused
+                        .lock()
+                        .expect("lock")
+                        .push(format!("{}: {e}", q.key)),
+                }
+            }
+        }
+        fn select(&self, _q: &Question, _c: &[&str], default: usize) -> Result<usize, Failure> {
+            Ok(default)
+        }
+        fn password(&self, _q: &Question) -> Result<String, Failure> {
+            Ok("pw".into())
+        }
+        fn interactive(&self) -> bool {
+            true
+        }
+        fn confirm(&self, _prompt: &str, default: bool) -> Result<bool, Failure> {
+            Ok(default)
+        }
+    }
+
+    #[test]
+    fn a_refused_answer_at_the_prompt_is_asked_again() {
+        let typist = Typist {
+            answers: std::sync::Mutex::new(vec![
+                "exa mple.org",
+                "movim.example.org",
+                "0",
+                "99999",
+                "9000",
+                "example.org",
+                "latest",
+                "v0.30.0",
+            ]),
+            refused: std::sync::Mutex::default(),
+        };
+        let d = resolve(Answers::default(), &typist, "movim")
+            .expect("resolves")
+            .deployment;
+        assert_eq!(d.domain.as_str(), "movim.example.org");
+        assert_eq!(d.tls, Tls::Proxy { http_port: 9000 });
+        assert_eq!(d.version.as_str(), "v0.30.0");
+        let refused = typist.refused.lock().expect("lock").clone();
+        let keys: Vec<&str> = refused
+            .iter()
+            .map(|r| r.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            keys,
+            ["domain", "http_port", "http_port", "release"],
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod answers;
 pub mod containers;
 pub mod deployment;
+pub mod diff;
 pub mod envfile;
 pub mod image_ref;
 pub mod journal;

@@ -531,19 +531,14 @@ fn a_bundled_prosody_with_a_ca_signed_certificate_starts_with_the_stack() {
     );
 }
 
-#[test]
-fn the_interactive_installer_asks_through_a_terminal() {
+/// `init` run through a real terminal: `args` after the world's image flags, `script` the
+/// prompts awaited and the keys typed.
+fn init_on_a_terminal(
+    dir: &std::path::Path,
+    script: &serde_json::Value,
+    args: &[&str],
+) -> (Option<i32>, String) {
     let w = world::World::get();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("movim");
-    let project = Project::new("tty");
-    let port = free_port();
-    // Everything but the domain and the port comes from flags; those two are typed at the prompts.
-    let script = serde_json::json!([
-        ["Public domain of Movim", "movim.test\r"],
-        ["HTTPS", "\r"],
-        ["Port on 127.0.0.1", format!("{port}\r")],
-    ]);
     let out = std::process::Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -553,17 +548,8 @@ fn the_interactive_installer_asks_through_a_terminal() {
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_movim-setup"))
         .args(["init", "--dir"])
-        .arg(&dir)
-        .args([
-            "--project",
-            &project.name,
-            "--database",
-            "bundled",
-            "--xmpp",
-            "external",
-            "--xmpp-domain",
-            "example.test",
-        ])
+        .arg(dir)
+        .args(args)
         .args([
             "--release",
             "v0.29.2",
@@ -574,14 +560,74 @@ fn the_interactive_installer_asks_through_a_terminal() {
         .env("NO_COLOR", "1")
         .output()
         .expect("pty driver runs");
-    let transcript = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "interactive init failed: {transcript}\n{}",
+    let transcript = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.code(), transcript)
+}
+
+#[test]
+fn the_interactive_installer_asks_through_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("tty");
+    let port = free_port();
+    // Everything but the domain and the port comes from flags; those two are typed at the
+    // prompts, each first wrong: the prompt says why and asks again.
+    let script = serde_json::json!([
+        ["Public domain of Movim", "exa mple.test\r"],
+        ["invalid label", "movim.test\r"],
+        ["HTTPS", "\r"],
+        ["Port on 127.0.0.1", "0\r"],
+        ["port 0", format!("{port}\r")],
+    ]);
+    let flags = [
+        "--project",
+        &project.name,
+        "--database",
+        "bundled",
+        "--xmpp",
+        "external",
+    ];
+    let (code, transcript) = init_on_a_terminal(
+        &dir,
+        &script,
+        &[&flags[..], &["--xmpp-domain", "example.test"]].concat(),
+    );
+    assert_eq!(code, Some(0), "interactive init failed: {transcript}");
     assert!(transcript.contains("websocket: HTTP 101"), "{transcript}");
     assert_eq!(infos(port)["version"], "0.29.2");
+
+    // A re-run that would change the running deployment shows what changes and asks; declined,
+    // nothing is written.
+    let before = tree(&dir);
+    let script = serde_json::json!([["Write these changes", "n"]]);
+    let (code, transcript) = init_on_a_terminal(
+        &dir,
+        &script,
+        &[&flags[..], &["--xmpp-domain", "other.test"]].concat(),
+    );
+    assert_eq!(code, Some(1), "{transcript}");
+    assert!(
+        transcript.contains("update (old copy kept in backups/files/): movim-setup.yaml"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("-  domain: example.test"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("+  domain: other.test"), "{transcript}");
+    assert!(
+        transcript.contains("not confirmed: nothing was written"),
+        "{transcript}"
+    );
+    assert_eq!(
+        tree(&dir),
+        before,
+        "a declined re-run changed the directory"
+    );
 }
 
 /// Pebble (Let's Encrypt's test ACME server) on the docker0 address, so that the bundled Caddy

@@ -3,7 +3,8 @@
 //! `render::kube` for why there are two). Nothing is pulled or started: `kubectl apply` or
 //! `podman kube play` does that, and the summary names the exact commands.
 
-use super::{Context, changes, check_dns, pin, print_changes, write};
+use super::review::{changes, print_changes, review};
+use super::{Context, check_dns, pin, write};
 use crate::cli::InitArgs;
 use crate::core::deployment::Deployment;
 use crate::core::lockfile::Lock;
@@ -37,11 +38,17 @@ pub(super) async fn run(
             secret: false,
         },
     );
-    let changes = changes(&ctx.dir, &files, &lock)?;
-    print_changes(ctx, &changes);
+    let changes = changes(&ctx.dir, &files, &lock, KUBE_ENV_FILE)?;
+    let existing = saved.is_some();
+    if args.dry_run || !existing {
+        print_changes(ctx, &changes);
+    }
     if args.dry_run {
         ctx.ui.step("dry run: nothing written");
         return Ok(ExitStatus::Success);
+    }
+    if !review(ctx, &changes, existing)? {
+        return Ok(ExitStatus::Failed);
     }
     if !changes.is_empty() {
         write(ctx, &files, &lock, KUBE_ENV_FILE)?;
