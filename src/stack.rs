@@ -13,6 +13,7 @@ use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host}
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
 use crate::core::lockfile::Lock;
+use crate::core::movim;
 use crate::core::render::{self};
 use crate::core::secret::Secret;
 use crate::error::{Failure, OrFail};
@@ -367,6 +368,18 @@ pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), F
             .await;
         match attempt {
             Ok(h) if h.is_upgraded() => break h,
+            // Movim refuses an Origin for good: no use waiting for the deadline.
+            Ok(h) if h.origin_refused() => {
+                return Err(Failure::new(format!(
+                    "the daemon refused the public Origin {origin} through web at {addr}/ws/"
+                ))
+                .because(anyhow::anyhow!(h.describe()))
+                .detail(format!(
+                    "DAEMON_URL must be {} (the public URL browsers use)",
+                    d.domain.public_url()
+                ))
+                .next("movim-setup doctor"));
+            }
             other if std::time::Instant::now() >= deadline => {
                 let why = match other {
                     Ok(h) => anyhow::anyhow!(h.describe()),
@@ -397,15 +410,42 @@ pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), F
                 .because(e)
                 .next("movim-setup doctor")
         })?;
-    if infos.version != d.version.version() {
+    if !d.version.is_reported_as(&infos.version) {
         return Err(Failure::new(format!(
             "/infos reports Movim {} but the deployment pins {}",
-            infos.version,
-            d.version.version()
+            infos.version, d.version
         ))
         .next("movim-setup doctor"));
     }
     ctx.ui.info(&format!("/infos: Movim {}", infos.version));
+    prove_worker_can_log(ctx, tools, d).await
+}
+
+/// The last part of the proof: a session worker, started as the daemon starts one after each
+/// login, can write its log. One that cannot dies on its first logged error and logs its user out.
+async fn prove_worker_can_log(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    let Some(c) = container(tools, &d.project, "daemon").await? else {
+        return Err(Failure::new("the daemon container does not exist").next("movim-setup doctor"));
+    };
+    let argv = movim::as_session_worker(movim::WORKER_LOG_PHP, &["0"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (_, output) = tools.engine.exec(&c.id, &argv).await.map_err(|e| {
+        Failure::new("cannot run a session worker's check in the daemon")
+            .because(e)
+            .next("movim-setup doctor")
+    })?;
+    let log = movim::worker_log(&output);
+    if let Some(why) = log.problem {
+        return Err(Failure::new(format!(
+            "Movim's session workers could not log in anyone: {why}"
+        ))
+        .detail("a worker dies on its first logged error, right after the login; it reads LOG_PATH only from movim.env")
+        .next("movim-setup doctor"));
+    }
+    ctx.ui.info(&format!(
+        "session workers: can write their log in {}",
+        log.dir
+    ));
     Ok(())
 }
 

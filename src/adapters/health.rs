@@ -27,6 +27,22 @@ const REFUSAL_BODY_WAIT: Duration = Duration::from_secs(2);
 /// How many body bytes an error message quotes.
 const QUOTED_BODY: usize = 200;
 
+/// How long the probe listens after a 101. Real Movim (Ratchet) upgrades every Origin, then its
+/// `onOpen` closes an untrusted one at once: an upgrade proves the Origin trusted only once this
+/// moment has passed with the websocket still open.
+pub const OPEN_WATCH: Duration = Duration::from_millis(1200);
+
+/// What the daemon did with the websocket in the moment after the 101.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AfterOpen {
+    /// Still open when the probe closed it (real Movim stays silent on a trusted websocket).
+    #[default]
+    Stayed,
+    /// The daemon closed it at once (with its close frame's code when it sent one): how Movim
+    /// refuses an Origin it does not trust.
+    Closed { code: Option<u16> },
+}
+
 /// What the server said to a websocket upgrade request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
@@ -36,13 +52,22 @@ pub struct Handshake {
     /// The response body when the server refused (nginx's error page, the daemon's message); empty
     /// on a 101.
     pub body: String,
+    /// After a valid 101: whether the daemon kept the websocket open.
+    pub after_open: AfterOpen,
 }
 
 impl Handshake {
-    /// The daemon accepted the websocket: `101` with the accept hash it can only compute from our key.
+    /// The daemon accepted the websocket: `101` with the accept hash it can only compute from our
+    /// key, and it kept the websocket open (it trusts the Origin).
     #[must_use]
     pub fn is_upgraded(&self) -> bool {
-        self.status == 101 && self.accept_valid
+        self.status == 101 && self.accept_valid && self.after_open == AfterOpen::Stayed
+    }
+
+    /// A valid 101 that the daemon closed at once: it refused the Origin.
+    #[must_use]
+    pub fn origin_refused(&self) -> bool {
+        self.status == 101 && self.accept_valid && self.after_open != AfterOpen::Stayed
     }
 
     /// One line for a report: the status and what it means, including a 101 whose accept hash is
@@ -51,6 +76,17 @@ impl Handshake {
     pub fn describe(&self) -> String {
         if self.status == 101 && !self.accept_valid {
             return "HTTP 101 but with a wrong Sec-WebSocket-Accept: whatever answered is not a conforming websocket server".to_owned();
+        }
+        if let AfterOpen::Closed { code } = self.after_open {
+            let code = code.map_or_else(
+                || "without a close frame".to_owned(),
+                |c| format!("code {c}"),
+            );
+            return format!(
+                "HTTP 101, then the daemon closed the websocket at once ({code}): it does not \
+                 trust the Origin, because the host in DAEMON_URL differs from the public host the \
+                 browser uses"
+            );
         }
         format!("HTTP {}: {}", self.status, Self::explain(self.status))
     }
@@ -70,8 +106,8 @@ impl Handshake {
                  (see the daemon's logs)"
             }
             403 => {
-                "the daemon refused the Origin: the host in DAEMON_URL differs from the public host \
-                 the browser uses"
+                "the proxy in front of the daemon refused the request (Movim itself answers 101 to \
+                 every Origin and closes an untrusted one)"
             }
             404 => "the proxy has no `/ws/` location forwarding to the daemon",
             504 => {
@@ -244,6 +280,11 @@ pub async fn websocket_handshake(
         .is_some_and(|v| v == accept_for(&key));
 
     if head.status == 101 {
+        let after_open = if accept_valid {
+            watch_open(&mut stream, rest, deadline.min(Instant::now() + OPEN_WATCH)).await
+        } else {
+            AfterOpen::Stayed
+        };
         // We never speak websocket beyond the handshake: a masked close (code 1000, RFC 6455 §5.5.1)
         // lets the daemon release the connection instead of timing it out. Errors don't matter here.
         let _ = within(deadline, stream.write_all(&close_frame())).await;
@@ -251,6 +292,7 @@ pub async fn websocket_handshake(
             status: 101,
             accept_valid,
             body: String::new(),
+            after_open,
         });
     }
     // A refusal's body often says why (nginx error page, the daemon's reason), but a late or
@@ -264,7 +306,36 @@ pub async fn websocket_handshake(
         status: head.status,
         accept_valid,
         body: String::from_utf8_lossy(&body).into_owned(),
+        after_open: AfterOpen::Stayed,
     })
+}
+
+/// Listens on an upgraded websocket until `until`: a close frame or the end of the connection is
+/// the daemon refusing it; silence, or any other frame, is a websocket kept open.
+async fn watch_open<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    mut buf: Vec<u8>,
+    until: Instant,
+) -> AfterOpen {
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(&first) = buf.first() {
+            if first & 0x0f != 0x8 {
+                return AfterOpen::Stayed;
+            }
+            // A server's close frame is unmasked; its payload starts with the 2-byte code.
+            if buf.len() >= 4 || buf.get(1).is_some_and(|len| len & 0x7f < 2) {
+                let code = (buf.len() >= 4 && buf[1] & 0x7f >= 2)
+                    .then(|| u16::from_be_bytes([buf[2], buf[3]]));
+                return AfterOpen::Closed { code };
+            }
+        }
+        match timeout_at(until, stream.read(&mut chunk)).await {
+            Err(_) => return AfterOpen::Stayed,
+            Ok(Ok(0) | Err(_)) => return AfterOpen::Closed { code: None },
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 /// What `GET /infos` returned.
@@ -543,6 +614,8 @@ mod tests {
     #[derive(Clone, Copy)]
     enum Answer {
         Upgrade,
+        /// Ratchet's answer to an untrusted Origin: 101, then a close frame (1000), then EOF.
+        UpgradeThenClose,
         WrongAccept,
         UpgradeRequired,
         Infos,
@@ -571,6 +644,12 @@ mod tests {
                      Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
                     accept_for(&key)
                 ),
+                Answer::UpgradeThenClose => format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nX-Powered-By: Ratchet/1.0.3\r\n\
+                     Sec-WebSocket-Accept: {}\r\n\r\n",
+                    accept_for(&key)
+                ),
                 Answer::WrongAccept => "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                      Connection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n"
                     .to_owned(),
@@ -589,10 +668,17 @@ mod tests {
                 Answer::NotJson => "HTTP/1.0 200 OK\r\n\r\n<html>php error</html>".to_owned(),
             };
             sock.write_all(response.as_bytes()).await.unwrap();
+            if matches!(answer, Answer::UpgradeThenClose) {
+                // Movim's `onOpen` for an untrusted Origin: a close frame, code 1000.
+                sock.write_all(&[0x88, 0x02, 0x03, 0xe8]).await.unwrap();
+            }
             // Responses without a length end when the server closes its side, as HTTP/1.0 servers
             // do; the 426 keeps the connection open like a keep-alive server, to prove the client
             // stops at Content-Length instead of waiting for EOF.
-            if matches!(answer, Answer::Infos | Answer::NotFound | Answer::NotJson) {
+            if matches!(
+                answer,
+                Answer::Infos | Answer::NotFound | Answer::NotJson | Answer::UpgradeThenClose
+            ) {
                 sock.shutdown().await.unwrap();
             }
             // Collect what the client sends afterwards (the close frame) until it hangs up.
@@ -669,10 +755,11 @@ mod tests {
             Handshake {
                 status: 101,
                 accept_valid: true,
-                body: String::new()
+                body: String::new(),
+                after_open: AfterOpen::Stayed,
             }
         );
-        assert!(hs.is_upgraded());
+        assert!(hs.is_upgraded() && !hs.origin_refused());
         let (request, after) = server.await.unwrap();
         for header in [
             "host: movim.test",
@@ -690,6 +777,17 @@ mod tests {
         assert_eq!(BASE64.decode(key).unwrap().len(), 16);
         assert_eq!(after.len(), 8, "a masked close frame, then EOF");
         assert_eq!(after[0], 0x88);
+    }
+
+    #[tokio::test]
+    async fn a_101_closed_at_once_is_a_refused_origin_naming_daemon_url() {
+        let (addr, _server) = serve(Answer::UpgradeThenClose).await;
+        let hs = websocket_handshake(addr, "movim.test", "https://movim.test", "/ws/", SECOND)
+            .await
+            .unwrap();
+        assert_eq!(hs.after_open, AfterOpen::Closed { code: Some(1000) });
+        assert!(!hs.is_upgraded() && hs.origin_refused());
+        assert!(hs.describe().contains("DAEMON_URL"), "{}", hs.describe());
     }
 
     #[tokio::test]
@@ -714,7 +812,7 @@ mod tests {
         assert_eq!(hs.body, "Upgrade Required");
         assert!(Handshake::explain(426).contains("Upgrade headers"));
         assert!(Handshake::explain(502).contains("DAEMON_INTERFACE"));
-        assert!(Handshake::explain(403).contains("DAEMON_URL"));
+        assert!(Handshake::explain(403).contains("proxy"));
         assert!(Handshake::explain(404).contains("/ws/"));
     }
 

@@ -3,6 +3,7 @@
 //! nothing here does I/O.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -105,8 +106,9 @@ impl fmt::Display for Domain {
     }
 }
 
-/// A Movim release tag as published (`v0.29.2`, or a test world tag such as `v0.30.1-daemon-exits`).
-/// The version Movim itself reports in `/infos` is the part between `v` and the first `-`.
+/// A Movim release tag as published (`v0.29.2`, `v0.30`, or a test world tag such as
+/// `v0.30.1-daemon-exits`). Movim reports its release in `/infos` as its `VERSION` file holds it,
+/// with the `v` (`v0.29.2`, `v0.30`): compare through [`MovimTag::is_reported_as`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct MovimTag(String);
@@ -141,7 +143,8 @@ impl MovimTag {
         &self.0
     }
 
-    /// The version Movim reports in `/infos` (`0.29.2` for `v0.29.2-anything`).
+    /// The release's number without the `v` or a test world suffix (`0.29.2` for
+    /// `v0.29.2-anything`).
     #[must_use]
     pub fn version(&self) -> &str {
         self.0[1..].split('-').next().unwrap_or_default()
@@ -155,6 +158,18 @@ impl MovimTag {
             *slot = part.parse().unwrap_or(0);
         }
         out
+    }
+}
+
+impl MovimTag {
+    /// Whether the `version` a running Movim reports (`/infos`, from its `VERSION` file) is this
+    /// release: with or without its `v`, and a two-part release equal to its `.0` (`v0.30` is
+    /// `0.30.0`). Anything that is not a release number is not this release.
+    #[must_use]
+    pub fn is_reported_as(&self, reported: &str) -> bool {
+        Self::parse(reported)
+            .is_ok_and(|r| r.numbers() == self.numbers() && !r.version().is_empty())
+            && !reported.trim().contains('-')
     }
 }
 
@@ -328,6 +343,9 @@ pub struct Deployment {
     /// test ACME server's root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<PathBuf>,
+    /// Settings of `movim.env` that movim-setup does not manage, written after its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub movim_env: BTreeMap<String, String>,
 }
 
 /// A service of a deployment: Movim's three (one image each, sharing one tree on disk) and the
@@ -485,6 +503,12 @@ mod tests {
             [0, 30, 0]
         );
         assert!(MovimTag::parse("latest").is_err());
+        assert!(t.is_reported_as("v0.30.1"));
+        assert!(t.is_reported_as("0.30.1\n"));
+        let two = MovimTag::parse("v0.30").expect("valid");
+        assert!(two.is_reported_as("v0.30") && two.is_reported_as("v0.30.0"));
+        assert!(!two.is_reported_as("v0.30.1") && !two.is_reported_as("v0.3"));
+        assert!(!t.is_reported_as("v0.30.1-other") && !t.is_reported_as("master"));
         assert!(MovimTag::parse("v1").is_err());
         assert!(MovimTag::parse("v0.29.2 ; rm").is_err());
     }

@@ -15,7 +15,7 @@ use movim_setup::adapters::clock::Clock;
 use movim_setup::adapters::database::{DbClient, DbError};
 use movim_setup::adapters::db::{DbFacts, DbTarget};
 use movim_setup::adapters::engine::{ContainerEngine, EngineKind, PullProgress};
-use movim_setup::adapters::health::{Handshake, Infos, TlsFailure, WebProbe};
+use movim_setup::adapters::health::{AfterOpen, Handshake, Infos, TlsFailure, WebProbe};
 use movim_setup::adapters::registry::{Registries, Registry};
 use movim_setup::adapters::runner::compose::ComposeTool;
 use movim_setup::adapters::runner::{Commands, Probe, Runner};
@@ -53,6 +53,11 @@ pub struct State {
     pub phinxlog: Vec<i64>,
     /// Restoring a dump fails (the disk, the server).
     pub fail_restore: bool,
+    /// A session worker cannot write its log (`LOG_PATH` unset, the volume read-only).
+    pub worker_cannot_log: bool,
+    /// The daemon closes every websocket right after the 101, as Movim does for an Origin it does
+    /// not trust (`DAEMON_URL` names another host).
+    pub origin_refused: bool,
 }
 
 /// A handle on the shared [`State`].
@@ -117,6 +122,7 @@ fn container(service: &str, running: bool) -> ContainerInfo {
         id: format!("id-{service}"),
         name: format!("movim-{service}-1"),
         service: Some(service.to_owned()),
+        working_dir: None,
         image: String::new(),
         running,
         status: if running { "running" } else { "exited" }.to_owned(),
@@ -171,6 +177,18 @@ impl ContainerEngine for FakeEngine {
         id: &'a str,
         cmd: &'a [&'a str],
     ) -> BoxFuture<'a, anyhow::Result<(i64, String)>> {
+        // A probe run as a session worker: named by what it checks, not by its whole PHP text.
+        if cmd.starts_with(&["env", "-i"]) && cmd.iter().any(|a| a.contains("errors.log")) {
+            self.0.push(format!("exec {id} session-worker log probe"));
+            let answer = if self.0.state().worker_cannot_log {
+                "log_path /var/www/movim/log/\nlog unwritable fopen(): Read-only file system\n"
+            } else {
+                "log_path /var/www/movim/log/\nlog ok\n"
+            };
+            return Box::pin(async move {
+                Ok((i64::from(answer.contains("unwritable")), answer.to_owned()))
+            });
+        }
         self.0.push(format!("exec {id} {}", cmd.join(" ")));
         Box::pin(async { Ok((0, String::new())) })
     }
@@ -352,12 +370,18 @@ impl WebProbe for FakeWeb {
         _timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<Handshake>> {
         let up = self.0.state().running.is_some();
+        let after_open = if self.0.state().origin_refused {
+            AfterOpen::Closed { code: Some(1000) }
+        } else {
+            AfterOpen::Stayed
+        };
         Box::pin(async move {
             if up {
                 Ok(Handshake {
                     status: 101,
                     accept_valid: true,
                     body: String::new(),
+                    after_open,
                 })
             } else {
                 anyhow::bail!("connection refused")
@@ -373,8 +397,9 @@ impl WebProbe for FakeWeb {
         let running = self.0.state().running.clone();
         Box::pin(async move {
             let version = running.ok_or_else(|| anyhow::anyhow!("connection refused"))?;
+            // As real Movim: its VERSION file, with the `v`.
             Ok(Infos {
-                version,
+                version: format!("v{version}"),
                 raw: serde_json::Value::Null,
             })
         })
@@ -490,6 +515,7 @@ pub fn deployment() -> Deployment {
         image_repository: "registry.test/movim".to_owned(),
         library_repository: "registry.test/library".to_owned(),
         ca_bundle: None,
+        movim_env: BTreeMap::new(),
     }
 }
 

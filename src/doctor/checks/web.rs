@@ -55,6 +55,21 @@ pub fn check_web(
             "web.websocket",
             format!("websocket through web at {addr}: HTTP 101 with Origin {origin}"),
         ),
+        Ok(h) if h.origin_refused() => Finding::error(
+            Area::Web,
+            "web.websocket",
+            format!(
+                "websocket through web at {addr}: the daemon upgraded, then closed it at once: it \
+                 refuses the Origin {origin}"
+            ),
+        )
+        .detail(h.describe())
+        .hint(format!(
+            "set DAEMON_URL={} in {}, then: {}",
+            d.domain.public_url(),
+            s.path(s.env_file),
+            hints.restart("daemon")
+        )),
         Ok(h) => {
             let hint = match h.status {
                 502 | 504 => format!(
@@ -109,12 +124,12 @@ pub fn check_web(
             hints.logs("web")
         )),
     });
-    let pinned = s.lock().map(|l| {
-        crate::core::deployment::MovimTag::parse(&l.movim)
-            .map_or_else(|_| l.movim.clone(), |t| t.version().to_owned())
-    });
+    let pinned = s.lock().map(|l| l.movim.clone());
+    let reported_as = |pinned: &str, reported: &str| {
+        crate::core::deployment::MovimTag::parse(pinned).is_ok_and(|t| t.is_reported_as(reported))
+    };
     out.push(match (&w.infos, pinned) {
-        (Ok(i), Some(p)) if i.version == p => Finding::ok(
+        (Ok(i), Some(p)) if reported_as(&p, &i.version) => Finding::ok(
             Area::Web,
             "web.infos",
             format!("/infos reports Movim {}, as locked", i.version),
