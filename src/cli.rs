@@ -169,6 +169,11 @@ pub struct InitArgs {
     /// Prefix for postgres, prosody, caddy
     #[arg(long, env = "MOVIM_LIBRARY_REPOSITORY", help_heading = IMAGES)]
     pub library_repository: Option<String>,
+    /// A setting of movim.env that movim-setup does not manage, KEY=VALUE (repeatable; KEY=
+    /// removes a saved one; MOVIM_ENV holds one per line); kept across re-runs and upgrades
+    #[arg(long, env = "MOVIM_ENV", value_name = "KEY=VALUE", value_delimiter = '\n',
+          value_parser = key_value)]
+    pub movim_env: Vec<(String, String)>,
     /// What to write: a compose deployment (started and proven healthy), or Kubernetes manifests
     /// and their `podman kube play` rendering in kube/ (written only)
     #[arg(long, env = "MOVIM_TARGET", default_value = "compose")]
@@ -282,6 +287,13 @@ pub static VERSION: LazyLock<String> = LazyLock::new(|| {
         crate::core::deployment::DEFAULT_TAG
     )
 });
+
+/// `KEY=VALUE` (the value may be empty, and may hold `=`).
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
 
 /// The whole command line as clap sees it, with what the derive cannot say statically: the
 /// version line, and `init`'s help texts and defaults from its questions.

@@ -76,6 +76,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         tools.runner.describe()
     ));
     check_disk(&ctx.dir)?;
+    check_project_owner(ctx, &tools, &d).await?;
     check_ports(&tools, &d).await?;
     check_dns(ctx, &d).await;
     if let Database::External { .. } = &d.database {
@@ -158,6 +159,7 @@ fn collect_answers(
         release: args.release.clone(),
         image_repository: args.image_repository.clone(),
         library_repository: args.library_repository.clone(),
+        movim_env: (!args.movim_env.is_empty()).then(|| args.movim_env.iter().cloned().collect()),
         origins: BTreeMap::new(),
     };
     if let Some(file) = &args.db_password_file {
@@ -270,6 +272,39 @@ fn check_disk(dir: &Path) -> Result<(), Failure> {
             probe.display()
         ))
         .next("df -h; docker system df"));
+    }
+    Ok(())
+}
+
+/// The project name must not be another directory's deployment: compose would recreate its
+/// containers (its database with other credentials) as this one's.
+async fn check_project_owner(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), Failure> {
+    let mut all = tools
+        .engine
+        .service_containers(&d.project, Layout::Compose)
+        .await
+        .or_fail(|| format!("cannot list the containers of the project {}", d.project))?;
+    // The same directory may be named through a symbolic link: compare where paths lead.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    for c in &mut all {
+        c.working_dir = c
+            .working_dir
+            .as_deref()
+            .map(|w| real(Path::new(w)).to_string_lossy().into_owned());
+    }
+    let dir = real(&ctx.dir);
+    if let Some(c) = crate::core::containers::owned_elsewhere(&all, &dir) {
+        return Err(Failure::usage(format!(
+            "the project name `{}` belongs to another deployment: {} was created from {}",
+            d.project,
+            c.describe(),
+            c.working_dir.as_deref().unwrap_or_default()
+        ))
+        .detail("init would take over its containers, its database included")
+        .next(format!(
+            "movim-setup init --dir {} --project <another-name>",
+            ctx.dir.display()
+        )));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::stack::Machine;
 /// Runs the parsed command on this machine.
 pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
     let ctx = Context {
-        dir: cli.dir,
+        dir: absolute(&cli.dir)?,
         ui: Ui::new(),
         engine: cli.engine,
         compose: cli.compose,
@@ -27,6 +27,20 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         connect: Box::new(Machine),
     };
     run(&ctx, cli.command).await
+}
+
+/// The deployment directory as every subprocess and the engine must be given it: absolute, resolved
+/// once here (compose resolves a relative `-f` against `--project-directory`, so `./movim` would
+/// become `./movim/movim`). Symbolic links are kept: the path is the user's.
+fn absolute(dir: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
+    std::path::absolute(dir).map_err(|e| {
+        Failure::usage(format!(
+            "cannot make the directory {} absolute",
+            dir.display()
+        ))
+        .because(e)
+        .status(ExitStatus::CouldNotRun)
+    })
 }
 
 /// Runs `command` in `ctx` (the real machine, or fakes in tests).

@@ -39,6 +39,9 @@ pub struct Answers {
     pub release: Option<String>,
     pub image_repository: Option<String>,
     pub library_repository: Option<String>,
+    /// Settings of `movim.env` that movim-setup does not manage (`KEY: value`), kept across
+    /// re-runs and upgrades; an empty value removes a saved one.
+    pub movim_env: Option<BTreeMap<String, String>>,
     /// Where each answer came from when it was not a flag or its env var (an answers file, the
     /// answers saved by a previous run), by key: errors name the file instead of the flag.
     #[serde(skip)]
@@ -144,6 +147,7 @@ questions! {
     release "--release" "MOVIM_VERSION" "Movim release" "v0.29.2";
     image_repository "--image-repository" "MOVIM_IMAGE_REPOSITORY" "Image repository prefix for movim-web, movim-fpm, movim-daemon" "ghcr.io/nadiamoe";
     library_repository "--library-repository" "MOVIM_LIBRARY_REPOSITORY" "Image repository prefix for postgres, prosody, caddy" "docker.io/library";
+    movim_env "--movim-env" "MOVIM_ENV" "Extra movim.env setting KEY=VALUE (repeatable; KEY= removes one)" "";
 }
 
 /// Runs `$m!` on every answer field (the one list the merging and the origin marking share).
@@ -193,6 +197,11 @@ impl Answers {
             }
         )* } }
         each_field!(mark);
+        if self.movim_env.is_some() {
+            self.origins
+                .entry("movim_env")
+                .or_insert_with(|| source.to_owned());
+        }
         self
     }
 
@@ -216,6 +225,7 @@ impl Answers {
             image_repository: Some(d.image_repository.clone()),
             library_repository: Some(d.library_repository.clone()),
             ca_bundle: d.ca_bundle.clone(),
+            movim_env: (!d.movim_env.is_empty()).then(|| d.movim_env.clone()),
             ..Self::default()
         };
         match &d.tls {
@@ -257,7 +267,22 @@ impl Answers {
             }
         )* } }
         each_field!(inherit);
-        macro_rules! pick { ($($f:ident),*) => { Self { $($f: self.$f.or(lower.$f),)* origins } } }
+        // Extra settings merge key by key: a higher source adds to, or changes, the saved ones.
+        let movim_env = match (self.movim_env.clone(), lower.movim_env.clone()) {
+            (Some(high), Some(mut low)) => {
+                low.extend(high);
+                Some(low)
+            }
+            (high, low) => {
+                if high.is_none()
+                    && let Some(o) = lower.origins.get("movim_env")
+                {
+                    origins.insert("movim_env", o.clone());
+                }
+                high.or(low)
+            }
+        };
+        macro_rules! pick { ($($f:ident),*) => { Self { $($f: self.$f.or(lower.$f),)* movim_env, origins } } }
         each_field!(pick)
     }
 }
@@ -446,9 +471,50 @@ pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Re
             image_repository,
             library_repository,
             ca_bundle: a.ca_bundle,
+            movim_env: extra_env(&ask, a.movim_env)?,
         },
         db_password,
     })
+}
+
+/// The extra `movim.env` settings: names as Movim's (`[A-Z][A-Z0-9_]*`), none that movim-setup
+/// writes itself (those have their own answers), values an env file can hold; empty ones dropped.
+fn extra_env(
+    ask: &Ask<'_>,
+    given: Option<BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let mut out = BTreeMap::new();
+    for (name, value) in given.unwrap_or_default() {
+        let well_formed = name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !well_formed {
+            return Err(ask.invalid(
+                &q::movim_env,
+                format!("`{name}` is not a setting name (A-Z, 0-9 and _, starting with a letter)"),
+            ));
+        }
+        if crate::core::envfile::is_secret_key(&name) {
+            return Err(ask.invalid(
+                &q::movim_env,
+                format!("{name} looks like a secret (PASSWORD, SECRET, TOKEN or KEY in its name), and the saved answers (movim-setup.yaml) hold no secrets"),
+            ));
+        }
+        if crate::core::envfile::key(&name).is_some() {
+            return Err(ask.invalid(
+                &q::movim_env,
+                format!(
+                    "{name} is written by movim-setup from its other answers; it cannot be set here"
+                ),
+            ));
+        }
+        crate::core::envfile::quote(&name, &value).map_err(|e| ask.invalid(&q::movim_env, e))?;
+        if !value.is_empty() {
+            out.insert(name, value);
+        }
+    }
+    Ok(out)
 }
 
 /// The XMPP server: its mode, its domain (by default the public domain's parent), and for the

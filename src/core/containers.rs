@@ -14,6 +14,9 @@ pub struct ContainerInfo {
     pub name: String,
     /// The compose service (`com.docker.compose.service`).
     pub service: Option<String>,
+    /// The directory compose ran in when it created the container
+    /// (`com.docker.compose.project.working_dir`): whose deployment the container is.
+    pub working_dir: Option<String>,
     /// The image as the container was created with it (`registry/repo@sha256:…`).
     pub image: String,
     pub running: bool,
@@ -84,6 +87,21 @@ pub fn container_of<'a>(all: &'a [ContainerInfo], service: &str) -> Option<&'a C
     of.first().copied()
 }
 
+/// The first of a project's containers that compose created for another directory than `dir`
+/// (both absolute): the project name is taken by another deployment. Containers without the
+/// label (created by hand, or by a tool that does not record it) say nothing.
+#[must_use]
+pub fn owned_elsewhere<'a>(
+    all: &'a [ContainerInfo],
+    dir: &std::path::Path,
+) -> Option<&'a ContainerInfo> {
+    all.iter().find(|c| {
+        c.working_dir
+            .as_deref()
+            .is_some_and(|w| std::path::Path::new(w) != dir)
+    })
+}
+
 /// Why this tool cannot reach the bundled database's container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoDbAddress {
@@ -132,6 +150,7 @@ mod tests {
             id: name.to_owned(),
             name: name.to_owned(),
             service: Some(service.to_owned()),
+            working_dir: None,
             image: String::new(),
             running,
             status: if running { "running" } else { "exited" }.to_owned(),
@@ -143,6 +162,20 @@ mod tests {
             mounts: Vec::new(),
             ips: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_project_created_in_another_directory_belongs_elsewhere() {
+        let mut ours = container("movim-web-1", "web", true);
+        ours.working_dir = Some("/srv/movim".to_owned());
+        let unlabelled = container("movim-fpm-1", "fpm", true);
+        let mut theirs = container("movim-postgres-1", "postgres", true);
+        theirs.working_dir = Some("/home/other/movim".to_owned());
+        let dir = std::path::Path::new("/srv/movim");
+        assert!(owned_elsewhere(&[ours.clone(), unlabelled.clone()], dir).is_none());
+        let all = [ours, unlabelled, theirs];
+        let found = owned_elsewhere(&all, dir).map(|c| c.name.as_str());
+        assert_eq!(found, Some("movim-postgres-1"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::core::deployment::DbEndpoint;
 use crate::core::deployment::Deployment;
+use crate::core::render::compose::CA_MOUNT;
 use crate::core::secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,6 +82,29 @@ fn daemon_url(v: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `LOG_PATH` as the deployment mounts it (Movim appends file names to it: the `/` matters).
+const LOG_PATH: &str = "/var/www/movim/log/";
+
+fn log_path(v: &str) -> Result<(), String> {
+    if v == LOG_PATH {
+        Ok(())
+    } else {
+        Err(format!(
+            "is `{v}`; the log volume, writable by fpm and the daemon, is mounted at {LOG_PATH}"
+        ))
+    }
+}
+
+fn ca_file(v: &str) -> Result<(), String> {
+    if v == CA_MOUNT {
+        Ok(())
+    } else {
+        Err(format!(
+            "is `{v}`; the CA bundle given with --ca-bundle is mounted at {CA_MOUNT}"
+        ))
+    }
 }
 
 fn boolean(v: &str) -> Result<(), String> {
@@ -166,6 +190,22 @@ pub const KEYS: &[EnvKey] = &[
         validate: all_interfaces,
     },
     EnvKey {
+        name: "LOG_PATH",
+        meaning: "where Movim (v0.30+) writes its log files, the daemon's session workers included: they read their settings only from this file, and die on their first logged error when they cannot write there",
+        default: Some(LOG_PATH),
+        secret: false,
+        required: true,
+        validate: log_path,
+    },
+    EnvKey {
+        name: "SSL_CERT_FILE",
+        meaning: "the CA bundle (--ca-bundle) OpenSSL trusts in the session workers, which connect to the XMPP server and see only this file's settings",
+        default: None,
+        secret: false,
+        required: false,
+        validate: ca_file,
+    },
+    EnvKey {
         name: "DAEMON_DEBUG",
         meaning: "daemon debug logging",
         default: Some("false"),
@@ -198,6 +238,7 @@ pub fn values(d: &Deployment, db_password: &Secret) -> Vec<(&'static str, String
         user,
     } = d.database.endpoint();
     KEYS.iter()
+        .filter(|k| k.name != "SSL_CERT_FILE" || d.ca_bundle.is_some())
         .map(|k| {
             let v = match k.name {
                 "DB_HOST" => host.to_owned(),
@@ -206,6 +247,7 @@ pub fn values(d: &Deployment, db_password: &Secret) -> Vec<(&'static str, String
                 "DB_USERNAME" => user.to_owned(),
                 "DB_PASSWORD" => db_password.expose().to_owned(),
                 "DAEMON_URL" => d.domain.public_url(),
+                "SSL_CERT_FILE" => CA_MOUNT.to_owned(),
                 _ => k.default.unwrap_or_default().to_owned(),
             };
             (k.name, v)
@@ -213,14 +255,26 @@ pub fn values(d: &Deployment, db_password: &Secret) -> Vec<(&'static str, String
         .collect()
 }
 
-/// Renders `movim.env`. Comments stand on their own lines: phpdotenv has no inline comments.
-pub fn render(values: &[(&str, String)]) -> Result<String, String> {
+/// Renders `movim.env`: the managed `values`, then the deployment's own extra settings
+/// (`init --movim-env`). Comments stand on their own lines: phpdotenv has no inline comments.
+pub fn render(
+    values: &[(&str, String)],
+    extra: &BTreeMap<String, String>,
+) -> Result<String, String> {
     let mut out = String::from(
         "# Movim settings, written by movim-setup. Read by fpm and daemon as /var/www/movim/.env.\n# Edit with care: `movim-setup doctor` checks every key. No comments after values.\n",
     );
     for (name, value) in values {
         let meaning = key(name).map_or("", |k| k.meaning);
         out.push_str(&format!("# {meaning}\n{name}={}\n", quote(name, value)?));
+    }
+    if !extra.is_empty() {
+        out.push_str(
+            "# Your own settings (init --movim-env KEY=VALUE, or movim_env: in the answers)\n",
+        );
+    }
+    for (name, value) in extra {
+        out.push_str(&format!("{name}={}\n", quote(name, value)?));
     }
     Ok(out)
 }
@@ -361,7 +415,7 @@ mod tests {
     use super::*;
 
     fn round_trip(value: &str) -> String {
-        let text = render(&[("DB_PASSWORD", value.to_owned())]).expect("renders");
+        let text = render(&[("DB_PASSWORD", value.to_owned())], &BTreeMap::new()).expect("renders");
         parse(&text)
             .expect("parses")
             .remove("DB_PASSWORD")
@@ -418,11 +472,18 @@ mod tests {
         v.insert("DAEMON_PORT".into(), "9000".into());
         v.insert("DAEMON_INTERFACE".into(), "127.0.0.1".into());
         v.remove("DB_HOST");
+        v.remove("SSL_CERT_FILE");
         let keys: Vec<String> = problems(&v).into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             keys,
             ["DB_HOST", "DAEMON_URL", "DAEMON_PORT", "DAEMON_INTERFACE"]
         );
+        // Session workers read LOG_PATH only from this file: without it, they cannot log.
+        v.remove("LOG_PATH");
+        v.insert("SSL_CERT_FILE".into(), "/etc/ssl/cert.pem".into());
+        let keys: Vec<String> = problems(&v).into_iter().map(|(k, _)| k).collect();
+        assert!(keys.contains(&"LOG_PATH".to_owned()), "{keys:?}");
+        assert!(keys.contains(&"SSL_CERT_FILE".to_owned()), "{keys:?}");
     }
 
     #[test]

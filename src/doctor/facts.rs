@@ -95,8 +95,12 @@ pub struct StackFacts {
     pub phinx: Option<(String, Outcome)>,
     /// What web answered, or why it could not be reached.
     pub web: Result<WebFacts, String>,
-    /// The XMPP probe, and the container (name, service) it ran in.
+    /// The XMPP probe, and the container (name, service) it ran in, run as a session worker.
     pub xmpp: Option<(String, String, Outcome)>,
+    /// The log probe, and the container (name, service) it ran in, run as a session worker.
+    pub worker_log: Option<(String, String, Outcome)>,
+    /// Whether OPcache is on for the daemon's PHP (`on`/`off`), when the daemon runs.
+    pub opcache: Option<Outcome>,
     /// Container name → last log lines, for `--bundle`.
     pub bundle_logs: Vec<(String, String)>,
 }

@@ -13,6 +13,7 @@ use crate::adapters::{fsx, run_lock, runner};
 use crate::core::containers::ContainerInfo;
 use crate::core::deployment::{Deployment, Tls};
 use crate::core::journal::{JOURNAL_FILE, Journal};
+use crate::core::movim;
 use crate::core::render::{self, CA_FILE};
 use crate::doctor::checks;
 use crate::doctor::facts::{
@@ -226,6 +227,8 @@ pub async fn gather_stack(
                 phinx: None,
                 web: Err("the containers could not be listed".to_owned()),
                 xmpp: None,
+                worker_log: None,
+                opcache: None,
                 bundle_logs: Vec::new(),
             };
         }
@@ -236,7 +239,19 @@ pub async fn gather_stack(
         all.push(engine.with_health_now(c).await);
     }
     let all = &all;
-    let (config, restarting, logs, writable, db, phinx, web, xmpp, bundle_logs) = tokio::join!(
+    let (
+        config,
+        restarting,
+        logs,
+        writable,
+        db,
+        phinx,
+        web,
+        xmpp,
+        worker_log,
+        opcache,
+        bundle_logs,
+    ) = tokio::join!(
         config,
         restarting_now(engine, all),
         last_lines(engine, all),
@@ -245,6 +260,8 @@ pub async fn gather_stack(
         phinx_status(engine, all),
         web_facts(web, all, s, d),
         xmpp_probe(engine, all, d),
+        worker_log_probe(engine, all, want_logs),
+        opcache_probe(engine, all),
         bundle_logs(engine, all, want_logs),
     );
     StackFacts {
@@ -257,6 +274,8 @@ pub async fn gather_stack(
         phinx,
         web,
         xmpp,
+        worker_log,
+        opcache,
         bundle_logs,
     }
 }
@@ -364,6 +383,17 @@ async fn phinx_status(
     ))
 }
 
+/// Whether the daemon's PHP runs with OPcache, which Movim's daemon asks for at start.
+async fn opcache_probe(engine: &dyn ContainerEngine, all: &[ContainerInfo]) -> Option<Outcome> {
+    let c = crate::core::containers::container_of(all, "daemon").filter(|c| c.running)?;
+    let cmd = [
+        "php",
+        "-r",
+        "echo function_exists('opcache_get_status') && is_array(@opcache_get_status(false)) ? 'on' : 'off';",
+    ];
+    Some(outcome(PROBE_TIMEOUT, engine.exec(&c.id, &cmd)).await)
+}
+
 async fn web_facts(
     web: &dyn WebProbe,
     all: &[ContainerInfo],
@@ -413,16 +443,37 @@ async fn xmpp_probe(
 ) -> Option<(String, String, Outcome)> {
     let c = checks::movim_container(all)?;
     let service = c.service.clone().unwrap_or_else(|| "daemon".to_owned());
-    let cmd = [
-        "php",
-        "-r",
-        checks::xmpp::XMPP_PHP,
-        d.xmpp.domain().as_str(),
-    ];
+    // As the session worker that will log in: its environment, no php.ini, `.env` read by itself.
+    let cmd = movim::as_session_worker(checks::xmpp::XMPP_PHP, &[d.xmpp.domain().as_str()]);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
     Some((
         c.name.clone(),
         service,
         outcome(XMPP_TIMEOUT, engine.exec(&c.id, &cmd)).await,
+    ))
+}
+
+/// Whether a session worker can write its log, and the last lines of Movim's error log (more of
+/// them for `--bundle`), from inside the daemon (or fpm).
+async fn worker_log_probe(
+    engine: &dyn ContainerEngine,
+    all: &[ContainerInfo],
+    for_bundle: bool,
+) -> Option<(String, String, Outcome)> {
+    let c = checks::movim_container(all)?;
+    let service = c.service.clone().unwrap_or_else(|| "daemon".to_owned());
+    let lines = if for_bundle {
+        BUNDLE_LOG_LINES
+    } else {
+        DETAIL_LOG_LINES
+    }
+    .to_string();
+    let cmd = movim::as_session_worker(movim::WORKER_LOG_PHP, &[lines.as_str()]);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    Some((
+        c.name.clone(),
+        service,
+        outcome(PROBE_TIMEOUT, engine.exec(&c.id, &cmd)).await,
     ))
 }
 

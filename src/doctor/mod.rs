@@ -25,7 +25,9 @@
 //! | `mounts`, `mounts.<svc>`, `mounts.<svc>.writable` | shared volumes as compose.yaml (kube: the rendered `kube/podman.yaml`) says (web read-only), writable by uid 82 |
 //! | `db.reachable` `db.pgcrypto` `db.migrations` | sqlx login and server version, pgcrypto, `phinx status` in the image |
 //! | `web.websocket` `web.infos` `web.dns` `web.tls` | 101 through web with the public Origin; `/infos` version vs the lock; the public name resolves; its certificate |
-//! | `xmpp.dns` `xmpp.connect` `xmpp.tls` | from inside the daemon: the XMPP domain resolves (SRV or A), 5222 answers, STARTTLS certificate valid and not expiring |
+//! | `movim.opcache` | the daemon's PHP has OPcache on (Movim warns at every start when it is off) |
+//! | `movim.log` `movim.errors` | as a session worker (the daemon's own environment, no php.ini, `.env`): it can write its log (`LOG_PATH`); the last lines of Movim's `errors.log` |
+//! | `xmpp.dns` `xmpp.connect` `xmpp.tls` | from inside the daemon, as a session worker: the XMPP domain resolves (SRV or A), 5222 answers, STARTTLS certificate valid (with the CAs the worker trusts) and not expiring |
 //! | `host.disk` | free space in the deployment directory |
 //! | `upgrade.journal` `upgrade.run_lock` | an interrupted upgrade; another run holding the lock |
 //!
@@ -104,12 +106,22 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
         print!("{}", report.to_text());
     }
     if let Some(path) = &args.bundle {
-        let logs = facts
+        let mut logs = facts
             .stack
             .as_ref()
-            .map(|s| s.bundle_logs.as_slice())
+            .map(|s| s.bundle_logs.clone())
             .unwrap_or_default();
-        write_bundle(path, setup, &report, logs, &secret_refs).map_err(|e| {
+        // Movim (v0.30+) writes its errors to a file, not to the containers' output.
+        if let Some((_, _, facts::Outcome::Ran(_, output))) =
+            facts.stack.as_ref().and_then(|s| s.worker_log.as_ref())
+        {
+            let errors = crate::core::movim::worker_log(output).last_errors;
+            logs.push((
+                format!("movim-{}", crate::core::movim::ERROR_LOG),
+                errors.join("\n"),
+            ));
+        }
+        write_bundle(path, setup, &report, &logs, &secret_refs).map_err(|e| {
             Failure::new(format!("cannot write the bundle {}", path.display()))
                 .because(e)
                 .status(ExitStatus::CouldNotRun)

@@ -287,6 +287,7 @@ async fn doctor_reads_a_serving_stack_as_healthy_and_changes_nothing() {
         "db.migrations",
         "web.websocket",
         "web.infos",
+        "movim.log",
         "upgrade.journal",
     ] {
         assert_eq!(
@@ -333,4 +334,105 @@ async fn doctor_names_a_stopped_daemon_and_fixes_it_with_the_runners_own_command
         "{f:?}"
     );
     assert_eq!(report.exit_status(), ExitStatus::Failed);
+}
+
+#[tokio::test]
+async fn init_fails_its_proof_when_a_session_worker_cannot_log() {
+    let log = Log::default();
+    log.state().worker_cannot_log = true;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("movim");
+    let port = free_port().to_string();
+    let args = [
+        "init",
+        "--yes",
+        "--domain",
+        "movim.example.org",
+        "--http-port",
+        &port,
+        "--image-repository",
+        "registry.test/movim",
+        "--library-repository",
+        "registry.test/library",
+    ];
+
+    let failure = run(&dir, &log, &args)
+        .await
+        .expect_err("the proof must fail");
+
+    assert!(
+        failure.what.contains("session workers") && failure.what.contains("Read-only"),
+        "{failure}"
+    );
+    assert!(log.has("exec id-daemon session-worker log probe"));
+    let env = std::fs::read_to_string(dir.join("movim.env")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(env.contains("\nLOG_PATH=/var/www/movim/log/\n"), "{env}");
+}
+
+#[tokio::test]
+async fn doctor_reports_session_workers_that_cannot_log_as_an_error_naming_log_path() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().worker_cannot_log = true;
+
+    let report = doctor(dir.path(), &log).await;
+
+    let f = report
+        .get("movim.log")
+        .unwrap_or_else(|| panic!("{}", report.to_text()));
+    assert_eq!(f.severity, Severity::Error, "{}", report.to_text());
+    assert!(
+        f.hint.as_deref().is_some_and(|h| h.contains("LOG_PATH=")),
+        "{f:?}"
+    );
+    assert_eq!(report.exit_status(), ExitStatus::Failed);
+}
+
+#[tokio::test]
+async fn init_fails_when_the_daemon_closes_the_websocket_it_upgraded_naming_daemon_url() {
+    let log = Log::default();
+    log.state().origin_refused = true;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("movim");
+    let port = free_port().to_string();
+    let args = [
+        "init",
+        "--yes",
+        "--domain",
+        "movim.example.org",
+        "--http-port",
+        &port,
+        "--image-repository",
+        "registry.test/movim",
+        "--library-repository",
+        "registry.test/library",
+    ];
+
+    let failure = run(&dir, &log, &args)
+        .await
+        .expect_err("the proof must fail");
+
+    let text = failure.to_string();
+    assert!(text.contains("refused the public Origin"), "{text}");
+    assert!(text.contains("DAEMON_URL"), "{text}");
+}
+
+#[tokio::test]
+async fn doctor_reads_a_websocket_closed_at_once_as_a_refused_origin_fixed_in_daemon_url() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().origin_refused = true;
+
+    let report = doctor(dir.path(), &log).await;
+
+    let f = report
+        .get("web.websocket")
+        .unwrap_or_else(|| panic!("{}", report.to_text()));
+    assert_eq!(f.severity, Severity::Error, "{}", report.to_text());
+    assert!(
+        f.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("DAEMON_URL=https://")),
+        "{f:?}"
+    );
 }

@@ -428,20 +428,56 @@ fn world_certificate(
     subject_alt_name: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let w = world::World::get();
+    signed_certificate(dir, name, subject_alt_name, (&w.ca_cert, &w.ca_key))
+}
+
+fn openssl(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new CA of the test's own, in no image's store: `<dir>/<name>.crt` and `.key`.
+fn private_ca(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let os = std::ffi::OsStr::new;
+    openssl(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        crt.as_os_str(),
+        os("-days"),
+        os("30"),
+        os("-subj"),
+        os(&format!("/CN={name}")),
+    ]);
+    (crt, key)
+}
+
+/// As [`world_certificate`], signed by the CA `ca` (certificate, key).
+fn signed_certificate(
+    dir: &Path,
+    name: &str,
+    subject_alt_name: &str,
+    ca: (&Path, &Path),
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let path = |ext: &str| dir.join(format!("{name}.{ext}"));
     let (key, csr, crt, ext) = (path("key"), path("csr"), path("crt"), path("cnf"));
     std::fs::write(&ext, format!("subjectAltName={subject_alt_name}\n")).expect("ext");
-    let openssl = |args: &[&std::ffi::OsStr]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let os = |s: &'static str| std::ffi::OsStr::new(s);
     let subject = format!("/CN={name}");
     openssl(&[
@@ -463,9 +499,9 @@ fn world_certificate(
         os("-in"),
         csr.as_os_str(),
         os("-CA"),
-        w.ca_cert.as_os_str(),
+        ca.0.as_os_str(),
         os("-CAkey"),
-        w.ca_key.as_os_str(),
+        ca.1.as_os_str(),
         os("-CAcreateserial"),
         os("-out"),
         crt.as_os_str(),
@@ -529,6 +565,61 @@ fn a_bundled_prosody_with_a_ca_signed_certificate_starts_with_the_stack() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The session workers that log in see only `movim.env`: a private CA given with `--ca-bundle`
+/// must reach them there (`SSL_CERT_FILE`), not only in the containers' environment. Doctor checks
+/// the XMPP server's certificate as a worker would, so it passes with the file as written and
+/// fails once the setting is taken out of it.
+#[test]
+fn a_private_ca_reaches_the_session_workers_through_movim_env() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("privca");
+    let (ca, ca_key) = private_ca(tmp.path(), "private-ca");
+    let (crt, key) = signed_certificate(
+        tmp.path(),
+        "example.test",
+        "DNS:example.test,DNS:*.example.test",
+        (&ca, &ca_key),
+    );
+    let port = free_port();
+    init_with(&dir, &project, port, &[("--xmpp", "bundled")])
+        .arg("--xmpp-cert")
+        .arg(&crt)
+        .arg("--xmpp-key")
+        .arg(&key)
+        .arg("--ca-bundle")
+        .arg(&ca)
+        .run()
+        .success();
+    let xmpp_tls = || {
+        let run = Setup::new("doctor", &dir).arg("--json").run();
+        let report: serde_json::Value = serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("doctor --json ({e}): {}", run.stdout()));
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["id"] == "xmpp.tls")
+            .unwrap_or_else(|| panic!("no xmpp.tls in {report}"))
+            .clone()
+    };
+    let found = xmpp_tls();
+    assert_eq!(found["severity"], "ok", "{found}");
+
+    // Without SSL_CERT_FILE in movim.env the workers trust only the image's store.
+    let env_path = dir.join("movim.env");
+    let env = std::fs::read_to_string(&env_path).expect("movim.env");
+    assert!(env.contains("\nSSL_CERT_FILE="), "{env}");
+    let without: String = env
+        .lines()
+        .filter(|l| !l.starts_with("SSL_CERT_FILE="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&env_path, without).expect("edit movim.env");
+    let found = xmpp_tls();
+    assert_eq!(found["severity"], "error", "{found}");
 }
 
 /// `init` run through a real terminal: `args` after the world's image flags, `script` the

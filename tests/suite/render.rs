@@ -21,6 +21,7 @@ fn deployment(tls: Tls, database: Database, xmpp: Xmpp, ca: bool) -> Deployment 
         image_repository: "ghcr.io/nadiamoe".into(),
         library_repository: "docker.io/library".into(),
         ca_bundle: ca.then(|| PathBuf::from("/etc/ssl/private-ca.pem")),
+        movim_env: std::collections::BTreeMap::new(),
     }
 }
 

@@ -58,6 +58,8 @@ use crate::core::layout::{self, KUBE_INSTANCE_LABEL, Layout};
 /// Compose's labels; podman-compose sets the same ones.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// Where compose ran when it created a container (compose v2, docker-compose v1, podman-compose).
+pub const WORKING_DIR_LABEL: &str = "com.docker.compose.project.working_dir";
 
 const DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
 const PODMAN_SYSTEM_SOCKET: &str = "unix:///run/podman/podman.sock";
@@ -456,11 +458,13 @@ impl Engine {
                     } else {
                         ""
                     };
-                    let movim = if info.service.as_deref() == Some("daemon") || code == "0" {
-                        " Movim's daemon exits 0 when database migrations are pending or \
-                         DAEMON_URL is missing."
+                    let movim = if info.service.as_deref() == Some("daemon") {
+                        let code = info
+                            .exit_code
+                            .or_else(|| raw.state.as_ref().and_then(|s| s.exit_code));
+                        format!(" {}.", crate::core::movim::daemon_exit_meaning(code))
                     } else {
-                        ""
+                        String::new()
                     };
                     bail!(
                         "{who} stopped ({status}) with exit code {code}{oom} instead of becoming \
@@ -667,6 +671,7 @@ fn container_info(c: &ContainerInspectResponse) -> ContainerInfo {
             .trim_start_matches('/')
             .to_owned(),
         service: labels.and_then(|l| l.get(SERVICE_LABEL)).cloned(),
+        working_dir: labels.and_then(|l| l.get(WORKING_DIR_LABEL)).cloned(),
         image: c
             .config
             .as_ref()
@@ -794,6 +799,7 @@ mod tests {
             id: String::new(),
             name: String::new(),
             service: None,
+            working_dir: None,
             image: image.to_owned(),
             running: true,
             status: "running".to_owned(),

@@ -155,11 +155,15 @@ pub fn build(d: &Deployment, pinned: &BTreeMap<String, String>) -> Result<Compos
         ]))
     };
     let mut services = BTreeMap::new();
-    let mut volumes: BTreeMap<String, Volume> =
-        ["movim-cache", "movim-public-cache", "movim-public-images"]
-            .into_iter()
-            .map(|v| (v.to_owned(), Volume {}))
-            .collect();
+    let mut volumes: BTreeMap<String, Volume> = [
+        "movim-cache",
+        "movim-public-cache",
+        "movim-public-images",
+        "movim-log",
+    ]
+    .into_iter()
+    .map(|v| (v.to_owned(), Volume {}))
+    .collect();
 
     let db_dep: Vec<&str> = if d.database == Database::Bundled {
         vec!["postgres"]

@@ -130,7 +130,7 @@ fn env_text(d: &Deployment, db_password: &Secret) -> Result<String, String> {
             }
         })
         .collect();
-    envfile::render(&values)
+    envfile::render(&values, &d.movim_env)
 }
 
 /// Every object of one rendering, in the order they must be applied (Podman reads ConfigMaps
@@ -209,6 +209,7 @@ pub fn build(
             ("movim-cache", "1Gi"),
             ("movim-public-cache", "1Gi"),
             ("movim-public-images", "1Gi"),
+            ("movim-log", "1Gi"),
         ];
         if bundled_db {
             claims.push(("postgres-data", "10Gi"));

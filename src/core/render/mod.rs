@@ -64,6 +64,11 @@ fn private(content: String) -> File {
     }
 }
 
+/// `movim.env`: the settings movim-setup manages, then the user's own.
+fn env_text(d: &Deployment, db_password: &Secret) -> Result<String, String> {
+    envfile::render(&envfile::values(d, db_password), &d.movim_env)
+}
+
 /// Renders every generated file of the deployment directory, keyed by relative path.
 pub fn files(
     d: &Deployment,
@@ -79,7 +84,7 @@ pub fn files(
     );
     out.insert(
         ENV_FILE.to_owned(),
-        private(envfile::render(&envfile::values(d, &secrets.db_password))?),
+        private(env_text(d, &secrets.db_password)?),
     );
     out.insert(ANSWERS_FILE.to_owned(), public(answers_yaml(d)?));
     out.insert(

@@ -4,7 +4,7 @@
 use crate::core::containers::{ContainerInfo, container_of};
 use crate::core::deployment::Deployment;
 use crate::core::lockfile::Lock;
-use crate::core::movim::DAEMON_EXIT_QUIRK;
+use crate::core::movim::{DAEMON_EXIT_QUIRK, daemon_exit_meaning};
 use crate::doctor::hints::Hints;
 use crate::doctor::report::{Area, Finding};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,7 +68,7 @@ pub fn check_containers(
                 ),
             );
             if service == "daemon" {
-                f = f.detail(DAEMON_EXIT_QUIRK).hint(format!(
+                f = f.detail(daemon_exit_meaning(c.exit_code)).hint(format!(
                     "read why in its log, and if migrations are pending apply them: {}",
                     hints.migrate()
                 ));
@@ -85,6 +85,9 @@ pub fn check_containers(
                 c_id("running"),
                 format!("{service} ({}) is not running: {}{code}", c.name, c.status),
             );
+            if service == "daemon" && c.exit_code != Some(0) {
+                f = f.detail(daemon_exit_meaning(c.exit_code));
+            }
             let start = if service == "daemon" && c.exit_code == Some(0) {
                 f = f.detail(DAEMON_EXIT_QUIRK);
                 // Exit 0 may mean pending migrations.

@@ -11,6 +11,7 @@ pub mod host;
 pub mod images;
 pub mod mounts;
 pub mod web;
+pub mod worker;
 pub mod xmpp;
 
 use crate::core::containers::{ContainerInfo, container_of};
@@ -84,6 +85,12 @@ fn stack_checks(
         stack.phinx.as_ref(),
     ));
     out.extend(web::check_web(s, d, hints, &stack.web));
+    out.extend(worker::check_worker(
+        &s.path(s.env_file),
+        hints,
+        stack.worker_log.as_ref(),
+    ));
+    out.extend(worker::check_opcache(stack.opcache.as_ref()));
     out.extend(xmpp::check_xmpp(d, hints, stack.xmpp.as_ref(), f.now));
     out
 }

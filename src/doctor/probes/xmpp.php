@@ -20,7 +20,7 @@ $read = function ($s, $until) {
 };
 foreach ($targets as [$h, $p]) {
     $ip = gethostbyname($h);
-    if ($ip === $h && filter_var($h, FILTER_VALIDATE_IP) === false) { echo "unresolved $h\n"; continue; }
+    if ($ip === $h && @inet_pton($h) === false) { echo "unresolved $h\n"; continue; }
     $resolved = true;
     echo "resolved $h $ip\n";
     $s = @stream_socket_client("tcp://$ip:$p", $en, $es, 5);

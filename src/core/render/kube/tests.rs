@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::core::deployment::{Domain, MovimTag};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn deployment(database: Database) -> Deployment {
     Deployment {
@@ -20,6 +20,7 @@ fn deployment(database: Database) -> Deployment {
         image_repository: "ghcr.io/nadiamoe".into(),
         library_repository: "docker.io/library".into(),
         ca_bundle: None,
+        movim_env: BTreeMap::new(),
     }
 }
 
