@@ -384,6 +384,7 @@ fn doctor_names_each_fault_and_its_fix(on: On) {
         "db.migrations",
         "web.websocket",
         "web.infos",
+        "movim.log",
         "upgrade.journal",
     ] {
         healthy.expect(id, "ok", 0);
@@ -535,6 +536,20 @@ fn doctor_names_each_fault_and_its_fix(on: On) {
     )
     .expect("edit env");
     Doctor::run(on, &dir, &password).expect("env.daemon_url.host", "error", 1);
+    // Once the daemon reads it, Movim upgrades every websocket and closes it at once: the
+    // handshake alone would pass; doctor must see the close and name DAEMON_URL.
+    restart_daemon_then_web(on, &project);
+    let d = Doctor::run(on, &dir, &password);
+    let summary = d.expect("web.websocket", "error", 1);
+    assert!(summary.contains("refuses the Origin"), "{summary}");
+    let hint = d
+        .findings()
+        .iter()
+        .find(|f| f["id"] == "web.websocket")
+        .and_then(|f| f["hint"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(hint.contains("DAEMON_URL=https://movim.test/"), "{hint}");
 
     // 9. The daemon exiting 0 in a loop (DAEMON_URL missing).
     std::fs::write(
@@ -562,13 +577,29 @@ fn doctor_names_each_fault_and_its_fix(on: On) {
     std::fs::write(&env_path, &env_text).expect("restore env");
     restart_daemon_then_web(on, &project);
 
-    // 10. An interrupted upgrade.
+    // 10. LOG_PATH where nothing can be written (not the log volume): the session workers
+    // would die on their first logged error, right after a login.
+    std::fs::write(
+        &env_path,
+        env_text.replace(
+            "LOG_PATH=/var/www/movim/log/",
+            "LOG_PATH=/var/www/movim/nolog/",
+        ),
+    )
+    .expect("edit env");
+    let d = Doctor::run(on, &dir, &password);
+    let summary = d.expect("movim.log", "error", 1);
+    assert!(summary.contains("/var/www/movim/nolog/"), "{summary}");
+    d.expect("env.key.LOG_PATH", "error", 1);
+    std::fs::write(&env_path, &env_text).expect("restore env");
+
+    // 11. An interrupted upgrade.
     std::fs::write(dir.join("upgrade.journal"), "{}\n").expect("journal");
     let summary = Doctor::run(on, &dir, &password).expect("upgrade.journal", "error", 1);
     assert!(summary.contains("interrupted"), "{summary}");
     std::fs::remove_file(dir.join("upgrade.journal")).expect("rm journal");
 
-    // 11. Another run holding the lock (this test's live pid stands in for it): a warning.
+    // 12. Another run holding the lock (this test's live pid stands in for it): a warning.
     let run_lock = dir.join("movim-setup.run-lock");
     std::fs::write(&run_lock, format!("pid {}\n", std::process::id())).expect("lock");
     Doctor::run(on, &dir, &password).expect("upgrade.run_lock", "warn", 0);

@@ -3,6 +3,7 @@
 //! checks; bad input must leave the deployment directory untouched.
 
 use crate::support::cli;
+use crate::support::web;
 use crate::support::world;
 
 use cli::{Project, Setup, free_port, tree};
@@ -19,29 +20,6 @@ fn init_with(dir: &Path, project: &Project, port: u16, overrides: &[(&str, &str)
 
 fn init(dir: &Path, project: &Project, port: u16) -> Setup {
     init_with(dir, project, port, &[])
-}
-
-/// A websocket handshake through web, done by the test itself (not by the tool under test).
-fn handshake_status(port: u16, origin: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to web");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET /ws/ HTTP/1.1\r\nHost: movim.test\r\nOrigin: {origin}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .expect("send");
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).expect("read");
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let status = text.lines().next().unwrap_or_default().to_owned();
-    if status.contains(" 101 ") {
-        assert!(
-            text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            "accept header wrong: {text}"
-        );
-    }
-    status
 }
 
 fn infos(port: u16) -> serde_json::Value {
@@ -88,9 +66,9 @@ fn healthy_stack_with(compose: &str) {
     assert_eq!(images["postgres"], format!("{pg}@{}", w.digest(&pg)));
 
     // The proof, re-done by the test: 101 with the right Origin, refused with another.
-    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
-    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
-    assert_eq!(infos(port)["version"], "0.29.2");
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert!(web::handshake(port, "https://evil.test").refused_after_upgrade());
+    assert_eq!(infos(port)["version"], "v0.29.2");
 
     // movim.env is private and belongs to Movim's uid.
     use std::os::unix::fs::MetadataExt;
@@ -163,6 +141,78 @@ fn a_second_layout_in_one_directory_is_refused_and_nothing_is_written() {
             .stderr_has(&format!("--target {held}   (re-run as it is)"));
         assert_eq!(tree(&dir), before, "{held}: nothing may be written");
     }
+}
+
+/// The README's first command takes the default `--dir ./movim` from wherever the user stands:
+/// every path handed to compose must be absolute, or compose reads `./movim/movim/compose.yaml`.
+/// Then doctor from inside the deployment directory (`--dir .`) and from another one.
+#[test]
+fn init_with_the_default_directory_from_a_fresh_working_directory_reaches_health() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let project = Project::new("cwd");
+    let port = free_port();
+    let run = cli::with_world_flags(Setup::from_cwd("init", cwd.path()), &project, port, &[])
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("websocket: HTTP 101"),
+        "{}",
+        run.stderr()
+    );
+    let dir = cwd.path().join("movim");
+    assert!(dir.join("compose.yaml").exists());
+    for (from, arg) in [(dir.as_path(), "."), (cwd.path(), "movim")] {
+        Setup::from_cwd("doctor", from)
+            .arg("--dir")
+            .arg(arg)
+            .run()
+            .success();
+    }
+}
+
+/// Two deployment directories with the same name make the same default project: the second
+/// `init` must not take over the first's containers (its database with other credentials).
+#[test]
+fn a_project_created_from_another_directory_is_refused_naming_project() {
+    let first = tempfile::tempdir().expect("tempdir");
+    let second = tempfile::tempdir().expect("tempdir");
+    let project = Project::new("owner");
+    init(&first.path().join("movim"), &project, free_port())
+        .run()
+        .success();
+    let dir = second.path().join("movim");
+    init(&dir, &project, free_port())
+        .run()
+        .code(2)
+        .stderr_has("belongs to another deployment")
+        .stderr_has("--project");
+    assert!(!dir.exists(), "nothing may be written");
+}
+
+/// Settings movim-setup does not manage reach movim.env and survive a re-run; one it manages is
+/// refused with the flag named, and nothing is written.
+#[test]
+fn extra_movim_env_settings_are_kept_and_managed_ones_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("menv");
+    let port = free_port();
+    init(&dir, &project, port)
+        .args(["--movim-env", "DAEMON_URL=https://elsewhere.test/"])
+        .run()
+        .code(2)
+        .stderr_has("--movim-env");
+    assert!(!dir.exists());
+    init(&dir, &project, port)
+        .args(["--movim-env", "CACHE_PATH=/var/www/movim/cache/"])
+        .run()
+        .success();
+    init(&dir, &project, port).run().success();
+    let env = std::fs::read_to_string(dir.join("movim.env")).expect("movim.env");
+    assert!(
+        env.contains("\nCACHE_PATH=/var/www/movim/cache/\n"),
+        "a re-run must keep it: {env}"
+    );
 }
 
 #[test]
@@ -365,7 +415,7 @@ fn an_external_database_with_an_awkward_password_works_end_to_end() {
         "select count(*) from phinxlog",
     ]);
     assert_eq!(applied, "5");
-    assert_eq!(infos(http)["version"], "0.29.2");
+    assert_eq!(infos(http)["version"], "v0.29.2");
     // No bundled postgres, and the password is nowhere but in movim.env.
     let compose = std::fs::read_to_string(dir.join("compose.yaml")).expect("compose");
     assert!(!compose.contains("postgres:"), "{compose}");
@@ -415,7 +465,7 @@ fn a_mutable_tag_re_pointed_at_the_registry_does_not_change_a_pinned_deployment(
     );
     assert_eq!(
         infos(port)["version"],
-        "0.29.2",
+        "v0.29.2",
         "the stack must keep running what it pinned"
     );
 }
@@ -689,7 +739,7 @@ fn the_interactive_installer_asks_through_a_terminal() {
     );
     assert_eq!(code, Some(0), "interactive init failed: {transcript}");
     assert!(transcript.contains("websocket: HTTP 101"), "{transcript}");
-    assert_eq!(infos(port)["version"], "0.29.2");
+    assert_eq!(infos(port)["version"], "v0.29.2");
 
     // A re-run that would change the running deployment shows what changes and asks; declined,
     // nothing is written.

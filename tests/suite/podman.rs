@@ -11,6 +11,7 @@
 
 use crate::support::cli;
 use crate::support::podman as podman_env;
+use crate::support::web;
 use crate::support::world;
 
 use cli::{Project, Setup, free_port, tree};
@@ -28,32 +29,6 @@ fn init(dir: &Path, project: &Project, port: u16) -> Setup {
 }
 
 /// A websocket handshake through web, done by the test itself; returns the status line.
-fn handshake_status(port: u16, origin: &str) -> String {
-    try_handshake(port, origin).expect("websocket handshake through web")
-}
-
-fn try_handshake(port: u16, origin: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET /ws/ HTTP/1.1\r\nHost: movim.test\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n\r\n"
-    )?;
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let status = text.lines().next().unwrap_or_default().to_owned();
-    if status.contains(" 101 ") {
-        assert!(
-            text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-            "accept header wrong: {text}"
-        );
-    }
-    Ok(status)
-}
-
 /// `/infos` when it answers 200, `None` while web cannot reach fpm yet (502).
 fn try_infos(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -63,15 +38,9 @@ fn try_infos(port: u16) -> Option<String> {
     text.starts_with("HTTP/1.1 200").then_some(text)
 }
 
+/// The release `/infos` reports through web (it must answer).
 fn infos_version(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to web");
-    write!(s, "GET /infos HTTP/1.0\r\nHost: movim.test\r\n\r\n").expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let json: Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("/infos is not JSON ({e}): {text}"));
-    json["version"].as_str().unwrap_or_default().to_owned()
+    web::infos_version(port).expect("/infos through web")
 }
 
 /// Whether the daemon of `project` lost a name lookup to aardvark-dns 1.4's known race.
@@ -162,9 +131,9 @@ fn init_on_podman_reaches_a_verified_websocket_handshake_and_doctor_finds_nothin
     assert!(out.contains("websocket: HTTP 101"), "{out}");
 
     // The proof, re-done by the test: 101 with the right Origin only, and the pinned version.
-    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
-    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
-    assert_eq!(infos_version(port), "0.29.2");
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert!(web::handshake(port, "https://evil.test").refused_after_upgrade());
+    assert_eq!(infos_version(port), "v0.29.2");
 
     // Podman recorded the health checks movim-setup ran (nothing else runs them without systemd).
     for service in ["postgres", "fpm", "daemon", "web"] {
@@ -211,8 +180,8 @@ fn upgrade_on_podman_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
         "{}",
         run.stderr()
     );
-    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
-    assert_eq!(infos_version(port), "0.30.0");
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert_eq!(infos_version(port), "v0.30.0");
     assert_doctor_healthy(&dir, &project, &run.stderr());
 
     // The daemon of this release exits 0 a second after starting: Podman restarts it at once, and
@@ -232,7 +201,7 @@ fn upgrade_on_podman_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
         err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
         "{err}"
     );
-    assert_eq!(infos_version(port), "0.30.0");
+    assert_eq!(infos_version(port), "v0.30.0");
     assert_eq!(psql(&project, "select v from podman_marker"), "kept");
     assert_doctor_healthy(&dir, &project, &err);
 }
@@ -302,8 +271,8 @@ fn init_and_play_kube(dir: &Path, project: &Project, port: u16) -> KubePlay {
     ]);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let status = try_handshake(port, "https://movim.test");
-        if status.as_ref().is_ok_and(|s| s.contains(" 101 ")) {
+        let status = web::try_handshake(port, "https://movim.test");
+        if status.as_ref().is_ok_and(web::Ws::trusted) {
             break;
         }
         assert!(
@@ -346,8 +315,8 @@ fn init_target_kube_runs_under_podman_kube_play_to_a_verified_websocket_handshak
         let env = std::fs::metadata(dir.join("kube/movim.env")).expect("kube/movim.env");
         assert_eq!((env.mode() & 0o777, env.uid()), (0o600, 82));
     }
-    assert!(!handshake_status(port, "https://evil.test").contains(" 101 "));
-    assert_eq!(infos_version(port), "0.29.2");
+    assert!(web::handshake(port, "https://evil.test").refused_after_upgrade());
+    assert_eq!(infos_version(port), "v0.29.2");
 
     // The pod runs exactly the pinned images, and the migrations ran as their own step.
     for component in ["web", "fpm", "daemon"] {
@@ -402,8 +371,8 @@ fn upgrade_of_a_kube_played_deployment_succeeds_and_faulty_releases_roll_back() 
         "{out}"
     );
     assert!(out.contains("migration(s) applied now"), "{out}");
-    assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
-    assert_eq!(infos_version(port), "0.30.0");
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert_eq!(infos_version(port), "v0.30.0");
     assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
     // Both renderings name the new release's pins; the old manifest is kept.
     let daemon = w.movim_image("daemon", "v0.30.0");
@@ -444,8 +413,8 @@ fn upgrade_of_a_kube_played_deployment_succeeds_and_faulty_releases_roll_back() 
             err.contains("rolled back: Movim v0.30.0 runs again and is healthy"),
             "{tag}: {err}"
         );
-        assert_eq!(infos_version(port), "0.30.0", "{tag}");
-        assert!(handshake_status(port, "https://movim.test").contains(" 101 "));
+        assert_eq!(infos_version(port), "v0.30.0", "{tag}");
+        assert!(web::handshake(port, "https://movim.test").trusted());
         assert_eq!(kube_psql(&project, "select v from kube_marker"), "kept");
         assert_eq!(
             kube_psql(&project, "select count(*) from phinxlog"),

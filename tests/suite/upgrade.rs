@@ -7,14 +7,14 @@
 //! it through several scenarios in turn, checking after each that it is healthy and intact.
 
 use crate::support::cli;
+use crate::support::web;
 use crate::support::world;
 
 use cli::{Project, Run, Setup, free_port, tree};
 use movim_setup::adapters::db::{self, DbTarget};
 use movim_setup::core::secret::Secret;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -251,14 +251,14 @@ impl Stack {
     fn assert_healthy_on(&self, version: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let status = handshake_status(self.port);
-            let infos = infos_version(self.port);
-            if status.contains(" 101 ") && infos.as_deref() == Some(version) {
+            let status = web::try_handshake(self.port, "https://movim.test");
+            let infos = web::infos_version(self.port);
+            if status.as_ref().is_ok_and(web::Ws::trusted) && infos.as_deref() == Some(version) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "not healthy on {version}: handshake `{status}`, /infos version {infos:?}"
+                "not healthy on {version}: handshake {status:?}, /infos version {infos:?}"
             );
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -285,34 +285,6 @@ fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn handshake_status(port: u16) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return "connection refused".into();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = write!(
-        s,
-        "GET /ws/ HTTP/1.1\r\nHost: movim.test\r\nOrigin: https://movim.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn infos_version(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET /infos HTTP/1.0\r\nHost: movim.test\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let body = text.split("\r\n\r\n").nth(1)?;
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v["version"].as_str().map(str::to_owned)
 }
 
 fn killed(run: &Run) -> bool {
@@ -452,7 +424,7 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
             .stderr_has(says)
             .stderr_has("rolled back: Movim v0.29.2 runs again and is healthy");
         eprintln!("{tag}: failed and rolled back in {:?}", started.elapsed());
-        s.assert_healthy_on("0.29.2");
+        s.assert_healthy_on("v0.29.2");
         s.assert_no_journal();
         assert_eq!(
             s.file("movim-setup.lock"),
@@ -507,7 +479,7 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
     assert!(status.success(), "the first upgrade failed:\n{first_err}");
 
     // v0.29.2 -> v0.30.0: healthy on 0.30.0, every row kept, one more applied migration.
-    s.assert_healthy_on("0.30.0");
+    s.assert_healthy_on("v0.30.0");
     s.assert_no_journal();
     assert_eq!(s.checksums_over(&columns), old_rows, "rows lost or changed");
     let phinx_after = s.phinxlog();
@@ -538,7 +510,7 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
         .run()
         .success()
         .stderr_has("rolled back from v0.30.0");
-    s.assert_healthy_on("0.29.2");
+    s.assert_healthy_on("v0.29.2");
     s.assert_no_journal();
     assert_eq!(
         s.checksums(),
@@ -584,7 +556,7 @@ fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
         crash(s.upgrade(NEXT), at);
         let t = Instant::now();
         s.cmd("rollback").run().success();
-        s.assert_healthy_on("0.29.2");
+        s.assert_healthy_on("v0.29.2");
         s.assert_no_journal();
         assert_eq!(
             s.checksums(),
@@ -601,7 +573,7 @@ fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
         crash(s.upgrade(NEXT), at);
         let t = Instant::now();
         s.cmd("upgrade").arg("--resume").run().success();
-        s.assert_healthy_on("0.30.0");
+        s.assert_healthy_on("v0.30.0");
         s.assert_no_journal();
         assert_eq!(
             s.checksums_over(&columns),
@@ -629,7 +601,7 @@ fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
         );
         let t = Instant::now();
         s.cmd("rollback").run().success();
-        s.assert_healthy_on("0.29.2");
+        s.assert_healthy_on("v0.29.2");
         s.assert_no_journal();
         assert_eq!(
             s.checksums(),

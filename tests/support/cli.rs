@@ -34,6 +34,23 @@ impl Setup {
         Self::new("init", dir)
     }
 
+    /// `movim-setup <verb>` run from `cwd`, without `--dir`: the default `./movim`, as a user
+    /// types it.
+    pub fn from_cwd(verb: &str, cwd: &Path) -> Self {
+        let mut setup = Self::new(verb, cwd);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_movim-setup"));
+        cmd.arg(verb).current_dir(cwd).stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MOVIM_") && k != "MOVIM_WORLD_DIR" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        setup.cmd = cmd;
+        setup.line = format!("(cd {} && movim-setup {verb})", cwd.display());
+        setup
+    }
+
     pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
         self.line.push(' ');
         self.line.push_str(&a.as_ref().to_string_lossy());
@@ -185,6 +202,16 @@ impl Drop for Project {
 /// `init --yes` for the world's images (v0.29.2 unless overridden), proxy TLS on a loopback
 /// `port`, an external XMPP server; `overrides` replace or add flags.
 pub fn init_world(dir: &Path, project: &Project, port: u16, overrides: &[(&str, &str)]) -> Setup {
+    with_world_flags(Setup::init(dir), project, port, overrides)
+}
+
+/// The flags of [`init_world`] added to any `init` invocation.
+pub fn with_world_flags(
+    init: Setup,
+    project: &Project,
+    port: u16,
+    overrides: &[(&str, &str)],
+) -> Setup {
     let w = super::world::World::get();
     let port = port.to_string();
     let library = format!("{}/library", w.registry);
@@ -203,7 +230,7 @@ pub fn init_world(dir: &Path, project: &Project, port: u16, overrides: &[(&str, 
         flags.retain(|(f, _)| f != flag);
         flags.push((flag, value));
     }
-    let mut setup = Setup::init(dir).arg("--yes");
+    let mut setup = init.arg("--yes");
     for (flag, value) in flags {
         setup = setup.args([flag, value]);
     }
