@@ -32,6 +32,10 @@ pub struct Cli {
     /// Compose command to drive, e.g. "docker compose", "docker-compose", "podman-compose" (auto-detected)
     #[arg(long, global = true, env = "MOVIM_COMPOSE", help_heading = GLOBAL)]
     pub compose: Option<String>,
+    /// Podman: when its API socket does not answer, serve it (podman system service) for this run
+    /// only, and stop it at the end
+    #[arg(long, global = true, env = "MOVIM_PODMAN_SERVICE", help_heading = GLOBAL)]
+    pub podman_service: bool,
     /// Never prompt: take defaults, fail naming the flag of any missing answer
     #[arg(long, short = 'y', global = true, help_heading = GLOBAL)]
     pub yes: bool,

@@ -20,6 +20,8 @@ pub struct Context {
     /// `--engine`, when given: the engine is not auto-detected.
     pub engine: Option<EngineKind>,
     pub compose: Option<String>,
+    /// `--podman-service`: when Podman's API does not answer, serve it for this run only.
+    pub podman_service: bool,
     /// Asks the user (the terminal), or answers with the defaults when nobody is there.
     pub prompter: Box<dyn Prompter>,
     pub registries: Box<dyn Registries>,

@@ -92,11 +92,14 @@ impl Connect for Machine {
 }
 
 /// Podman's API socket is often not served (systemd starts it on demand, and without systemd
-/// nothing does): on a terminal, offer to start it; otherwise fail naming the exact command.
+/// nothing does): with `--podman-service`, serve it for this run and stop it at the end; on a
+/// terminal, offer to start it for good; otherwise fail naming the exact command.
 async fn start_podman(ctx: &Context, cause: anyhow::Error) -> Result<Engine, Failure> {
     let endpoint = engine::podman_endpoint();
     let command = engine::podman_service_command(&endpoint);
-    let asked = ctx.prompter.interactive()
+    let for_this_run = ctx.podman_service;
+    let asked = for_this_run
+        || ctx.prompter.interactive()
         && ctx
             .prompter
             .confirm(
@@ -110,16 +113,24 @@ async fn start_podman(ctx: &Context, cause: anyhow::Error) -> Result<Engine, Fai
         return Err(Failure::new("Podman's API socket is not answering")
             .because(cause)
             .next(format!("{command} &"))
-            .next("or, with systemd: systemctl start podman.socket   (rootless: systemctl --user start podman.socket)"));
+            .next("or, with systemd: systemctl start podman.socket   (rootless: systemctl --user start podman.socket)")
+            .next("or let movim-setup serve it for this run only: add --podman-service"));
     }
-    ctx.ui.step(&format!("starting `{command}`"));
-    engine::start_podman_service(&endpoint).await.map_err(|e| {
-        Failure::new("could not start Podman's API service")
-            .because(e)
-            .next(format!("{command} &"))
-    })?;
+    ctx.ui.step(&if for_this_run {
+        format!("serving Podman's API for this run: `{command}` (stopped when movim-setup ends)")
+    } else {
+        format!("starting `{command}`")
+    });
+    let service = engine::start_podman_service(&endpoint, for_this_run)
+        .await
+        .map_err(|e| {
+            Failure::new("could not start Podman's API service")
+                .because(e)
+                .next(format!("{command} &"))
+        })?;
     Engine::connect_to(&endpoint, Some(EngineKind::Podman))
         .await
+        .map(|engine| engine.holding(service))
         .map_err(|e| {
             Failure::new("Podman's API service started but does not answer")
                 .because(e)

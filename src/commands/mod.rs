@@ -21,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         ui: Ui::new(),
         engine: cli.engine,
         compose: cli.compose,
+        podman_service: cli.podman_service,
         prompter: ui::prompter(cli.yes),
         registries: Box::new(Distribution),
         clock: Box::new(SystemClock),

@@ -207,17 +207,76 @@ fn upgrade_on_podman_succeeds_and_a_release_whose_daemon_dies_rolls_back() {
 }
 
 #[test]
-fn a_podman_socket_nobody_serves_is_reported_with_the_command_that_serves_it() {
+fn a_podman_socket_nobody_serves_is_reported_then_served_for_one_run_with_podman_service() {
+    let _one = one_stack_at_a_time();
     let (tmp, dir) = deployment();
     let socket = tmp.path().join("run/podman.sock");
     let endpoint = format!("unix://{}", socket.display());
-    let run = init(&dir, &Project::new("nosock"), free_port())
+    let project = Project::new("nosock");
+    let port = free_port();
+    let run = init(&dir, &project, port)
         .env("CONTAINER_HOST", &endpoint)
         .run()
         .code(1);
     run.stderr_has("Podman's API socket is not answering")
-        .stderr_has(&format!("podman system service --time=0 {endpoint}"));
+        .stderr_has(&format!("podman system service --time=0 {endpoint}"))
+        .stderr_has("--podman-service");
     assert!(!dir.exists(), "nothing may be written");
+
+    // Unattended, with --podman-service: served for the run, to a verified handshake, then
+    // stopped again: the machine is left as it was found.
+    let run = init(&dir, &project, port)
+        .env("CONTAINER_HOST", &endpoint)
+        .arg("--podman-service")
+        .run()
+        .success();
+    run.stderr_has("serving Podman's API for this run");
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_err(),
+        "the service started for the run must be stopped when the run ends"
+    );
+}
+
+/// Podman users often drive it with Docker's compose (what `podman compose` runs when
+/// docker-compose is installed): the generated file must mean the same there, health checks
+/// included (Podman 4.3 joins an exec-form check's words into one shell line).
+fn init_on_podman_with(compose: &str, upgrade: bool) {
+    let _one = one_stack_at_a_time();
+    let _socket = PodmanSocket::acquire();
+    let (_tmp, dir) = deployment();
+    let project = Project::new("pdc");
+    let port = free_port();
+    let run = cli::init_world(&dir, &project, port, &[])
+        .args(["--engine", "podman", "--compose", compose])
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("engine: podman 4."),
+        "{}",
+        run.stderr()
+    );
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    if upgrade {
+        Setup::new("upgrade", &dir)
+            .args(["--engine", "podman", "--compose", compose])
+            .args(["--yes", "--to", "v0.30.0"])
+            .run()
+            .success();
+        assert!(web::handshake(port, "https://movim.test").trusted());
+        assert_eq!(infos_version(port), "v0.30.0");
+    }
+}
+
+#[test]
+fn init_and_upgrade_on_podman_with_docker_compose_v2() {
+    init_on_podman_with("docker compose", true);
+}
+
+#[test]
+fn init_on_podman_with_docker_compose_v1() {
+    let w = world::World::get();
+    init_on_podman_with(&w.compose_v1.display().to_string(), false);
 }
 
 /// What `podman kube play` made for a project, removed when dropped: its pods (their containers),

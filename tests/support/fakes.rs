@@ -465,6 +465,7 @@ pub fn context(dir: &Path, log: &Log) -> Context {
         ui: Ui::new(),
         engine: None,
         compose: None,
+        podman_service: false,
         prompter: Box::new(Defaults),
         registries: Box::new(FakeRegistry(log.clone())),
         clock: Box::new(FixedClock),

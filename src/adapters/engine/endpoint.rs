@@ -81,12 +81,35 @@ pub fn podman_service_command(endpoint: &str) -> String {
     format!("podman system service --time=0 {endpoint}")
 }
 
-/// Starts `podman system service` on `endpoint` in the background, detached from this process
-/// (it keeps serving after movim-setup exits, as the user asked), and waits until it answers.
+/// A `podman system service` this run started for itself (`--podman-service`): stopped when the
+/// last handle on the engine goes, so the run leaves the machine as it found it. The containers
+/// keep running: Podman's API is not what runs them.
+#[derive(Debug)]
+pub struct PodmanService {
+    child: std::sync::Mutex<std::process::Child>,
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Starts `podman system service` on `endpoint` in the background and waits until it answers.
+/// Detached from this process (it keeps serving after movim-setup exits, as the user asked), or,
+/// `for_this_run`, held by the returned [`PodmanService`], which stops it.
 ///
 /// # Errors
 /// `podman` is not installed, exits at once (its log is quoted), or the socket never answers.
-pub async fn start_podman_service(endpoint: &str) -> anyhow::Result<()> {
+pub async fn start_podman_service(
+    endpoint: &str,
+    for_this_run: bool,
+) -> anyhow::Result<Option<PodmanService>> {
     use std::os::unix::process::CommandExt as _;
     if let Some(dir) = endpoint
         .strip_prefix("unix://")
@@ -118,7 +141,9 @@ pub async fn start_podman_service(endpoint: &str) -> anyhow::Result<()> {
             );
         }
         if let Ok((200, _)) = libpod_get(endpoint, "/_ping").await {
-            return Ok(());
+            return Ok(for_this_run.then(|| PodmanService {
+                child: std::sync::Mutex::new(child),
+            }));
         }
         if Instant::now() >= deadline {
             bail!(

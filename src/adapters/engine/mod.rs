@@ -22,8 +22,8 @@ mod endpoint;
 mod exec;
 mod port;
 
+pub use endpoint::{PodmanService, podman_endpoint, podman_service_command, start_podman_service};
 use endpoint::{candidate_endpoints, libpod_get, normalise_endpoint, socket_exists, start_hint};
-pub use endpoint::{podman_endpoint, podman_service_command, start_podman_service};
 #[cfg(test)]
 use exec::TailBuffer;
 use exec::exec_what;
@@ -130,9 +130,18 @@ pub struct Engine {
     kind: EngineKind,
     version: String,
     api_version: String,
+    /// The Podman API service this run started for itself, stopped with the last clone.
+    service: Option<std::sync::Arc<endpoint::PodmanService>>,
 }
 
 impl Engine {
+    /// This engine, keeping `service` (the API service started for this run) alive as long as it.
+    #[must_use]
+    pub fn holding(mut self, service: Option<endpoint::PodmanService>) -> Self {
+        self.service = service.map(std::sync::Arc::new);
+        self
+    }
+
     /// Connects to the engine the environment points at (`DOCKER_HOST`, then `CONTAINER_HOST`),
     /// else to the usual socket of `kind` (Docker's, then Podman's, when `kind` is `None`).
     pub async fn connect(kind: Option<EngineKind>) -> anyhow::Result<Self> {
@@ -196,6 +205,7 @@ impl Engine {
             version: version.version.unwrap_or_else(|| "unknown".to_owned()),
             api_version: format!("{}.{}", client.major_version, client.minor_version),
             docker,
+            service: None,
         })
     }
 
