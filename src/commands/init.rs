@@ -4,6 +4,7 @@
 //! what it changes, backs up what it replaces, and does nothing when nothing changed.
 
 mod kube;
+mod ports;
 mod review;
 
 use crate::adapters::Tools;
@@ -17,13 +18,14 @@ use crate::cli::{InitArgs, Target};
 use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
+use crate::core::journal::Journal;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::movim::MOVIM_UID;
 use crate::core::render::{self, ANSWERS_FILE, ENV_FILE, Extras};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
-use crate::release::pin;
+use crate::release::{pin, preflight};
 use crate::stack;
 use review::{changes, print_changes, review};
 use std::collections::BTreeMap;
@@ -36,6 +38,19 @@ const MIN_FREE_BYTES: u64 = 1 << 30;
 #[allow(clippy::too_many_lines)] // init read top to bottom: every line is one step it takes, in order
 pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     check_target(ctx, &args)?;
+    // An existing deployment: no other run may change it meanwhile, and an interrupted upgrade
+    // must be settled first (init would migrate and start half of it).
+    let _lock = if ctx.dir.is_dir() {
+        let lock = preflight::run_lock(ctx, "init")?;
+        if let Some(j) =
+            Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
+        {
+            return Err(preflight::interrupted(ctx, &j).status(ExitStatus::CouldNotRun));
+        }
+        Some(lock)
+    } else {
+        None
+    };
     let saved = Saved::load(&ctx.dir)?;
     let d_and_secret = collect_answers(ctx, &args, &saved)?;
     let (d, password) = d_and_secret;
@@ -77,7 +92,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     ));
     check_disk(&ctx.dir)?;
     check_project_owner(ctx, &tools, &d).await?;
-    check_ports(&tools, &d).await?;
+    ports::check(&tools, &d).await?;
     check_dns(ctx, &d).await;
     if let Database::External { .. } = &d.database {
         check_external_db(ctx, &tools, &d, &password).await?;
@@ -305,40 +320,6 @@ async fn check_project_owner(ctx: &Context, tools: &Tools, d: &Deployment) -> Re
             "movim-setup init --dir {} --project <another-name>",
             ctx.dir.display()
         )));
-    }
-    Ok(())
-}
-
-/// Every host port the stack publishes must be free, unless our own running service holds it.
-async fn check_ports(tools: &Tools, d: &Deployment) -> Result<(), Failure> {
-    let mut wanted: Vec<(&str, [u8; 4], u16, &str)> = Vec::new();
-    match d.tls {
-        Tls::Proxy { http_port } => wanted.push(("web", [127, 0, 0, 1], http_port, "--http-port")),
-        Tls::Caddy { .. } => {
-            wanted.push(("caddy", [0, 0, 0, 0], 80, "--tls proxy"));
-            wanted.push(("caddy", [0, 0, 0, 0], 443, "--tls proxy"));
-        }
-    }
-    if matches!(d.xmpp, Xmpp::Bundled { .. }) {
-        wanted.push(("prosody", [0, 0, 0, 0], 5222, "--xmpp external"));
-        wanted.push(("prosody", [0, 0, 0, 0], 5269, "--xmpp external"));
-    }
-    for (service, ip, port, flag) in wanted {
-        if let Some(c) = stack::container(tools, &d.project, service).await?
-            && c.running
-        {
-            continue;
-        }
-        if let Err(e) = std::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), port)) {
-            return Err(Failure::usage(format!(
-                "port {port} on {} is taken; {service} needs it",
-                std::net::Ipv4Addr::from(ip)
-            ))
-            .because(e)
-            .next(format!(
-                "ss -ltnp 'sport = :{port}'   (or choose another with {flag})"
-            )));
-        }
     }
     Ok(())
 }

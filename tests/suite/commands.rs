@@ -220,6 +220,18 @@ async fn an_upgrade_whose_rollback_failed_too_is_settled_by_rollback() {
         .await
         .expect_err("an interrupted run must be settled first");
     assert!(refused.what.contains("an interrupted upgrade"), "{refused}");
+    // Nor may init migrate and start half of it: bad usage, naming both ways out.
+    let calls = log.calls().len();
+    let refused = run(dir.path(), &log, &["init", "--yes"])
+        .await
+        .expect_err("init must not run beside an interrupted upgrade");
+    assert_eq!(refused.status, ExitStatus::CouldNotRun, "{refused}");
+    let next = refused.next.join("\n");
+    assert!(
+        next.contains("upgrade --resume") && next.contains("rollback"),
+        "{refused}"
+    );
+    assert_eq!(log.calls().len(), calls, "nothing reached the world");
 
     log.state().fail_restore = false;
     let status = run(dir.path(), &log, &["rollback"]).await;
@@ -435,4 +447,22 @@ async fn doctor_reads_a_websocket_closed_at_once_as_a_refused_origin_fixed_in_da
             .is_some_and(|h| h.contains("DAEMON_URL=https://")),
         "{f:?}"
     );
+}
+
+#[tokio::test]
+async fn init_waits_for_no_one_and_refuses_beside_another_run_holding_the_lock() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let held = movim_setup::adapters::run_lock::RunLock::acquire(dir.path(), "upgrade")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|_| panic!("the lock is free"));
+
+    let refused = run(dir.path(), &log, &["init", "--yes"])
+        .await
+        .expect_err("init must not run beside another run");
+    assert!(
+        refused.what.contains("another movim-setup run holds"),
+        "{refused}"
+    );
+    drop(held);
 }
