@@ -14,6 +14,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod movim;
 pub mod plan;
+pub mod ports;
 pub mod render;
 pub mod secret;
 pub mod shell;

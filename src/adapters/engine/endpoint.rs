@@ -60,11 +60,9 @@ pub(super) fn start_hint(kind: Option<EngineKind>, endpoint: &str) -> String {
 /// Podman cannot serve the system socket).
 #[must_use]
 pub fn podman_endpoint() -> String {
-    use std::os::unix::fs::MetadataExt as _;
     let env = |key: &str| env::var(key);
     let candidates = candidate_endpoints(Some(EngineKind::Podman), &env);
-    // /proc/self belongs to the effective uid of this process.
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let root = effective_uid() == 0;
     let pick = if root || candidates.len() == 1 {
         candidates.first()
     } else {
@@ -72,6 +70,12 @@ pub fn podman_endpoint() -> String {
     };
     pick.cloned()
         .unwrap_or_else(|| PODMAN_SYSTEM_SOCKET.to_owned())
+}
+
+/// The effective uid of this process: /proc/self belongs to it (`u32::MAX` if unreadable).
+fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }
 
 /// `podman system service --time=0 unix:///run/podman/podman.sock`: serves the API on `endpoint`
@@ -118,7 +122,11 @@ pub async fn start_podman_service(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create {} for the socket", dir.display()))?;
     }
-    let log = env::temp_dir().join("movim-setup-podman-service.log");
+    // One log per user: another user's (root's) in the shared temporary directory is not ours.
+    let log = env::temp_dir().join(format!(
+        "movim-setup-podman-service-{}.log",
+        effective_uid()
+    ));
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut child = crate::adapters::subprocess::blocking_command("podman")

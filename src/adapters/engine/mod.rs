@@ -21,6 +21,7 @@
 mod endpoint;
 mod exec;
 mod port;
+mod rootless;
 
 pub use endpoint::{PodmanService, podman_endpoint, podman_service_command, start_podman_service};
 use endpoint::{candidate_endpoints, libpod_get, normalise_endpoint, socket_exists, start_hint};
@@ -132,6 +133,8 @@ pub struct Engine {
     api_version: String,
     /// The Podman API service this run started for itself, stopped with the last clone.
     service: Option<std::sync::Arc<endpoint::PodmanService>>,
+    /// Run by an unprivileged user in its own user namespace (rootless Podman or Docker).
+    rootless: bool,
 }
 
 impl Engine {
@@ -146,11 +149,23 @@ impl Engine {
     /// else to the usual socket of `kind` (Docker's, then Podman's, when `kind` is `None`).
     pub async fn connect(kind: Option<EngineKind>) -> anyhow::Result<Self> {
         let candidates = candidate_endpoints(kind, &|key| env::var(key));
-        // Prefer a socket that exists, so the error names the one most likely meant.
+        // Every socket that exists, in order: a user may see the system's sockets (Docker's,
+        // rootful Podman's) without being allowed to use them, and be served by its own rootless
+        // Podman. The first error names the socket most likely meant.
+        let mut first_error = None;
+        for endpoint in candidates.iter().filter(|e| socket_exists(e)) {
+            match Self::connect_to(endpoint, kind).await {
+                Ok(engine) => return Ok(engine),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         let endpoint = candidates
-            .iter()
-            .find(|e| socket_exists(e))
-            .or(candidates.first())
+            .first()
             .cloned()
             .unwrap_or_else(|| DOCKER_SOCKET.to_owned());
         Self::connect_to(&endpoint, kind).await
@@ -178,9 +193,10 @@ impl Engine {
             let docker = docker.negotiate_version().await?;
             docker.ping().await?;
             let version = docker.version().await?;
-            Ok::<_, BollardError>((docker, version))
+            let info = docker.info().await?;
+            Ok::<_, BollardError>((docker, version, info))
         };
-        let (docker, version) = match tokio::time::timeout(CONNECT_TIMEOUT, talk).await {
+        let (docker, version, info) = match tokio::time::timeout(CONNECT_TIMEOUT, talk).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(unreachable(bollard_chain(&e))),
             Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
@@ -195,6 +211,12 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|p| p.name.to_ascii_lowercase().contains("podman"));
         let client = docker.client_version();
+        let rootless = rootless::is_rootless(
+            info.security_options.as_deref().unwrap_or_default(),
+            is_podman,
+            &endpoint,
+        )
+        .await;
         Ok(Self {
             endpoint,
             kind: if is_podman {
@@ -206,6 +228,7 @@ impl Engine {
             api_version: format!("{}.{}", client.major_version, client.minor_version),
             docker,
             service: None,
+            rootless,
         })
     }
 

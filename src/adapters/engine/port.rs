@@ -15,6 +15,15 @@ pub trait ContainerEngine: Send + Sync {
     fn api_version(&self) -> &str;
     /// Where the engine was reached (`unix:///var/run/docker.sock`).
     fn endpoint(&self) -> &str;
+    /// The lowest host port the engine can publish (above 0 only when it runs rootless).
+    fn lowest_publishable_port(&self) -> u16 {
+        0
+    }
+    /// Whether this process reaches containers at their network addresses (not when rootless:
+    /// only published ports reach them).
+    fn reaches_container_addresses(&self) -> bool {
+        true
+    }
     /// Every container of `project` in `layout`, stopped ones included, each named back to its
     /// service.
     fn service_containers<'a>(
@@ -63,6 +72,12 @@ impl ContainerEngine for Engine {
     }
     fn endpoint(&self) -> &str {
         Engine::endpoint(self)
+    }
+    fn lowest_publishable_port(&self) -> u16 {
+        Engine::lowest_publishable_port(self)
+    }
+    fn reaches_container_addresses(&self) -> bool {
+        Engine::reaches_container_addresses(self)
     }
     fn service_containers<'a>(
         &'a self,
