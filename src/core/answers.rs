@@ -367,14 +367,56 @@ fn port(v: &str) -> Result<u16, String> {
     }
 }
 
+/// A host name (letters, digits, `-`, `.`, `_`) or an IP address, nothing that could be read as
+/// code, a URL or a second argument where it is written.
 fn db_host(host: &str) -> Result<String, String> {
-    if host.trim().is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("`{host}` is not a host name"));
+    let name = !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['-', '.'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if !name && host.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("`{host}` is not a host name or an IP address"));
     }
     if matches!(host, "localhost" | "127.0.0.1" | "::1") {
         return Err("it is the containers' own loopback; give an address the containers can reach (e.g. the host's bridge address)".to_owned());
     }
     Ok(host.to_owned())
+}
+
+/// An e-mail address as Caddy's `email` option takes it: one word, `local@domain`, no character
+/// that would end the directive or start another.
+fn acme_email(v: &str) -> Result<String, String> {
+    let ok = v.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && v
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"{}\"'`;#".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("`{}` is not an e-mail address", v.escape_debug()))
+    }
+}
+
+/// An ACME directory: an `https://` URL in one word.
+fn acme_ca(v: &str) -> Result<String, String> {
+    let url =
+        url::Url::parse(v).map_err(|e| format!("`{}` is not a URL ({e})", v.escape_debug()))?;
+    if url.scheme() != "https"
+        || v.bytes()
+            .any(|b| !b.is_ascii_graphic() || b"{}\"'`#".contains(&b))
+    {
+        return Err(format!(
+            "`{}` is not an https:// URL in one word (an ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory)",
+            v.escape_debug()
+        ));
+    }
+    Ok(v.to_owned())
 }
 
 /// The deployment, and the external database password when one was given.
@@ -397,8 +439,14 @@ pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Re
 
     let tls = match ask.choose(&q::tls, a.tls, &["caddy", "proxy"], 1)?.as_str() {
         "caddy" => Tls::Caddy {
-            acme_email: ask.optional(&q::acme_email, a.acme_email, false)?,
-            acme_ca: ask.optional(&q::acme_ca, a.acme_ca, false)?,
+            acme_email: ask
+                .optional(&q::acme_email, a.acme_email, false)?
+                .map(|v| acme_email(&v).map_err(|e| ask.invalid(&q::acme_email, e)))
+                .transpose()?,
+            acme_ca: ask
+                .optional(&q::acme_ca, a.acme_ca, false)?
+                .map(|v| acme_ca(&v).map_err(|e| ask.invalid(&q::acme_ca, e)))
+                .transpose()?,
         },
         _ => Tls::Proxy {
             http_port: ask.valid(
@@ -671,6 +719,55 @@ mod tests {
                     ..base()
                 },
                 "--db-host",
+            ),
+            (
+                Answers {
+                    database: Some("external".into()),
+                    db_host: Some("x',1)||system('id')||fsockopen('x".into()),
+                    ..base()
+                },
+                "--db-host",
+            ),
+            (
+                Answers {
+                    tls: Some("caddy".into()),
+                    acme_email: Some("me@example.org\n}\n:80 {".into()),
+                    ..base()
+                },
+                "--acme-email",
+            ),
+            (
+                Answers {
+                    tls: Some("caddy".into()),
+                    acme_email: Some("me at example.org".into()),
+                    ..base()
+                },
+                "--acme-email",
+            ),
+            (
+                Answers {
+                    tls: Some("caddy".into()),
+                    acme_ca: Some("http://acme.test/directory".into()),
+                    ..base()
+                },
+                "--acme-ca",
+            ),
+            (
+                Answers {
+                    movim_env: Some(BTreeMap::from([(
+                        "DAEMON_URL".into(),
+                        "https://x.test/".into(),
+                    )])),
+                    ..base()
+                },
+                "--movim-env",
+            ),
+            (
+                Answers {
+                    movim_env: Some(BTreeMap::from([("SMTP_PASSWORD".into(), "x".into())])),
+                    ..base()
+                },
+                "--movim-env",
             ),
         ] {
             let err = resolve(a, &Defaults, "movim").err().expect("fails");
