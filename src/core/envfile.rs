@@ -310,13 +310,34 @@ pub fn quote(name: &str, value: &str) -> Result<String, String> {
 }
 
 /// Reads an env file the way this tool reads `movim.env` (dotenvy), keeping the order-free map.
+///
+/// A line that cannot be read is named by its number and key only: the parser's own message
+/// quotes the raw line, which may hold a password, and this error reaches reports and bundles.
 pub fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
-        let (k, v) = item.map_err(|e| format!("cannot parse: {e}"))?;
+        let (k, v) = item.map_err(|e| unreadable_line(text, &e))?;
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// Where `text` could not be parsed, without any value.
+fn unreadable_line(text: &str, e: &dotenvy::Error) -> String {
+    let dotenvy::Error::LineParse(line, _) = e else {
+        return "cannot be read".to_owned();
+    };
+    let first = line.lines().next().unwrap_or_default();
+    let number = text
+        .lines()
+        .position(|l| l == first)
+        .map_or_else(String::new, |n| format!(" {}", n + 1));
+    let key = first
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_start_matches("export ").trim())
+        .filter(|k| k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.is_empty())
+        .map_or_else(String::new, |k| format!(" ({k}=…)"));
+    format!("cannot parse line{number}{key}: its value is not valid env-file syntax")
 }
 
 /// Problems with the values of an existing `movim.env`, one line each (`KEY: why`).
@@ -484,6 +505,17 @@ mod tests {
         let keys: Vec<String> = problems(&v).into_iter().map(|(k, _)| k).collect();
         assert!(keys.contains(&"LOG_PATH".to_owned()), "{keys:?}");
         assert!(keys.contains(&"SSL_CERT_FILE".to_owned()), "{keys:?}");
+    }
+
+    #[test]
+    fn an_unreadable_line_is_named_without_its_value() {
+        let text = "DAEMON_URL=https://m.example.org/\nDB_PASSWORD=\"s3cr3t-pw\n";
+        let err = parse(text).expect_err("an unterminated quote");
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("DB_PASSWORD"),
+            "{err}"
+        );
     }
 
     #[test]
