@@ -4,7 +4,7 @@
 
 use crate::adapters::engine::PullProgress;
 use crate::adapters::env;
-use crate::core::answers::{Defaults, Prompter, Question};
+use crate::core::answers::{Defaults, NoTerminal, Prompter, Question};
 use crate::error::Failure;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -14,8 +14,10 @@ use std::sync::Mutex;
 /// the defaults.
 #[must_use]
 pub fn prompter(yes: bool) -> Box<dyn Prompter> {
-    if yes || !env::stdin_is_terminal() {
+    if yes {
         Box::new(Defaults)
+    } else if !env::stdin_is_terminal() {
+        Box::new(NoTerminal)
     } else {
         Box::new(Terminal)
     }

@@ -81,6 +81,11 @@ pub trait Prompter: Send + Sync {
     fn interactive(&self) -> bool;
     /// A yes/no question; `default` is the answer offered.
     fn confirm(&self, prompt: &str, default: bool) -> Result<bool, Failure>;
+    /// Nobody can be asked and nobody agreed up front (no terminal, no `--yes`): what needs a
+    /// confirmation is refused rather than taken as agreed.
+    fn nobody_agreed(&self) -> bool {
+        false
+    }
 }
 
 fn missing(q: &Question) -> Failure {
@@ -90,6 +95,32 @@ fn missing(q: &Question) -> Failure {
             q.flag, q.env, q.key
         ))
         .next(format!("movim-setup init {} VALUE …", q.flag))
+}
+
+/// No terminal and no `--yes`: the defaults for questions (`init` takes them), but nothing that
+/// needs a confirmation is taken as agreed.
+#[derive(Debug, Default)]
+pub struct NoTerminal;
+
+impl Prompter for NoTerminal {
+    fn text(&self, q: &Question, default: Option<&str>) -> Result<String, Failure> {
+        Defaults.text(q, default)
+    }
+    fn select(&self, q: &Question, choices: &[&str], default: usize) -> Result<usize, Failure> {
+        Defaults.select(q, choices, default)
+    }
+    fn password(&self, q: &Question) -> Result<String, Failure> {
+        Defaults.password(q)
+    }
+    fn interactive(&self) -> bool {
+        false
+    }
+    fn confirm(&self, prompt: &str, default: bool) -> Result<bool, Failure> {
+        Defaults.confirm(prompt, default)
+    }
+    fn nobody_agreed(&self) -> bool {
+        true
+    }
 }
 
 /// `--yes` or no terminal: take the default, or fail naming the flag.

@@ -82,8 +82,10 @@ pub async fn plan_and_execute(
         let _ = Journal::remove(&ctx.dir);
         return refusal_outcome(ctx, &p, r);
     }
-    if !confirmed(ctx, &p)? {
+    let confirmation = confirmed(ctx, &p);
+    if !matches!(confirmation, Ok(true)) {
         let _ = Journal::remove(&ctx.dir);
+        confirmation?;
         ctx.ui.step("not confirmed: nothing was stopped or changed");
         return Ok(ExitStatus::Failed);
     }
@@ -108,7 +110,20 @@ pub fn read(dir: &Path, name: &str) -> Result<String, Failure> {
         .or_fail(|| format!("cannot read {}", dir.join(name).display()))
 }
 
+/// Whether the user agrees to the downtime: asked on a terminal, agreed up front with `--yes`,
+/// refused otherwise (`ssh host movim-setup upgrade` must not stop Movim unasked).
 pub fn confirmed(ctx: &Context, p: &Plan) -> Result<bool, Failure> {
+    if ctx.prompter.nobody_agreed() {
+        return Err(Failure::usage(format!(
+            "{} stops Movim, and there is no terminal to ask whether it may",
+            p.kind.verb()
+        ))
+        .detail("nothing was stopped or changed")
+        .next(format!(
+            "movim-setup {} --yes …   (the same command, agreed up front)",
+            p.kind.verb()
+        )));
+    }
     if !ctx.prompter.interactive() {
         return Ok(true);
     }

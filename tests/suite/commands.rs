@@ -466,3 +466,26 @@ async fn init_waits_for_no_one_and_refuses_beside_another_run_holding_the_lock()
     );
     drop(held);
 }
+
+#[tokio::test]
+async fn without_a_terminal_or_yes_an_upgrade_is_refused_before_anything_stops() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let mut ctx = context(dir.path(), &log);
+    ctx.prompter = Box::new(movim_setup::core::answers::NoTerminal);
+    let cli = Cli::try_parse_from(["movim-setup", "upgrade", "--to", TO])
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let refused = commands::run(&ctx, cli.command)
+        .await
+        .expect_err("nobody agreed to the downtime");
+
+    assert_eq!(refused.status, ExitStatus::CouldNotRun, "{refused}");
+    assert!(
+        refused.next.iter().any(|n| n.contains("--yes")),
+        "{refused}"
+    );
+    assert!(!log.has("stop"), "{:?}", log.calls());
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+    assert_eq!(lock(dir.path()).movim, FROM);
+}

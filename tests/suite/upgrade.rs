@@ -56,8 +56,9 @@ impl Stack {
         }
     }
 
+    /// `movim-setup <verb> --yes`: without a terminal, upgrade and rollback need it to go on.
     fn cmd(&self, verb: &str) -> Setup {
-        Setup::new(verb, &self.dir)
+        Setup::new(verb, &self.dir).arg("--yes")
     }
 
     fn upgrade(&self, to: &str) -> Setup {
@@ -151,6 +152,7 @@ impl Stack {
             name: "movim".into(),
             user: "movim".into(),
             password: Secret::new(env["DB_PASSWORD"].clone()),
+            container: None,
         }
     }
 
@@ -445,7 +447,7 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
     let old_rows = s.checksums_over(&columns);
     let phinx_before = s.phinxlog();
     let mut first = Command::new(env!("CARGO_BIN_EXE_movim-setup"))
-        .args(["upgrade", "--to", NEXT, "--dir"])
+        .args(["upgrade", "--yes", "--to", NEXT, "--dir"])
         .arg(&s.dir)
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
