@@ -9,7 +9,7 @@ use crate::adapters::engine::{self, Engine, EngineKind};
 use crate::adapters::health::Http;
 use crate::adapters::runner::{self, NoRunner, Runner};
 use crate::context::{Connect, Context};
-use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_host};
+use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_container, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
 use crate::core::layout::Layout;
 use crate::core::lockfile::Lock;
@@ -37,7 +37,8 @@ impl Machine {
         let kind = ctx.engine;
         let engine = match Engine::connect(kind).await {
             Ok(engine) => engine,
-            Err(e) if kind.is_some_and(EngineKind::serves_on_demand) => {
+            // --podman-service names Podman even without --engine.
+            Err(e) if ctx.podman_service || kind.is_some_and(EngineKind::serves_on_demand) => {
                 start_podman(ctx, e).await?
             }
             Err(e) => {
@@ -258,7 +259,8 @@ pub async fn db_target(
         };
         Failure::new(e.to_string()).next(next)
     })?;
-    Ok(DbTarget::at(d.database.endpoint(), host, password.clone()))
+    Ok(DbTarget::at(d.database.endpoint(), host, password.clone())
+        .in_container(db_container(&all, d)))
 }
 
 /// Applied migrations, or `None` before the first migration.

@@ -1,11 +1,13 @@
 //! The database as the commands and the release steps use it: what its state is (login, server,
 //! pgcrypto, applied migrations), and dumps taken and restored. [`Postgres`] is the real one
-//! (sqlx for the facts, `pg_dump`/`pg_restore` through the engine for the dumps); tests drive the
-//! same code with a fake.
+//! (sqlx for the facts, or `psql` inside the bundled container when its address cannot be reached
+//! from here; `pg_dump`/`pg_restore` through the engine for the dumps); tests drive the same code
+//! with a fake.
 
 use crate::adapters::backup::{self, Source};
 use crate::adapters::db::{self, DbFacts, DbTarget};
 use crate::adapters::engine::Engine;
+use crate::adapters::psql;
 use crate::core::lockfile::BackupRef;
 use futures_util::future::BoxFuture;
 use std::path::Path;
@@ -69,6 +71,11 @@ impl DbClient for Postgres {
         login_timeout: Duration,
     ) -> BoxFuture<'a, Result<DbFacts, DbError>> {
         Box::pin(async move {
+            if !self.engine.reaches_container_addresses()
+                && let Some(container) = &target.container
+            {
+                return psql::facts(&self.engine, container, target, login_timeout).await;
+            }
             let mut conn = db::connect(target, login_timeout)
                 .await
                 .map_err(DbError::Login)?;

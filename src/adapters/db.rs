@@ -21,6 +21,9 @@ pub struct DbTarget {
     pub name: String,
     pub user: String,
     pub password: Secret,
+    /// The bundled postgres container, when the database is that: where its facts are read from
+    /// inside when this process cannot reach the container's address (a rootless engine).
+    pub container: Option<String>,
 }
 
 impl DbTarget {
@@ -33,7 +36,15 @@ impl DbTarget {
             name: endpoint.name.to_owned(),
             user: endpoint.user.to_owned(),
             password,
+            container: None,
         }
+    }
+
+    /// The same target, in the bundled postgres `container` (by id), if any.
+    #[must_use]
+    pub fn in_container(mut self, container: Option<String>) -> Self {
+        self.container = container;
+        self
     }
 
     /// `host:port/db as user`, the way every error names the target.
@@ -237,6 +248,7 @@ mod tests {
             name: "movim".into(),
             user: "movim".into(),
             password: Secret::new("p$a#s\"s' w"),
+            container: None,
         };
         let shown = format!("{t:?} {}", t.describe());
         assert!(!shown.contains("p$a#s"), "{shown}");
@@ -254,6 +266,7 @@ mod tests {
             name: "movim".into(),
             user: "movim".into(),
             password: Secret::new("x"),
+            container: None,
         };
         let err = format!(
             "{:#}",
@@ -281,6 +294,7 @@ mod tests {
             name: "movim".into(),
             user: "movim".into(),
             password: Secret::new("x"),
+            container: None,
         };
         let err = format!(
             "{:#}",

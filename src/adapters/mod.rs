@@ -11,6 +11,7 @@ pub mod env;
 pub mod fsx;
 pub mod health;
 pub mod journal;
+pub mod psql;
 pub mod registry;
 pub mod run_lock;
 pub mod runner;

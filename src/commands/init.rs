@@ -29,7 +29,7 @@ use crate::release::{pin, preflight};
 use crate::stack;
 use review::{changes, print_changes, review};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Below this much free space in the deployment directory, init refuses to start.
@@ -126,7 +126,8 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         if !existing {
             print_changes(ctx, &changes);
         }
-        write(ctx, &files, &lock, ENV_FILE)?;
+        write(ctx, &files, &lock, None)?;
+        hand_env_to_movim(ctx, &tools, &ctx.dir.join(ENV_FILE)).await;
     }
     if args.no_start {
         ctx.ui.step(&format!(
@@ -401,13 +402,13 @@ async fn pin(ctx: &Context, d: &Deployment, saved: Option<&Lock>) -> Result<Lock
     Ok(lock)
 }
 
-/// Writes the directory in one transaction: all files or none; `env_file` (relative) is handed to
-/// Movim's uid.
+/// Writes the directory in one transaction: all files or none; `env_file` (relative), if named,
+/// is handed to Movim's uid here (a compose deployment's is handed over by its engine after).
 fn write(
     ctx: &Context,
     files: &BTreeMap<String, render::File>,
     lock: &Lock,
-    env_file: &str,
+    env_file: Option<&str>,
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(&ctx.dir).or_fail(|| format!("cannot create {}", ctx.dir.display()))?;
     set_mode(&ctx.dir, 0o700)?;
@@ -422,7 +423,12 @@ fn write(
         .map_err(|e| Failure::new("cannot render the lock").detail(e))?;
     tx.write(LOCK_FILE, lock_text.as_bytes(), 0o644)
         .or_fail(|| format!("cannot write {LOCK_FILE}"))?;
-    hand_env_to_movim(ctx, &ctx.dir.join(env_file));
+    if let Some(env_file) = env_file {
+        let env = ctx.dir.join(env_file);
+        if let Err(e) = std::os::unix::fs::chown(&env, Some(MOVIM_UID), Some(MOVIM_UID)) {
+            warn_env_not_handed(ctx, &env, &anyhow::Error::new(e));
+        }
+    }
     for backup in tx.commit() {
         ctx.ui.info(&format!(
             "kept the previous version as {}",
@@ -466,14 +472,18 @@ fn check_target(ctx: &Context, args: &InitArgs) -> Result<(), Failure> {
     }
 }
 
-fn hand_env_to_movim(ctx: &Context, env: &PathBuf) {
-    if let Err(e) = std::os::unix::fs::chown(env, Some(MOVIM_UID), Some(MOVIM_UID)) {
-        ctx.ui.warn(&format!(
-            "cannot hand {} to uid {MOVIM_UID} ({e}); Movim cannot read it until you run: sudo chown {MOVIM_UID}:{MOVIM_UID} {}",
-            env.display(),
-            env.display()
-        ));
+/// `movim.env` is read by fpm and the daemon as uid 82 (as the containers see it).
+async fn hand_env_to_movim(ctx: &Context, tools: &Tools, env: &Path) {
+    if let Err(e) = tools.engine.hand_over(env, MOVIM_UID).await {
+        warn_env_not_handed(ctx, env, &e);
     }
+}
+
+fn warn_env_not_handed(ctx: &Context, env: &Path, e: &anyhow::Error) {
+    let env = env.display();
+    ctx.ui.warn(&format!(
+        "cannot hand {env} to uid {MOVIM_UID} ({e:#}); Movim cannot read it until you run: sudo chown {MOVIM_UID}:{MOVIM_UID} {env}   (rootless Podman: podman unshare chown {MOVIM_UID}:{MOVIM_UID} {env})"
+    ));
 }
 
 async fn running_healthy(tools: &Tools, d: &Deployment) -> bool {

@@ -141,6 +141,15 @@ pub fn db_host(all: &[ContainerInfo], d: &Deployment) -> Result<String, NoDbAddr
         .ok_or(NoDbAddress::NoAddress)
 }
 
+/// The bundled postgres container's id (`None` for an external database): where the database can
+/// also be reached from inside, when its address cannot be reached from here.
+#[must_use]
+pub fn db_container(all: &[ContainerInfo], d: &Deployment) -> Option<String> {
+    (d.database == Database::Bundled)
+        .then(|| container_of(all, "postgres").map(|c| c.id.clone()))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMeta {
     pub mode: u32,
+    /// Owner and group as the containers see them (through a rootless engine's user namespace).
     pub uid: u32,
     pub gid: u32,
+    /// The group is no host user's: a subordinate id of a rootless engine's user namespace.
+    pub group_private: bool,
 }
 
 /// An interrupted run's journal, as found.

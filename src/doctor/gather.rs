@@ -47,10 +47,12 @@ pub async fn gather(
     engine_kind: Option<EngineKind>,
     compose_choice: Option<&str>,
     want_logs: bool,
+    podman_service: bool,
 ) -> Facts {
     let setup = Dir::read(dir);
     let layout = setup.layout;
-    let (engine, compose) = tokio::join!(Engine::connect(engine_kind), async {
+    let connect = Engine::connect_serving(engine_kind, podman_service);
+    let (engine, compose) = tokio::join!(connect, async {
         if runner::needs_compose_tool(layout) {
             Some(runner::detect_compose(compose_choice, engine_kind).await)
         } else {
@@ -99,6 +101,11 @@ pub async fn gather(
         _ => None,
     };
     let mut facts = local(setup);
+    // Its owner as the containers see it (rootless: through the user namespace).
+    if let (Some(meta), Ok(engine)) = (facts.env_meta.as_mut(), &engine) {
+        meta.group_private = engine.is_subordinate_gid(meta.gid);
+        (meta.uid, meta.gid) = engine.owner_in_containers(meta.uid, meta.gid);
+    }
     facts.engine = engine_info.map_err(|e| format!("{e:#}"));
     facts.compose = compose;
     facts.stack = stack;
@@ -113,6 +120,7 @@ pub fn local(dir: Dir) -> Facts {
             mode: m.mode() & 0o777,
             uid: m.uid(),
             gid: m.gid(),
+            group_private: false,
         });
     let expected = checks::drift::expected_files(&dir, &extras(&dir));
     let on_disk = expected

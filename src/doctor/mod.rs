@@ -93,6 +93,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<ExitStatus, Failure>
         ctx.engine,
         ctx.compose.as_deref(),
         args.bundle.is_some(),
+        ctx.podman_service,
     )
     .await;
     let mut report = checks::report(&facts, env!("CARGO_PKG_VERSION"));

@@ -86,6 +86,7 @@ impl Postgres {
             name: "movim_test".into(),
             user: "movim_owner".into(),
             password: Secret::new(password),
+            container: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod podman;
 mod registry_engine;
 mod release;
 mod render;
+mod rootless;
 mod upgrade;
 mod world_infra;
 mod world_movim;

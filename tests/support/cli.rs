@@ -70,6 +70,29 @@ impl Setup {
         self
     }
 
+    /// The same invocation run as the unprivileged `user` (`setpriv`, no intermediate process),
+    /// with nothing of this process's environment but `env` and what the builder set.
+    pub fn run_as(mut self, user: &super::rootless::User, env: &[(&str, String)]) -> Self {
+        let mut cmd = user.command("env");
+        cmd.arg("-i");
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        for (k, v) in self.cmd.get_envs() {
+            if let Some(v) = v {
+                cmd.arg(format!("{}={}", k.to_string_lossy(), v.to_string_lossy()));
+            }
+        }
+        cmd.arg(self.cmd.get_program()).args(self.cmd.get_args());
+        if let Some(cwd) = self.cmd.get_current_dir() {
+            cmd.current_dir(cwd);
+        }
+        cmd.stdin(Stdio::null());
+        self.cmd = cmd;
+        self.line = format!("(as {}) {}", user.name, self.line);
+        self
+    }
+
     pub fn run(mut self) -> Run {
         let output = self.cmd.output().expect("movim-setup runs");
         Run {

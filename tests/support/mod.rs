@@ -1,8 +1,9 @@
 //! What the test modules share: the CLI builder and project guard (`cli`), the test world
-//! (`world`), Podman's helpers (`podman`), what a browser sees through web (`web`), and fakes of every adapter trait (`fakes`).
+//! (`world`), Podman's helpers (`podman`, and `rootless` for an unprivileged user's own), what a browser sees through web (`web`), and fakes of every adapter trait (`fakes`).
 
 pub mod cli;
 pub mod fakes;
 pub mod podman;
+pub mod rootless;
 pub mod web;
 pub mod world;

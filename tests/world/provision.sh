@@ -500,12 +500,85 @@ write_manifest() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# 6. Rootless Podman: an unprivileged user whose own Podman runs the rootless real-world tests.
+#    Separate from everything above: it only adds the user, its id ranges, its runtime directory
+#    and its Podman settings (the system-wide containers.conf and registries.conf above apply too).
+# ---------------------------------------------------------------------------------------------------
+
+ROOTLESS_USER=movimtest
+
+# as_rootless CMD...: CMD as the rootless user with the environment a login would give it (no
+# systemd here, so no session sets XDG_RUNTIME_DIR).
+as_rootless() {
+	local uid
+	uid="$(id -u "$ROOTLESS_USER")"
+	(cd / && runuser -u "$ROOTLESS_USER" -- env -i PATH=/usr/local/bin:/usr/bin:/bin \
+		HOME="$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)" XDG_RUNTIME_DIR="/run/user/$uid" \
+		LANG=C.UTF-8 "$@")
+}
+
+ensure_rootless_podman() {
+	if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+		log "adding the unprivileged user $ROOTLESS_USER (rootless Podman)"
+		useradd --create-home --shell /bin/bash "$ROOTLESS_USER"
+	fi
+	local uid home
+	uid="$(id -u "$ROOTLESS_USER")"
+	home="$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)"
+	# Its subordinate ids: the user namespace maps container uids 1..65536 (uid 82 among them) there.
+	local file
+	for file in /etc/subuid /etc/subgid; do
+		grep -q "^$ROOTLESS_USER:" "$file" 2>/dev/null ||
+			usermod "--add-sub${file#/etc/sub}s" 200000-265535 "$ROOTLESS_USER"
+	done
+	# What a login session would create (no systemd-logind here).
+	install -d -m 0700 -o "$ROOTLESS_USER" -g "$ROOTLESS_USER" "/run/user/$uid"
+	# slirp4netns and rootlessport need the tun device, fuse-overlayfs the fuse one: Debian's udev
+	# makes both 0666; this machine's /dev does not.
+	local dev
+	for dev in /dev/net/tun /dev/fuse; do
+		[ -c "$dev" ] && [ "$(stat -c %a "$dev")" = 666 ] || chmod 0666 "$dev"
+	done
+	# The user's Podman: no systemd, so cgroupfs and a file for events; native overlay (the kernel
+	# allows it in a user namespace) rather than vfs, which copies every layer whole.
+	install -d -m 0755 -o "$ROOTLESS_USER" -g "$ROOTLESS_USER" "$home/.config" "$home/.config/containers"
+	local conf="$home/.config/containers/containers.conf"
+	toml_ensure "$conf" engine cgroup_manager '"cgroupfs"'
+	toml_ensure "$conf" engine events_logger '"file"'
+	write_if_changed "$home/.config/containers/storage.conf" <<-EOF
+		[storage]
+		driver = "overlay"
+	EOF
+	chown "$ROOTLESS_USER:" "$conf" "$home/.config/containers/storage.conf"
+	grep -q "location = \"$REGISTRY\"" /etc/containers/registries.conf.d/50-movim-setup-world.conf ||
+		die "the rootless user needs the system-wide insecure registry entry for $REGISTRY"
+	if [ "$(as_rootless podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)" != overlay ]; then
+		log "resetting $ROOTLESS_USER's Podman storage to overlay"
+		as_rootless podman system reset -f >/dev/null 2>&1 || true
+	fi
+	# podman-compose for the user, in a venv of its own on Debian's python (the world's venv
+	# above runs a python the user may not reach).
+	local venv="$home/.venv"
+	if ! as_rootless "$venv/bin/podman-compose" --version >/dev/null 2>&1; then
+		log "pip install podman-compose 1.6 for $ROOTLESS_USER ($venv)"
+		as_rootless /usr/bin/python3 -m venv "$venv"
+		as_rootless "$venv/bin/pip" install -q --disable-pip-version-check 'podman-compose==1.6.*'
+	fi
+	local info
+	info="$(as_rootless podman info --format '{{.Host.Security.Rootless}} {{.Host.CgroupManager}} {{.Store.GraphDriverName}} {{.Host.RemoteSocket.Path}}' 2>&1)" ||
+		die "podman info fails for $ROOTLESS_USER: $info"
+	[[ "$info" == *"true cgroupfs overlay /run/user/$uid/podman/podman.sock"* ]] ||
+		die "rootless Podman of $ROOTLESS_USER is not as expected: $info"
+}
+
+# ---------------------------------------------------------------------------------------------------
 
 MOVIM_REFS=()
 ensure_host_packages
 ensure_docker_engine
 ensure_compose_tools
 ensure_podman_config
+ensure_rootless_podman
 ensure_ca
 ensure_registry
 ensure_base_image

@@ -55,6 +55,29 @@ pub(super) fn start_hint(kind: Option<EngineKind>, endpoint: &str) -> String {
     }
 }
 
+impl Engine {
+    /// [`Engine::connect`], and when nothing answers and `serve` (`--podman-service`), Podman's
+    /// API served for this run on the user's socket ([`podman_endpoint`]), stopped with the
+    /// engine's last handle.
+    ///
+    /// # Errors
+    /// Nothing answers and the service could not be started, or does not answer.
+    pub async fn connect_serving(kind: Option<EngineKind>, serve: bool) -> anyhow::Result<Self> {
+        let e = match Self::connect(kind).await {
+            Ok(engine) => return Ok(engine),
+            Err(e) => e,
+        };
+        if !serve || !kind.unwrap_or(EngineKind::Podman).serves_on_demand() {
+            return Err(e);
+        }
+        let endpoint = podman_endpoint();
+        let service = start_podman_service(&endpoint, true).await?;
+        Ok(Self::connect_to(&endpoint, Some(EngineKind::Podman))
+            .await?
+            .holding(service))
+    }
+}
+
 /// The socket Podman's API should be on for this user: `CONTAINER_HOST`/`DOCKER_HOST` when set,
 /// else the system socket for root and the user's runtime directory for everyone else (rootless
 /// Podman cannot serve the system socket).

@@ -134,7 +134,7 @@ pub struct Engine {
     /// The Podman API service this run started for itself, stopped with the last clone.
     service: Option<std::sync::Arc<endpoint::PodmanService>>,
     /// Run by an unprivileged user in its own user namespace (rootless Podman or Docker).
-    rootless: bool,
+    rootless: Option<rootless::Rootless>,
 }
 
 impl Engine {
@@ -211,7 +211,7 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|p| p.name.to_ascii_lowercase().contains("podman"));
         let client = docker.client_version();
-        let rootless = rootless::is_rootless(
+        let rootless = rootless::detect(
             info.security_options.as_deref().unwrap_or_default(),
             is_podman,
             &endpoint,

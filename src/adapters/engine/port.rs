@@ -24,6 +24,17 @@ pub trait ContainerEngine: Send + Sync {
     fn reaches_container_addresses(&self) -> bool {
         true
     }
+    /// Gives a host file to `uid:uid` as the containers see it.
+    fn hand_over<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        uid: u32,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            std::os::unix::fs::chown(path, Some(uid), Some(uid))
+                .with_context(|| format!("chown {uid}:{uid} {}", path.display()))
+        })
+    }
     /// Every container of `project` in `layout`, stopped ones included, each named back to its
     /// service.
     fn service_containers<'a>(
@@ -78,6 +89,13 @@ impl ContainerEngine for Engine {
     }
     fn reaches_container_addresses(&self) -> bool {
         Engine::reaches_container_addresses(self)
+    }
+    fn hand_over<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        uid: u32,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(Engine::hand_over(self, path, uid))
     }
     fn service_containers<'a>(
         &'a self,

@@ -51,7 +51,7 @@ pub(super) async fn run(
         return Ok(ExitStatus::Failed);
     }
     if !changes.is_empty() {
-        write(ctx, &files, &lock, KUBE_ENV_FILE)?;
+        write(ctx, &files, &lock, Some(KUBE_ENV_FILE))?;
     }
     ctx.ui.step(&format!(
         "Movim {} for Kubernetes and Podman is in {}",

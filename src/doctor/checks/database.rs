@@ -1,7 +1,7 @@
 //! `db.*`: login and server version, pgcrypto, and `phinx status` of the running image.
 
 use crate::adapters::db::{DbFacts, DbTarget};
-use crate::core::containers::{ContainerInfo, db_host};
+use crate::core::containers::{ContainerInfo, db_container, db_host};
 use crate::core::deployment::{Database, DbEndpoint, Deployment};
 use crate::core::movim::{self, PhinxStatus};
 use crate::core::secret::Secret;
@@ -16,7 +16,7 @@ pub fn db_target(
     password: Secret,
 ) -> Result<DbTarget, String> {
     let host = db_host(all, d).map_err(|e| e.to_string())?;
-    Ok(DbTarget::at(d.database.endpoint(), host, password))
+    Ok(DbTarget::at(d.database.endpoint(), host, password).in_container(db_container(all, d)))
 }
 
 /// The database: login and server version (`db`: the target reached and its facts, or why not),

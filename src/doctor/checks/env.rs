@@ -17,7 +17,10 @@ pub fn check_env(s: &Dir, meta: Option<FileMeta>, hints: &Hints) -> Vec<Finding>
     let path = s.path(env_file);
     if let Some(meta) = meta {
         let mode = meta.mode;
-        out.push(if mode & 0o077 == 0 {
+        // Group-readable is private too when the group is no host user's (rootless: Movim's
+        // group inside the user namespace).
+        let private = mode & 0o077 == 0 || (meta.group_private && mode & 0o037 == 0);
+        out.push(if private {
             Finding::ok(Area::Env, "env.mode", format!("{env_file} is mode {mode:04o}"))
         } else {
             Finding::error(

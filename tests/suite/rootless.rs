@@ -1,0 +1,178 @@
+//! Rootless Podman, the way most Podman users run it, against the real test world: the built
+//! binary run as the world's unprivileged user (`movimtest`), its own Podman (user namespace,
+//! native overlay, netavark networks in the user's network namespace, ports published by
+//! rootlessport), podman-compose 1.6, images from the world's registry. The same promises as
+//! rootful — `init` to a verified websocket handshake, `doctor` clean, `upgrade`, an automatic
+//! rollback — with what rootless cannot do refused up front: a published port below
+//! `net.ipv4.ip_unprivileged_port_start`, and Caddy mode, whose proof reaches web at its
+//! container address. Never skipped: without the user the tests fail naming provision.sh.
+
+use crate::support::cli::{self, Project, Setup, free_port};
+use crate::support::podman::{one_stack_at_a_time, pings};
+use crate::support::rootless::{User, UserProject, UserService, reachable_by_others};
+use crate::support::web;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Instant;
+
+/// `movim-setup <verb>` as the user; its podman-compose named (installed in its own venv).
+fn as_user(user: &User, setup: Setup) -> Setup {
+    setup
+        .args(["--compose", &user.podman_compose()])
+        .run_as(user, &user.env())
+}
+
+/// `doctor --json` as the user: exit 0, and nothing not ok but what the world itself causes.
+#[track_caller]
+fn assert_doctor_clean(user: &User, dir: &Path, extra: &[&str]) {
+    let run = as_user(user, Setup::new("doctor", dir).arg("--json").args(extra)).run();
+    let json: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json is not JSON ({e}):\n{}{}",
+            run.stdout(),
+            run.stderr()
+        )
+    });
+    let findings = json["findings"].as_array().expect("findings");
+    let problems: Vec<String> = findings
+        .iter()
+        .filter(|f| f["severity"] != "ok")
+        // The world's names do not resolve; OPcache is a property of the stand-in daemon image,
+        // the same whatever runs it.
+        .filter(|f| {
+            !(f["severity"] == "warn"
+                && (f["id"] == "web.dns" || f["id"] == "xmpp.dns" || f["id"] == "movim.opcache"))
+        })
+        .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["summary"]))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "doctor as {}: {problems:#?}",
+        user.name
+    );
+    assert_eq!(run.output.status.code(), Some(0), "{}", run.stderr());
+    // The database was read from inside its container (its address is not reachable from here).
+    let db = findings
+        .iter()
+        .find(|f| f["id"] == "db.reachable")
+        .map(|f| f["summary"].to_string())
+        .unwrap_or_default();
+    assert!(db.contains("PostgreSQL 15"), "{db}");
+}
+
+#[test]
+fn rootless_podman_init_doctor_upgrade_and_a_rollback_as_an_unprivileged_user() {
+    let _one = one_stack_at_a_time();
+    let user = User::get();
+    let binary = Path::new(env!("CARGO_BIN_EXE_movim-setup"));
+    assert!(
+        reachable_by_others(binary),
+        "{} must be reachable by {}",
+        binary.display(),
+        user.name
+    );
+    let tmp = user.tempdir();
+    let dir = tmp.path().join("movim");
+    let project = Project::new("rl");
+    let guard = UserProject::new(&user, &project);
+    let port = free_port();
+
+    // The user's own API socket, found without --engine (the system's Docker socket is there,
+    // but not the user's to use).
+    let service = UserService::start(&user);
+    let started = Instant::now();
+    let run = as_user(&user, cli::init_world(&dir, &project, port, &[]))
+        .run()
+        .success();
+    eprintln!("rootless init: healthy in {:?}", started.elapsed());
+    let out = run.stderr();
+    assert!(out.contains("engine: podman 4."), "{out}");
+    assert!(out.contains("websocket: HTTP 101"), "{out}");
+    assert!(
+        out.contains("session workers: can write their log"),
+        "{out}"
+    );
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert_eq!(web::infos_version(port).as_deref(), Some("v0.29.2"));
+    // The volumes were handed to uid 82 inside the user namespace: on the host, a subordinate id.
+    let owner = user.podman(&[
+        "exec",
+        &guard.container("daemon"),
+        "stat",
+        "-c",
+        "%u",
+        "/var/www/movim/log",
+    ]);
+    assert_eq!(owner, "82");
+    assert_doctor_clean(&user, &dir, &[]);
+    drop(service);
+
+    // From here the API is served for each run only (--podman-service), as unattended runs do.
+    let started = Instant::now();
+    let run = as_user(
+        &user,
+        Setup::new("upgrade", &dir).args(["--yes", "--to", "v0.30.0", "--podman-service"]),
+    )
+    .run()
+    .success();
+    eprintln!("rootless upgrade: {:?}", started.elapsed());
+    run.stderr_has("serving Podman's API for this run")
+        .stderr_has("Movim v0.30.0 is up and healthy (upgraded from v0.29.2)");
+    assert_eq!(web::infos_version(port).as_deref(), Some("v0.30.0"));
+
+    let started = Instant::now();
+    let run = as_user(
+        &user,
+        Setup::new("upgrade", &dir).args([
+            "--yes",
+            "--to",
+            "v0.30.1-daemon-exits",
+            "--podman-service",
+        ]),
+    )
+    .run()
+    .code(1);
+    eprintln!(
+        "rootless faulty upgrade, rolled back in {:?}",
+        started.elapsed()
+    );
+    run.stderr_has("failed at step `start`")
+        .stderr_has("rolled back: Movim v0.30.0 runs again and is healthy");
+    assert_eq!(web::infos_version(port).as_deref(), Some("v0.30.0"));
+    assert!(web::handshake(port, "https://movim.test").trusted());
+    assert_doctor_clean(&user, &dir, &["--engine", "podman", "--podman-service"]);
+    assert!(
+        !pings(&user.socket().display().to_string()),
+        "the API served for a run must be stopped when the run ends"
+    );
+}
+
+#[test]
+fn rootless_podman_refuses_up_front_what_it_cannot_publish() {
+    let user = User::get();
+    let tmp = user.tempdir();
+    let dir = tmp.path().join("movim");
+    let project = Project::new("rlport");
+    let _gone = UserProject::new(&user, &project);
+    let serve = ["--engine", "podman", "--podman-service"];
+
+    // Caddy's 80 and 443.
+    let caddy = cli::init_world(&dir, &project, 8080, &[("--tls", "caddy")]).args(serve);
+    as_user(&user, caddy)
+        .run()
+        .code(2)
+        .stderr_has("the engine runs rootless and cannot publish port 80 (caddy), 443 (caddy)")
+        .stderr_has("net.ipv4.ip_unprivileged_port_start is 1024 on this machine")
+        .stderr_has("--tls proxy --http-port 8080, with a reverse proxy on the host")
+        .stderr_has("sudo sysctl net.ipv4.ip_unprivileged_port_start=80");
+    assert!(!dir.exists(), "nothing may be written");
+
+    // A proxy port below 1024.
+    let low = cli::init_world(&dir, &project, 81, &[]).args(serve);
+    as_user(&user, low)
+        .run()
+        .code(2)
+        .stderr_has("cannot publish port 81 (web)")
+        .stderr_has("sysctl net.ipv4.ip_unprivileged_port_start=81");
+    assert!(!dir.exists(), "nothing may be written");
+}
