@@ -5,6 +5,7 @@
 //! with a fake.
 
 use crate::adapters::backup::{self, Source};
+pub use crate::adapters::db::DbError;
 use crate::adapters::db::{self, DbFacts, DbTarget};
 use crate::adapters::engine::Engine;
 use crate::adapters::psql;
@@ -15,23 +16,6 @@ use std::time::Duration;
 
 /// How long reading the facts may take once logged in.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why the facts could not be read: the login, or what came after.
-#[derive(Debug)]
-pub enum DbError {
-    Login(anyhow::Error),
-    Read(anyhow::Error),
-}
-
-impl DbError {
-    /// The cause, whichever it was.
-    #[must_use]
-    pub fn into_cause(self) -> anyhow::Error {
-        match self {
-            Self::Login(e) | Self::Read(e) => e,
-        }
-    }
-}
 
 /// Movim's database.
 pub trait DbClient: Send + Sync {

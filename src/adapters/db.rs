@@ -13,6 +13,23 @@ use sqlx::{AssertSqlSafe, ConnectOptions};
 use crate::core::deployment::DbEndpoint;
 use crate::core::secret::Secret;
 
+/// Why the facts could not be read: the login, or what came after.
+#[derive(Debug)]
+pub enum DbError {
+    Login(anyhow::Error),
+    Read(anyhow::Error),
+}
+
+impl DbError {
+    /// The cause, whichever it was.
+    #[must_use]
+    pub fn into_cause(self) -> anyhow::Error {
+        match self {
+            Self::Login(e) | Self::Read(e) => e,
+        }
+    }
+}
+
 /// Where and as whom to log in. `Debug` shows everything but the password ([`Secret`] redacts it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbTarget {

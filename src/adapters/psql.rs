@@ -4,8 +4,7 @@
 //! address, as Movim does over the network (so the password is proven, where the image's loopback
 //! and socket would trust anyone), with the password fed on stdin, never in an argument.
 
-use crate::adapters::database::DbError;
-use crate::adapters::db::{DbFacts, DbTarget};
+use crate::adapters::db::{DbError, DbFacts, DbTarget};
 use crate::adapters::engine::Engine;
 use anyhow::anyhow;
 use std::time::Duration;
