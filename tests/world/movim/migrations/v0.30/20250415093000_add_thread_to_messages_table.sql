@@ -1,3 +1,3 @@
--- New in 0.30.0: message threads (a column and its index).
+-- New in v0.30 (the stand-in's own migration): message threads (a column and its index).
 alter table messages add column thread varchar(128);
 create index messages_thread_index on messages (thread);

@@ -9,7 +9,8 @@ final class Api
 {
     public static function request(string $action, float $timeout = 2.0): ?string
     {
-        $socket = @stream_socket_client('unix://' . Config::apiSocket(), $errno, $error, $timeout);
+        // Movim's requestAPI goes through ReactPHP: no PHP warning when the daemon is down.
+        $socket = Log::quietly(fn () => stream_socket_client('unix://' . Config::apiSocket(), $errno, $error, $timeout));
         if ($socket === false) {
             return null;
         }
