@@ -567,11 +567,13 @@ fn dechunk(raw: &[u8]) -> Option<Vec<u8>> {
         if size == 0 {
             return Some(body);
         }
-        if rest.len() < size + 2 {
+        // A size near usize::MAX must not overflow: such a chunk never fits what arrived.
+        let end = size.checked_add(2)?;
+        if rest.len() < end {
             return None;
         }
         body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
+        rest = &rest[end..];
     }
 }
 
@@ -589,10 +591,10 @@ fn dechunk_partial(raw: &[u8]) -> Vec<u8> {
         rest = &rest[line_end + 2..];
         let take = size.min(rest.len());
         body.extend_from_slice(&rest[..take]);
-        if size == 0 || rest.len() < size + 2 {
-            break;
+        match size.checked_add(2) {
+            Some(end) if size != 0 && rest.len() >= end => rest = &rest[end..],
+            _ => break,
         }
-        rest = &rest[size + 2..];
     }
     body
 }
@@ -896,6 +898,14 @@ mod tests {
             infos(addr, "movim.test", SECOND).await.unwrap().version,
             "0.30.1"
         );
+    }
+
+    #[test]
+    fn a_chunk_size_near_the_maximum_is_an_incomplete_body_not_a_panic() {
+        let raw = b"ffffffffffffffff\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(dechunk(raw), None);
+        // What arrived after the size line, as far as it goes.
+        assert_eq!(dechunk_partial(raw), b"abc\r\n0\r\n\r\n");
     }
 
     #[tokio::test]

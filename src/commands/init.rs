@@ -145,6 +145,12 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     Ok(ExitStatus::Success)
 }
 
+/// A file named on the command line, as later runs (from any directory) must find it again.
+fn absolute(file: &Path) -> Result<std::path::PathBuf, Failure> {
+    std::path::absolute(file)
+        .map_err(|e| Failure::usage(format!("cannot resolve {}", file.display())).because(e))
+}
+
 /// Merges flags/env, the answers file and the saved answers, asks for the rest, and settles the
 /// database password (kept from a previous run; for an external database the given one wins).
 fn collect_answers(
@@ -159,7 +165,7 @@ fn collect_answers(
         http_port: args.http_port,
         acme_email: args.acme_email.clone(),
         acme_ca: args.acme_ca.clone(),
-        ca_bundle: args.ca_bundle.clone(),
+        ca_bundle: args.ca_bundle.as_deref().map(absolute).transpose()?,
         database: args.database.map(|c| c.to_string()),
         db_host: args.db_host.clone(),
         db_port: args.db_port,
@@ -170,8 +176,8 @@ fn collect_answers(
             .map(Secret::new),
         xmpp: args.xmpp.map(|c| c.to_string()),
         xmpp_domain: args.xmpp_domain.clone(),
-        xmpp_cert: args.xmpp_cert.clone(),
-        xmpp_key: args.xmpp_key.clone(),
+        xmpp_cert: args.xmpp_cert.as_deref().map(absolute).transpose()?,
+        xmpp_key: args.xmpp_key.as_deref().map(absolute).transpose()?,
         release: args.release.clone(),
         image_repository: args.image_repository.clone(),
         library_repository: args.library_repository.clone(),
