@@ -61,6 +61,9 @@ pub enum Command {
     /// Read-only diagnostics, each finding with its fix
     #[command(after_help = "Examples:\n  movim-setup doctor\n  movim-setup doctor --json")]
     Doctor(DoctorArgs),
+    /// Build Movim's images (web, fpm, daemon) from a Movim source tree, and push them
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     #[command(
         after_help = "Examples (install.sh installs them):\n  movim-setup completions bash > ~/.local/share/bash-completion/completions/movim-setup\n  movim-setup completions zsh > ~/.zfunc/_movim-setup\n  movim-setup completions fish > ~/.config/fish/completions/movim-setup.fish"
@@ -71,6 +74,38 @@ pub enum Command {
         after_help = "Examples (install.sh installs them):\n  movim-setup man /usr/local/share/man/man1\n  man -l /usr/local/share/man/man1/movim-setup-init.1"
     )]
     Man(ManArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build movim-web, movim-fpm and movim-daemon from one Movim tree (Debian's PHP), and with
+    /// --push push them and print them pinned by digest
+    #[command(after_help = IMAGES_BUILD_EXAMPLES)]
+    Build(ImagesBuildArgs),
+}
+
+const IMAGES_BUILD_EXAMPLES: &str = "\
+Examples:
+  git clone --branch v0.34.1 https://github.com/movim/movim
+  (cd movim && composer install --no-dev --optimize-autoloader)
+  movim-setup images build --release v0.34.1 --source ./movim
+  movim-setup images build --release v0.34.1 --source ./movim \\
+    --push registry.example.org/movim";
+
+#[derive(Debug, Args)]
+pub struct ImagesBuildArgs {
+    /// The Movim release the tree holds, as its VERSION file says it (vX.Y or vX.Y.Z)
+    #[arg(long)]
+    pub release: String,
+    /// The Movim source tree, with its vendor/ already installed (composer install)
+    #[arg(long, value_name = "DIR")]
+    pub source: PathBuf,
+    /// Push the images to this repository (registry/path) and print them pinned by digest
+    #[arg(long, value_name = "REPO")]
+    pub push: Option<String>,
+    /// The Debian image to build on (its PHP packages are used; PHP 8.2 or newer)
+    #[arg(long, value_name = "IMAGE", default_value = crate::core::images::DEFAULT_BASE)]
+    pub base: String,
 }
 
 #[derive(Debug, Args)]

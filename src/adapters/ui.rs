@@ -2,7 +2,7 @@
 //! core's `Defaults` answer with `--yes`), progress as indicatif bars on a terminal and plain ordered lines
 //! otherwise, and the one place failures are printed. `NO_COLOR` is honoured.
 
-use crate::adapters::engine::PullProgress;
+use crate::adapters::engine::{BuildProgress, PullProgress};
 use crate::adapters::env;
 use crate::core::answers::{Defaults, NoTerminal, Prompter, Question};
 use crate::error::Failure;
@@ -137,6 +137,20 @@ impl Ui {
             Box::new(Lines)
         }
     }
+
+    /// A build and push progress reporter: a spinner per image with its latest line on a
+    /// terminal, the builder's steps as lines otherwise.
+    #[must_use]
+    pub fn build_progress(&self) -> Box<dyn BuildProgress> {
+        if self.fancy {
+            Box::new(Spinners {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::default(),
+            })
+        } else {
+            Box::new(Steps)
+        }
+    }
 }
 
 impl Default for Ui {
@@ -206,6 +220,54 @@ impl PullProgress for Lines {
 
     fn done(&self, image: &str) {
         eprintln!("    pulled {image}");
+    }
+}
+
+struct Spinners {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Spinners {
+    fn bar(&self, image: &str, f: impl FnOnce(&ProgressBar)) {
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(image.to_owned()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix:30!} {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar.set_prefix(image.rsplit('/').next().unwrap_or(image).to_owned());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        f(bar);
+    }
+}
+
+impl BuildProgress for Spinners {
+    fn line(&self, image: &str, line: &str) {
+        self.bar(image, |bar| bar.set_message(line.trim().to_owned()));
+    }
+
+    fn done(&self, image: &str, summary: &str) {
+        self.bar(image, |bar| bar.finish_with_message(summary.to_owned()));
+    }
+}
+
+/// Plain output: the builder's `Step n/m : …` lines and each image's end.
+struct Steps;
+
+impl BuildProgress for Steps {
+    fn line(&self, image: &str, line: &str) {
+        if line.starts_with("Step ") || line.starts_with("STEP ") {
+            eprintln!("    {image}: {line}");
+        }
+    }
+
+    fn done(&self, image: &str, summary: &str) {
+        eprintln!("    {image}: {summary}");
     }
 }
 

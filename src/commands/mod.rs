@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod help;
+pub mod images;
 pub mod init;
 pub mod rollback;
 pub mod upgrade;
@@ -51,6 +52,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<ExitStatus, Failure>
         Command::Upgrade(args) => upgrade::run(ctx, args).await,
         Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Doctor(args) => doctor::run(ctx, args).await,
+        Command::Images(command) => images::run(ctx, command).await,
         Command::Completions(args) => help::completions(&args),
         Command::Man(args) => help::man(ctx, &args),
     }

@@ -9,6 +9,7 @@ mod support;
 mod adapters;
 mod commands;
 mod doctor;
+mod images;
 mod init;
 mod install;
 mod plan;

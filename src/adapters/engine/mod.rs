@@ -15,14 +15,17 @@
 //! `doctor` see it too. With systemd the extra runs are harmless.
 //!
 //! Split by what it does: `endpoint` (where the engine is, starting Podman's API), `exec`
-//! (commands run in containers, streamed), `port` (the [`ContainerEngine`] trait the rest of the
+//! (commands run in containers, streamed), `build` (images built and pushed: `images build`),
+//! `port` (the [`ContainerEngine`] trait the rest of the
 //! tool drives it through).
 
+mod build;
 mod endpoint;
 mod exec;
 mod port;
 mod rootless;
 
+pub use build::{BuildProgress, BuildRequest, build_context};
 pub use endpoint::{PodmanService, podman_endpoint, podman_service_command, start_podman_service};
 use endpoint::{candidate_endpoints, libpod_get, normalise_endpoint, socket_exists, start_hint};
 #[cfg(test)]
