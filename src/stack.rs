@@ -34,21 +34,7 @@ impl Machine {
     /// The engine and what runs a deployment of `layout`: a kube-played one needs Podman (and its
     /// CLI), no compose tool.
     pub async fn connect_for(ctx: &Context, layout: Layout) -> Result<Tools, Failure> {
-        let kind = ctx.engine;
-        let engine = match Engine::connect(kind).await {
-            Ok(engine) => engine,
-            // --podman-service names Podman even without --engine.
-            Err(e) if ctx.podman_service || kind.is_some_and(EngineKind::serves_on_demand) => {
-                start_podman(ctx, e).await?
-            }
-            Err(e) => {
-                return Err(Failure::new("the container engine is not reachable")
-                    .because(e)
-                    .next(
-                        "docker info   (or: systemctl start docker / podman system service --time=0 &)",
-                    ));
-            }
-        };
+        let engine = Self::engine(ctx).await?;
         let runner = runner::select(layout, engine.kind(), engine.endpoint(), ctx.compose.as_deref())
             .await
             .map_err(|e| match e {
@@ -63,6 +49,24 @@ impl Machine {
                 ),
             })?;
         Ok(Self::of(ctx, engine, runner))
+    }
+
+    /// The engine alone (what `images build` drives): the one `--engine` names or the first that
+    /// answers, Podman's API served for this run when `--podman-service` (or a terminal) says so.
+    pub async fn engine(ctx: &Context) -> Result<Engine, Failure> {
+        let kind = ctx.engine;
+        match Engine::connect(kind).await {
+            Ok(engine) => Ok(engine),
+            // --podman-service names Podman even without --engine.
+            Err(e) if ctx.podman_service || kind.is_some_and(EngineKind::serves_on_demand) => {
+                start_podman(ctx, e).await
+            }
+            Err(e) => Err(Failure::new("the container engine is not reachable")
+                .because(e)
+                .next(
+                    "docker info   (or: systemctl start docker / podman system service --time=0 &)",
+                )),
+        }
     }
 
     /// The real database and web probe beside a connected engine and its runner.

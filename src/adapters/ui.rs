@@ -256,12 +256,13 @@ impl BuildProgress for Spinners {
     }
 }
 
-/// Plain output: the builder's `Step n/m : …` lines and each image's end.
+/// Plain output: the builder's step lines and each image's end.
 struct Steps;
 
 impl BuildProgress for Steps {
     fn line(&self, image: &str, line: &str) {
-        if line.starts_with("Step ") || line.starts_with("STEP ") {
+        // Docker's classic builder says `Step 3/19 : …`, Podman's `[2/5] STEP 3/4: …`.
+        if line.starts_with("Step ") || line.contains("STEP ") {
             eprintln!("    {image}: {line}");
         }
     }

@@ -17,6 +17,7 @@ use crate::core::images::{
     COMPONENTS, LOCAL_REPOSITORY, RECIPE, check_version_file, image_name, known_release,
 };
 use crate::error::{ExitStatus, Failure, OrFail};
+use crate::stack::Machine;
 
 /// How many of the builder's last lines a failed build shows.
 const FAILED_BUILD_LINES: usize = 25;
@@ -56,11 +57,7 @@ async fn build(ctx: &Context, args: ImagesBuildArgs) -> Result<ExitStatus, Failu
         "build context: {:.1} MiB",
         context.len() as f64 / (1024.0 * 1024.0)
     ));
-    let engine = Engine::connect(ctx.engine).await.map_err(|e| {
-        Failure::new("the container engine is not reachable")
-            .because(e)
-            .next("docker info   (or: podman system service --time=0 &)")
-    })?;
+    let engine = Machine::engine(ctx).await?;
     let progress = Tail::new(ctx.ui.build_progress());
     let build_args = [
         ("BASE", args.base.clone()),

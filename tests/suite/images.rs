@@ -8,7 +8,8 @@
 #[path = "../support/images.rs"]
 mod source;
 
-use crate::support::cli::{Project, Setup, free_port, init_world};
+use crate::support::cli::{Project, Setup, free_port, with_world_flags};
+use crate::support::podman;
 use crate::support::web;
 use crate::support::world::World;
 
@@ -18,8 +19,14 @@ use std::process::Command;
 const RELEASE: &str = "v0.34.1";
 
 fn build(source: &Path, release: &str, push: &str) -> Setup {
+    build_with(Setup::new("images", source), source, release, push)
+}
+
+/// `images build … --push REPO` on the world's Debian, from `setup` (`movim-setup images`, with
+/// the engine's flags).
+fn build_with(setup: Setup, source: &Path, release: &str, push: &str) -> Setup {
     let w = World::get();
-    Setup::new("images", source)
+    setup
         .args(["build", "--release", release, "--source"])
         .arg(source)
         .args(["--push", push])
@@ -85,7 +92,43 @@ fn built_images_are_pushed_pinned_and_init_deploys_them_read_only() {
     let printed: Vec<String> = run.stdout().lines().map(str::to_owned).collect();
     assert_pinned_as_served(&printed, &repository);
     assert_seed_contract(&printed[0]);
-    deploy(&tmp.path().join("movim"), &project, &repository, &printed);
+    let dir = tmp.path().join("movim");
+    deploy("docker", Setup::init(&dir), &dir, &project, &printed);
+}
+
+/// Podman (its API's builder, buildah) builds the same recipe, pushes it, and `init` on Podman
+/// deploys it the same way.
+#[test]
+fn podman_builds_the_same_recipe_and_init_on_podman_deploys_it() {
+    let _one = podman::one_stack_at_a_time();
+    let _socket = podman::PodmanSocket::acquire();
+    let w = World::get();
+    let project = Project::new("imgp");
+    let repository = format!("{}/{}", w.registry, project.name);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tree = source::source_tree(
+        &tmp.path().join("movim-src"),
+        RELEASE,
+        &w.movim_image("fpm", RELEASE),
+    );
+    let images = Setup::new("images", &tree).args(podman::flags());
+    let run = build_with(images, &tree, RELEASE, &repository)
+        .run()
+        .success();
+    let printed: Vec<String> = run.stdout().lines().map(str::to_owned).collect();
+    assert_eq!(printed.len(), 3, "{printed:?}");
+    for (line, component) in printed.iter().zip(["fpm", "daemon", "web"]) {
+        let prefix = format!("{repository}/movim-{component}:{RELEASE}@sha256:");
+        assert!(line.starts_with(&prefix), "{line} should start {prefix}");
+    }
+    let dir = tmp.path().join("movim");
+    deploy(
+        "podman",
+        podman::on_podman("init", &dir),
+        &dir,
+        &project,
+        &printed,
+    );
 }
 
 /// Three lines, fpm, daemon and web, each `repo/movim-<c>:<release>@<digest>` with the digest the
@@ -136,12 +179,13 @@ fn assert_seed_contract(fpm: &str) {
     assert_eq!(workers.trim(), "opcache 1", "{workers}");
 }
 
-/// init pins and deploys exactly the pushed images, to a handshake the daemon keeps open, with fpm
-/// and the daemon on a read-only root filesystem.
-fn deploy(dir: &Path, project: &Project, repository: &str, printed: &[String]) {
+/// `init` (given as `setup`, on `engine`) pins and deploys exactly the pushed images, to a
+/// handshake the daemon keeps open, with fpm and the daemon on a read-only root filesystem.
+fn deploy(engine: &str, setup: Setup, dir: &Path, project: &Project, printed: &[String]) {
+    let repository = &printed[0][..printed[0].find("/movim-fpm:").expect("repository")];
     let port = free_port();
-    init_world(
-        dir,
+    with_world_flags(
+        setup,
         project,
         port,
         &[("--image-repository", repository), ("--release", RELEASE)],
@@ -160,12 +204,20 @@ fn deploy(dir: &Path, project: &Project, repository: &str, printed: &[String]) {
     for service in ["fpm", "daemon"] {
         let filter = format!("label=com.docker.compose.service={service}");
         let project_filter = format!("label=com.docker.compose.project={}", project.name);
-        let id = source::docker(&["ps", "-q", "--filter", &filter, "--filter", &project_filter]);
-        let read_only = source::docker(&[
+        let engine_cli = |args: &[&str]| {
+            let out = Command::new(engine)
+                .args(args)
+                .output()
+                .expect("engine CLI runs");
+            assert!(out.status.success(), "{engine} {args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let id = engine_cli(&["ps", "-q", "--filter", &filter, "--filter", &project_filter]);
+        let read_only = engine_cli(&[
             "inspect",
             "--format",
             "{{.HostConfig.ReadonlyRootfs}} {{.Config.Image}}",
-            id.trim(),
+            &id,
         ]);
         assert!(
             read_only.starts_with("true ") && read_only.contains(repository),
