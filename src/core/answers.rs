@@ -669,6 +669,15 @@ mod tests {
                 },
                 "--db-host",
             ),
+        ] {
+            let err = resolve(a, &Defaults, "movim").err().expect("fails");
+            assert!(err.to_string().contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn values_that_would_reach_files_or_code_are_refused_naming_the_flag() {
+        for (a, flag) in [
             (
                 Answers {
                     database: Some("external".into()),
