@@ -901,6 +901,7 @@ fn migration_fails_leaves_the_first_new_migration_recorded_and_exits_non_zero() 
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one stack, every answer a browser gets from it, in the order a browser meets them
 fn the_stack_answers_infos_and_the_websocket_through_real_nginx() {
     let mut site = Site::new();
     let stack = site.start_stack(NEWER, true);
@@ -1496,6 +1497,7 @@ fn certificate(dir: &std::path::Path, name: &str, ca: (&str, &str)) {
 /// through SSL_CERT_FILE does not reach the worker (its environment is explicit), so a server whose
 /// certificate only that CA signs fails TLS.
 #[test]
+#[allow(clippy::too_many_lines)] // one login scenario: Prosody with a private certificate, then the worker's TLS with and without the CA
 fn a_worker_starts_tls_with_the_xmpp_server_trusting_only_the_image_store() {
     let world = World::get();
     let certs = tempfile::tempdir().expect("a temporary directory");
