@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 const BASE: &str = "v0.29.2";
 const NEXT: &str = "v0.30.0";
+/// The newest release the world holds, with v0.33+'s start-up (log and image directories).
+const NEWEST: &str = "v0.34.1";
 const CHECKPOINTS: [&str; 6] = [
     "after-prepull",
     "after-stop",
@@ -342,15 +344,16 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
     assert_eq!(s.containers(), containers, "--dry-run touched containers");
     assert_eq!(s.checksums(), before);
     insta::assert_snapshot!("dry_run_plan", redact(&dry.stdout(), &s.project.name));
-    // Without --to: the newest plain release the repository lists (v0.30.0; the world's
+    // Without --to: the newest plain release the repository lists (v0.34.1; the world's
     // faulty builds carry suffixes and are never picked by themselves), the same plan.
     let newest = s.cmd("upgrade").arg("--dry-run").run().success();
     let said = format!(
-        "the newest release in {} is {NEXT}",
+        "the newest release in {} is {NEWEST}",
         world::World::get().movim_repository()
     );
     assert!(newest.stderr().contains(&said), "{}", newest.stderr());
-    assert_eq!(newest.stdout(), dry.stdout());
+    let to_newest = s.upgrade(NEWEST).arg("--dry-run").run().success();
+    assert_eq!(newest.stdout(), to_newest.stdout());
     assert_eq!(tree(&s.dir), files, "--dry-run changed the directory");
 
     // Older than the current release: that is `rollback`, refused as bad usage.
@@ -526,6 +529,34 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
 /// Kills the process at every checkpoint of an upgrade and recovers with `rollback` and with
 /// `upgrade --resume` (and at every checkpoint of a rollback by hand, recovered by `rollback`).
 #[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
+/// Real releases can have two-part tags (`v0.30`, which `/infos` reports as `v0.30`), and from
+/// v0.33 the daemon creates its log and image directories at start and stops without a writable
+/// log: init on v0.30, then an upgrade to v0.34.1, each proven as a browser would, doctor clean.
+#[test]
+fn a_two_part_release_upgrades_to_the_newest_and_both_are_healthy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("two");
+    let port = free_port();
+    cli::init_world(&dir, &project, port, &[("--release", "v0.30")])
+        .run()
+        .success();
+    let s = Stack {
+        _tmp: tmp,
+        dir,
+        project,
+        port,
+    };
+    s.assert_healthy_on("v0.30");
+    s.write_rows("two");
+    let columns = s.columns();
+    let before = s.checksums_over(&columns);
+    s.upgrade(NEWEST).run().success();
+    s.assert_healthy_on(NEWEST);
+    assert_eq!(s.checksums_over(&columns), before, "rows lost or changed");
+    s.cmd("doctor").run().success();
+}
+
 #[test]
 fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
     let s = Stack::up("crash");
