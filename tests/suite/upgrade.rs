@@ -528,7 +528,6 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
 
 /// Kills the process at every checkpoint of an upgrade and recovers with `rollback` and with
 /// `upgrade --resume` (and at every checkpoint of a rollback by hand, recovered by `rollback`).
-#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 /// Real releases can have two-part tags (`v0.30`, which `/infos` reports as `v0.30`), and from
 /// v0.33 the daemon creates its log and image directories at start and stops without a writable
 /// log: init on v0.30, then an upgrade to v0.34.1, each proven as a browser would, doctor clean.
@@ -557,6 +556,7 @@ fn a_two_part_release_upgrades_to_the_newest_and_both_are_healthy() {
     s.cmd("doctor").run().success();
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
     let s = Stack::up("crash");
