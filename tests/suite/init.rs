@@ -2,6 +2,7 @@
 //! PostgreSQL, nginx and php-fpm (only Movim is a stand-in). Each test names the promise it
 //! checks; bad input must leave the deployment directory untouched.
 
+use crate::support::browser;
 use crate::support::cli;
 use crate::support::web;
 use crate::support::world;
@@ -634,15 +635,23 @@ fn a_private_ca_reaches_the_session_workers_through_movim_env() {
         (&ca, &ca_key),
     );
     let port = free_port();
-    init_with(&dir, &project, port, &[("--xmpp", "bundled")])
-        .arg("--xmpp-cert")
-        .arg(&crt)
-        .arg("--xmpp-key")
-        .arg(&key)
-        .arg("--ca-bundle")
-        .arg(&ca)
-        .run()
-        .success();
+    init_with(
+        &dir,
+        &project,
+        port,
+        &[("--xmpp", "bundled"), ("--release", "v0.34.1")],
+    )
+    .arg("--xmpp-cert")
+    .arg(&crt)
+    .arg("--xmpp-key")
+    .arg(&key)
+    .arg("--ca-bundle")
+    .arg(&ca)
+    .run()
+    .success();
+    // A browser logs in: the session worker the daemon starts connects to Prosody with STARTTLS,
+    // trusting the private CA only through movim.env.
+    assert_eq!(login_tls(port, &project), "TLS enabled");
     let xmpp_tls = || {
         let run = Setup::new("doctor", &dir).arg("--json").run();
         let report: serde_json::Value = serde_json::from_str(&run.stdout())
@@ -670,6 +679,90 @@ fn a_private_ca_reaches_the_session_workers_through_movim_env() {
     std::fs::write(&env_path, without).expect("edit movim.env");
     let found = xmpp_tls();
     assert_eq!(found["severity"], "error", "{found}");
+    // And a login then fails TLS, once the daemon starts its workers with the edited file.
+    for service in ["daemon", "web"] {
+        let id = compose_container(&project, service);
+        docker(&["restart", &id]);
+    }
+    assert_eq!(login_tls(port, &project), "TLS error");
+}
+
+/// The running container of `service` in `project`.
+fn compose_container(project: &Project, service: &str) -> String {
+    docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", project.name),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ])
+}
+
+/// A login through web's websocket as the page makes it, to `alice@example.test`: what the session
+/// worker said of its TLS to the XMPP server (`TLS enabled` or `TLS error`) in the daemon's output.
+fn login_tls(port: u16, project: &Project) -> &'static str {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Web may still be finding the restarted daemon: retry until the session starts.
+    let (sid, mut ws, mut buf) = loop {
+        let sid = browser::session_id();
+        let opened = browser::try_browser_at(addr, "movim.test", &sid);
+        let why = match opened {
+            Ok((mut ws, mut buf)) => {
+                match browser::next(&mut ws, &mut buf, Duration::from_secs(10)) {
+                    browser::Next::Frame(0x1, payload)
+                        if String::from_utf8_lossy(&payload).contains("\"started\"") =>
+                    {
+                        break (sid, ws, buf);
+                    }
+                    other => format!("{other:?}"),
+                }
+            }
+            Err(e) => e,
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session started: {why}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    browser::send_text(&mut ws, r#"{"func":"register","host":"example.test"}"#);
+    let registered = (0..30).any(|_| {
+        matches!(browser::next(&mut ws, &mut buf, Duration::from_secs(1)),
+            browser::Next::Frame(0x1, p) if String::from_utf8_lossy(&p).contains("\"registered\""))
+    });
+    assert!(registered, "the session registered");
+    browser::send_text(&mut ws, &browser::login_message(&sid, "alice@example.test"));
+    let daemon = compose_container(project, "daemon");
+    while std::time::Instant::now() < deadline {
+        let out = std::process::Command::new("docker")
+            .args(["logs", &daemon])
+            .output()
+            .expect("docker logs runs");
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let outcome = logs
+            .lines()
+            .skip_while(|l| !l.contains(&sid))
+            .find_map(|l| {
+                if l.contains("TLS enabled") {
+                    Some("TLS enabled")
+                } else if l.contains("TLS error") {
+                    Some("TLS error")
+                } else {
+                    None
+                }
+            });
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("no TLS outcome for session {sid} in the daemon's output")
 }
 
 /// `init` run through a real terminal: `args` after the world's image flags, `script` the

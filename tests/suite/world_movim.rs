@@ -8,6 +8,7 @@
 //! way their tags say. Each test runs its own PostgreSQL on its own user network through the real
 //! `docker` CLI, cleans up after itself, and fails, never skips, without the world.
 
+use crate::support::browser::{Next, login_message, next, next_json, send_text, session_id};
 use crate::support::world;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -634,55 +635,6 @@ fn handshake_with(addr: SocketAddr, headers: &[(&str, String)]) -> (Response, Tc
     (response, stream, accept)
 }
 
-/// What comes next on an open websocket.
-#[derive(Debug, PartialEq, Eq)]
-enum Next {
-    /// A frame from the server: opcode and payload.
-    Frame(u8, Vec<u8>),
-    /// The server closed the TCP connection.
-    Eof,
-    /// Nothing within the time given.
-    Silence,
-}
-
-/// Reads the next unmasked server frame (small payloads only), waiting at most `patience`; `buf`
-/// holds bytes already read (what followed the 101) and keeps what follows the frame.
-fn next(stream: &mut TcpStream, buf: &mut Vec<u8>, patience: Duration) -> Next {
-    let deadline = Instant::now() + patience;
-    let mut chunk = [0u8; 4096];
-    loop {
-        if buf.len() >= 2 {
-            let len = usize::from(buf[1] & 0x7f);
-            assert!(len < 126, "unexpectedly long frame from the daemon");
-            if buf.len() >= 2 + len {
-                let frame = Next::Frame(buf[0] & 0x0f, buf[2..2 + len].to_vec());
-                buf.drain(..2 + len);
-                return frame;
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Next::Silence;
-        }
-        stream
-            .set_read_timeout(Some(left))
-            .expect("the read timeout is set");
-        match stream.read(&mut chunk) {
-            Ok(0) => return Next::Eof,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Next::Silence;
-            }
-            Err(_) => return Next::Eof,
-        }
-    }
-}
-
 /// Movim's answer to an untrusted connection (`$conn->close()`): a close frame with code 1000 and
 /// no reason, then the end of the TCP connection.
 fn assert_closed_with_1000(stream: &mut TcpStream, mut buf: Vec<u8>, what: &str) {
@@ -708,31 +660,6 @@ fn assert_open_and_silent(stream: &mut TcpStream, mut buf: Vec<u8>, what: &str) 
     );
 }
 
-/// Sends a masked text frame (clients must mask, RFC 6455 §5.3).
-fn send_text(stream: &mut TcpStream, payload: &str) {
-    let mask: [u8; 4] = rand::random();
-    let bytes = payload.as_bytes();
-    let mut frame = vec![0x81u8];
-    match bytes.len() {
-        n if n < 126 => frame.push(0x80 | u8::try_from(n).expect("small")),
-        n => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&u16::try_from(n).expect("under 64 KiB").to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(bytes.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    stream.write_all(&frame).expect("a text frame is sent");
-}
-
-/// A fresh `MOVIM_SESSION_ID`: 32 alphanumerics, as Movim's `generateKey(32)` makes them.
-fn session_id() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..32)
-        .map(|_| char::from(ALPHABET[usize::from(rand::random::<u8>()) % ALPHABET.len()]))
-        .collect()
-}
-
 /// The trusted browser connection of a session: the public Origin and the session cookie.
 fn browser(addr: SocketAddr, sid: &str) -> (TcpStream, Vec<u8>) {
     let (response, stream, _) = handshake_with(
@@ -744,15 +671,6 @@ fn browser(addr: SocketAddr, sid: &str) -> (TcpStream, Vec<u8>) {
     );
     assert_eq!(response.status, 101, "the session's handshake");
     (stream, response.rest)
-}
-
-/// The next text frame as JSON, within `patience`; panics on anything else.
-fn next_json(stream: &mut TcpStream, buf: &mut Vec<u8>, patience: Duration) -> serde_json::Value {
-    match next(stream, buf, patience) {
-        Next::Frame(0x1, payload) => serde_json::from_slice(&payload)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&payload))),
-        other => panic!("expected a text frame, got {other:?}"),
-    }
 }
 
 /// The session workers running in the daemon container: (their command line, the names of their
@@ -1242,7 +1160,7 @@ fn a_worker_without_a_writable_log_path_dies_at_its_first_logged_line() {
                 next_json(&mut ws, &mut buf, Duration::from_secs(10))["func"],
                 "started"
             );
-            send_text(&mut ws, &login_message(&sid));
+            send_text(&mut ws, &login_message(&sid, "alice@movim.test"));
         }
         assert_closed_with_1000(&mut ws, buf, &format!("{tag}: the dead worker's browser"));
         let gone = wait_for(Duration::from_secs(10), || {
@@ -1269,7 +1187,7 @@ fn a_worker_without_a_writable_log_path_dies_at_its_first_logged_line() {
             "{tag}\n{}",
             site.logs()
         );
-        send_text(&mut ws, &login_message(&sid));
+        send_text(&mut ws, &login_message(&sid, "alice@movim.test"));
         let logged = wait_for(Duration::from_secs(10), || {
             let out = docker(&["exec", &daemon, "cat", "/tmp/log/errors.log"]);
             let log = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1278,20 +1196,6 @@ fn a_worker_without_a_writable_log_path_dies_at_its_first_logged_line() {
         assert!(logged.is_some(), "{tag}: errors.log\n{}", site.logs());
         assert_open_and_silent(&mut ws, buf, &format!("{tag}: the worker lives"));
     }
-}
-
-/// The login as the page sends it (`Login_ajaxLogin`): `p` is [FORM, TZ] until v0.32.1, [FORM,
-/// SID, TZ] from v0.33; the stand-in reads only the username.
-fn login_message(sid: &str) -> String {
-    serde_json::json!({
-        "func": "message",
-        "b": {"w": "Login", "f": "ajaxLogin", "p": [
-            {"username": {"value": "alice@movim.test"}, "password": {"value": "x"}},
-            sid,
-            "UTC"
-        ]}
-    })
-    .to_string()
 }
 
 /// On a read-only root without a writable `log/`. v0.34.1's directory check `@mkdir`s the missing
@@ -1595,7 +1499,7 @@ fn a_worker_starts_tls_with_the_xmpp_server_trusting_only_the_image_store() {
             }
         });
         assert!(registered.is_some(), "{host}: registered\n{}", site.logs());
-        send_text(&mut ws, &login_message(&sid));
+        send_text(&mut ws, &login_message(&sid, "alice@movim.test"));
         let line = wait_for(Duration::from_secs(30), || {
             let logs = text(&docker(&["logs", &daemon]));
             logs.lines()
