@@ -35,6 +35,22 @@ fn lock(dir: &Path) -> Lock {
     Lock::parse(&text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `init --yes` for a new deployment on the fakes, web on `port`.
+fn init_args(port: &str) -> [&str; 10] {
+    [
+        "init",
+        "--yes",
+        "--domain",
+        "movim.example.org",
+        "--http-port",
+        port,
+        "--image-repository",
+        "registry.test/movim",
+        "--library-repository",
+        "registry.test/library",
+    ]
+}
+
 /// A free port on the loopback, for web to publish.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -48,18 +64,7 @@ async fn init_pins_writes_migrates_starts_in_order_and_proves_then_a_rerun_chang
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("movim");
     let port = free_port().to_string();
-    let args = [
-        "init",
-        "--yes",
-        "--domain",
-        "movim.example.org",
-        "--http-port",
-        &port,
-        "--image-repository",
-        "registry.test/movim",
-        "--library-repository",
-        "registry.test/library",
-    ];
+    let args = init_args(&port);
 
     let status = run(&dir, &log, &args).await;
 
@@ -355,18 +360,7 @@ async fn init_fails_its_proof_when_a_session_worker_cannot_log() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("movim");
     let port = free_port().to_string();
-    let args = [
-        "init",
-        "--yes",
-        "--domain",
-        "movim.example.org",
-        "--http-port",
-        &port,
-        "--image-repository",
-        "registry.test/movim",
-        "--library-repository",
-        "registry.test/library",
-    ];
+    let args = init_args(&port);
 
     let failure = run(&dir, &log, &args)
         .await
@@ -407,18 +401,7 @@ async fn init_fails_when_the_daemon_closes_the_websocket_it_upgraded_naming_daem
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("movim");
     let port = free_port().to_string();
-    let args = [
-        "init",
-        "--yes",
-        "--domain",
-        "movim.example.org",
-        "--http-port",
-        &port,
-        "--image-repository",
-        "registry.test/movim",
-        "--library-repository",
-        "registry.test/library",
-    ];
+    let args = init_args(&port);
 
     let failure = run(&dir, &log, &args)
         .await
