@@ -184,6 +184,18 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_exit_is_explained_by_its_code() {
+        assert!(daemon_exit_meaning(Some(0)).contains("migrations are pending"));
+        for code in [Some(1), Some(255), None] {
+            let why = daemon_exit_meaning(code);
+            assert!(
+                why.contains("errors.log") && !why.contains("pending"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
     fn probes_run_as_a_session_worker_without_the_containers_environment() {
         let argv = as_session_worker("echo 1;", &["5"]);
         assert_eq!(&argv[..2], ["env", "-i"]);

@@ -666,6 +666,25 @@ fn a_private_ca_reaches_the_session_workers_through_movim_env() {
     };
     let found = xmpp_tls();
     assert_eq!(found["severity"], "ok", "{found}");
+    // What the worker logged after the login is in Movim's error log, which doctor shows; the
+    // stand-in's PHP runs without OPcache, which doctor names.
+    let report = Setup::new("doctor", &dir).arg("--json").run();
+    let report: serde_json::Value = serde_json::from_str(&report.stdout()).expect("doctor --json");
+    let finding = |id: &str| {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {report}"))
+    };
+    let errors = finding("movim.errors");
+    assert!(
+        errors["details"].to_string().contains("Login"),
+        "the worker's log line: {errors}"
+    );
+    assert_eq!(finding("movim.opcache")["severity"], "warn");
 
     // Without SSL_CERT_FILE in movim.env the workers trust only the image's store.
     let env_path = dir.join("movim.env");
