@@ -1021,7 +1021,7 @@ fn the_bundled_caddy_obtains_a_real_acme_certificate_and_serves_movim_over_https
         panic!("no answer over HTTPS through Caddy: {last}");
     };
     let infos = curl(&["https://movim.test/infos"]);
-    assert!(infos.contains("\"version\":\"0.29.2\""), "{infos}");
+    assert!(infos.contains("\"version\":\"v0.29.2\""), "{infos}");
     let ws = curl(&[
         "-H",
         "Connection: Upgrade",

@@ -13,6 +13,7 @@ use crate::support::cli;
 use crate::support::podman as podman_env;
 use crate::support::web;
 use crate::support::world;
+use crate::support::world::caused_by_the_world;
 
 use cli::{Project, Setup, free_port, tree};
 use podman_env::{PodmanSocket, on_podman, one_stack_at_a_time, podman};
@@ -67,7 +68,12 @@ fn assert_doctor_healthy(dir: &Path, project: &Project, previous: &str) {
         .expect("findings")
         .iter()
         .filter(|f| f["severity"] != "ok")
-        .filter(|f| !(f["severity"] == "warn" && (f["id"] == "web.dns" || f["id"] == "xmpp.dns")))
+        .filter(|f| {
+            !caused_by_the_world(
+                f["id"].as_str().unwrap_or_default(),
+                f["severity"].as_str().unwrap_or_default(),
+            )
+        })
         .filter(|f| {
             !(raced
                 && f["severity"] == "warn"
@@ -540,7 +546,7 @@ fn doctor_on_a_kube_played_deployment_finds_nothing_then_a_stopped_daemon_and_a_
     let (code, problems) = kube_doctor(&dir);
     let unexpected: Vec<_> = problems
         .iter()
-        .filter(|(id, sev, ..)| !(sev == "warn" && (id == "web.dns" || id == "xmpp.dns")))
+        .filter(|(id, sev, ..)| !caused_by_the_world(id, sev))
         .collect();
     assert!(unexpected.is_empty(), "doctor on kube: {unexpected:#?}");
     assert_eq!(code, Some(0), "{problems:#?}");
@@ -589,9 +595,7 @@ fn doctor_on_a_kube_played_deployment_finds_nothing_then_a_stopped_daemon_and_a_
     assert!(hint.contains("movim-setup init --dir"), "{hint}");
     let others: Vec<_> = problems
         .iter()
-        .filter(|(id, ..)| {
-            !["web.dns", "xmpp.dns", "drift.kube/podman.yaml"].contains(&id.as_str())
-        })
+        .filter(|(id, sev, ..)| !caused_by_the_world(id, sev) && id != "drift.kube/podman.yaml")
         .collect();
     assert!(others.is_empty(), "after podman start: {others:#?}");
     assert_eq!(code, Some(0));

@@ -11,6 +11,7 @@ use crate::support::cli::{self, Project, Setup, free_port};
 use crate::support::podman::{one_stack_at_a_time, pings};
 use crate::support::rootless::{User, UserProject, UserService, reachable_by_others};
 use crate::support::web;
+use crate::support::world::caused_by_the_world;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Instant;
@@ -37,11 +38,11 @@ fn assert_doctor_clean(user: &User, dir: &Path, extra: &[&str]) {
     let problems: Vec<String> = findings
         .iter()
         .filter(|f| f["severity"] != "ok")
-        // The world's names do not resolve; OPcache is a property of the stand-in daemon image,
-        // the same whatever runs it.
         .filter(|f| {
-            !(f["severity"] == "warn"
-                && (f["id"] == "web.dns" || f["id"] == "xmpp.dns" || f["id"] == "movim.opcache"))
+            !caused_by_the_world(
+                f["id"].as_str().unwrap_or_default(),
+                f["severity"].as_str().unwrap_or_default(),
+            )
         })
         .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["summary"]))
         .collect();
