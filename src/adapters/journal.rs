@@ -4,7 +4,7 @@
 //! SIGKILL there.
 
 use crate::adapters::{clock, env, fsx};
-use crate::core::journal::{JOURNAL_FILE, Journal};
+use crate::core::journal::{self, JOURNAL_FILE, Journal, Unreadable};
 use crate::core::plan::Step;
 use anyhow::Context as _;
 use std::path::Path;
@@ -16,16 +16,29 @@ impl Journal {
     /// The journal of `dir`, if a run left one.
     ///
     /// # Errors
-    /// It exists but cannot be read or parsed.
+    /// It exists but cannot be read or parsed, or is of another format (the message names the
+    /// file and what to do).
     pub fn load(dir: &Path) -> anyhow::Result<Option<Self>> {
         let path = dir.join(JOURNAL_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("{} is not a journal this version reads", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        journal::parse(&text).map(Some).map_err(|e| match e {
+            Unreadable::Format(found) => anyhow::anyhow!(
+                "{} is a journal of format {found}, and this movim-setup reads format {}: settle \
+                 that run with the movim-setup that wrote it (upgrade --resume, or rollback), or, \
+                 if nothing is under way, move the file aside (mv {0} {0}.old) and run \
+                 movim-setup doctor",
+                path.display(),
+                journal::FORMAT
+            ),
+            Unreadable::Invalid(why) => anyhow::anyhow!(
+                "{} is not a journal this version reads ({why}): run movim-setup doctor",
+                path.display()
+            ),
+        })
     }
 
     /// Records that `step` starts now (written atomically before the step does anything).
@@ -133,5 +146,24 @@ mod tests {
         assert!(back.touched(Step::Stop) && !back.touched(Step::Backup));
         Journal::remove(dir.path()).unwrap();
         assert!(!dir.path().join(JOURNAL_FILE).exists());
+    }
+
+    #[test]
+    fn a_journal_of_another_format_is_refused_naming_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = journal();
+        j.save(dir.path()).unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"format\": 1", "\"format\": 2")).unwrap();
+
+        let e = format!("{:#}", Journal::load(dir.path()).unwrap_err());
+
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(
+            e.contains("format 2") && e.contains("reads format 1"),
+            "{e}"
+        );
+        assert!(e.contains("rollback") && e.contains("mv "), "{e}");
     }
 }

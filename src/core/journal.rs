@@ -13,7 +13,9 @@ pub const JOURNAL_FILE: &str = "upgrade.journal";
 /// The run lock (see [`crate::adapters::run_lock`]).
 pub const RUN_LOCK_FILE: &str = "movim-setup.run-lock";
 
-const FORMAT: u32 = 1;
+/// The journal format this version reads and writes; a journal of another format is refused
+/// rather than misread ([`parse`]).
+pub const FORMAT: u32 = 1;
 
 /// The three files an upgrade or rollback rewrites, as text (none holds a secret: the password is
 /// in `movim.env`, which neither changes). A kube-played deployment's Kubernetes rendering
@@ -60,6 +62,9 @@ pub struct Journal {
     /// External databases: the pinned postgres image whose `pg_dump` takes the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_tool: Option<String>,
+    /// When `to` was started (RFC 3339): from then on users may have written to its database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_since: Option<String>,
 }
 
 impl Journal {
@@ -81,6 +86,7 @@ impl Journal {
             backup: None,
             restore: None,
             backup_tool: None,
+            serving_since: None,
         }
     }
 
@@ -89,4 +95,51 @@ impl Journal {
     pub fn touched(&self, step: Step) -> bool {
         self.done.contains(&step) || self.current == Some(step)
     }
+
+    /// Whether the run changed nothing: it got no further than the pre-pull (nothing was stopped,
+    /// dumped or written), so the journal stands for no interrupted run.
+    #[must_use]
+    pub fn changed_nothing(&self) -> bool {
+        self.current.is_none_or(|s| s == Step::Prepull)
+            && self.done.iter().all(|s| *s == Step::Prepull)
+    }
+
+    /// Whether the release gone to was started: users may have written to the database since
+    /// ([`Self::serving_since`]), so going back over it must keep a dump of it first.
+    #[must_use]
+    pub fn served(&self) -> bool {
+        self.touched(Step::Start) || self.touched(Step::Prove)
+    }
+
+    /// Since when the release gone to may have served users (its start, or the journal's last
+    /// write when an older journal did not record it).
+    #[must_use]
+    pub fn served_since(&self) -> &str {
+        self.serving_since.as_deref().unwrap_or(&self.updated_at)
+    }
+}
+
+/// Why a journal's text is not one this version acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Written by a movim-setup with another journal format.
+    Format(u32),
+    /// Not a journal at all (truncated, edited).
+    Invalid(String),
+}
+
+/// A journal from its text, refusing one of another [`FORMAT`] before reading any other field.
+///
+/// # Errors
+/// [`Unreadable`].
+pub fn parse(text: &str) -> Result<Journal, Unreadable> {
+    #[derive(Deserialize)]
+    struct Head {
+        format: u32,
+    }
+    let head: Head = serde_json::from_str(text).map_err(|e| Unreadable::Invalid(e.to_string()))?;
+    if head.format != FORMAT {
+        return Err(Unreadable::Format(head.format));
+    }
+    serde_json::from_str(text).map_err(|e| Unreadable::Invalid(e.to_string()))
 }
