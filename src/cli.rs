@@ -240,7 +240,9 @@ pub struct UpgradeArgs {
     /// Upgrade even if the stack is not healthy now
     #[arg(long)]
     pub force: bool,
-    /// Database dumps to keep in backups/ (besides those a recorded release still needs)
+    /// Database dumps to keep in backups/: enough for going back this many releases (at least 1);
+    /// older dumps are pruned, and a rollback further back whose code cannot read the database is
+    /// refused
     #[arg(long, env = "MOVIM_KEEP_BACKUPS", default_value_t = 3)]
     pub keep_backups: usize,
 }
@@ -250,7 +252,9 @@ pub struct RollbackArgs {
     /// Release to return to (default: the one before the current)
     #[arg(long = "to")]
     pub to: Option<String>,
-    /// Database dumps to keep in backups/ (besides those a recorded release still needs)
+    /// Database dumps to keep in backups/: enough for going back this many releases (at least 1);
+    /// older dumps are pruned, and a rollback further back whose code cannot read the database is
+    /// refused
     #[arg(long, env = "MOVIM_KEEP_BACKUPS", default_value_t = 3)]
     pub keep_backups: usize,
 }

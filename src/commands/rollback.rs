@@ -17,6 +17,7 @@ use crate::cli::RollbackArgs;
 use crate::context::Context;
 use crate::core::deployment::MovimTag;
 use crate::core::journal::Journal;
+use crate::core::lockfile::{BackupRef, Release};
 use crate::core::plan::{self, Kind};
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::Run;
@@ -83,10 +84,7 @@ pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failur
         .map_err(|e| Failure::new(format!("the lock's history names an invalid release: {e}")))?;
     let mut to_d = d.clone();
     to_d.version = to;
-    // A dump whose file is gone is no dump.
-    let kept = plan::backup_leaving(&lock.history, index)
-        .filter(|b| ctx.dir.join(&b.file).is_file())
-        .cloned();
+    let kept = kept_dump(ctx, &lock.history, index, args.keep_backups);
     let observed = observe(
         ctx,
         &tools,
@@ -103,4 +101,19 @@ pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failur
     )
     .await?;
     plan_and_execute(ctx, &tools, &d, &password, observed, args.keep_backups).await
+}
+
+/// The dump that brings the database back to release `index`, when its file is still there (a
+/// dump whose file is gone is no dump). One retention pruned is named before anything runs: the
+/// plan refuses the rollback if that release's code cannot read the database as it is.
+fn kept_dump(ctx: &Context, history: &[Release], index: usize, keep: usize) -> Option<BackupRef> {
+    let recorded = plan::backup_leaving(history, index)?;
+    if ctx.dir.join(&recorded.file).is_file() {
+        return Some(recorded.clone());
+    }
+    ctx.ui.warn(&format!(
+        "the dump taken when leaving {} ({}) is no longer kept (dumps are kept for going back --keep-backups releases, here {keep}): if its code cannot read the database as it is, the rollback is refused before anything stops",
+        history[index].movim, recorded.file
+    ));
+    None
 }

@@ -187,6 +187,61 @@ async fn rollback_returns_to_the_previous_release_and_restores_its_dump_when_its
 }
 
 #[tokio::test]
+async fn a_rollback_further_back_than_keep_backups_is_refused_before_anything_stops_naming_it() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    for to in [TO, "v0.31.0", "v0.32.0", "v0.33.0"] {
+        let up = run(dir.path(), &log, &["upgrade", "--yes", "--to", to]).await;
+        assert!(matches!(up, Ok(ExitStatus::Success)), "{to}: {up:?}");
+    }
+    // Retention (the default 3) kept the dumps for going back 3 releases; FROM's is gone.
+    let dumps: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dump"))
+        .collect();
+    assert_eq!(dumps.len(), 3, "backups/ stays bounded: {dumps:?}");
+    assert!(
+        !dumps.contains(&format!("db-fake-{FROM}.dump")),
+        "{dumps:?}"
+    );
+    // FROM's code does not know the migrations run since.
+    log.state().probe_status = (
+        2,
+        "up  20250101000000  ** MISSING MIGRATION **\n".to_owned(),
+    );
+    let before = log.calls().len();
+
+    let failure = run(dir.path(), &log, &["rollback", "--yes", "--to", FROM])
+        .await
+        .expect_err("its dump was pruned");
+
+    assert!(
+        failure.what.contains("no longer kept") && failure.what.contains("--keep-backups"),
+        "names why and the setting: {failure}"
+    );
+    let calls = &log.calls()[before..];
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("stop") || c.starts_with("restore")),
+        "{calls:?}"
+    );
+    assert_eq!(log.state().running.as_deref(), Some("0.33.0"));
+    assert_eq!(lock(dir.path()).movim, "v0.33.0");
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+    // Going back 3 releases still restores its dump.
+    let status = run(dir.path(), &log, &["rollback", "--yes", "--to", TO]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert!(
+        log.has("restore backups/db-fake-v0.30.0.dump"),
+        "{:?}",
+        log.calls()
+    );
+}
+
+#[tokio::test]
 async fn an_upgrade_whose_rollback_failed_too_is_settled_by_rollback() {
     let log = Log::default();
     let dir = installed_dir(&log);

@@ -188,7 +188,8 @@ pub enum Refusal {
     Newer,
     /// The target code does not know migrations the database has.
     DatabaseNewer(Vec<String>),
-    /// A rollback needs the dump taken when leaving the target, and it is gone.
+    /// A rollback needs the dump taken when leaving the target, and it is gone (pruned: the target
+    /// is further back than `--keep-backups` releases, or removed by hand).
     NoBackup,
     Unhealthy(String),
     Disk {
@@ -218,8 +219,8 @@ impl Refusal {
                 m.join(", ")
             ),
             Self::NoBackup => format!(
-                "the database has migrations {} does not know, and the backup taken when leaving it is no longer kept",
-                p.to
+                "the database has migrations {to} does not know, and the dump taken when leaving {to} is no longer kept: dumps are kept for going back --keep-backups releases, older ones are pruned",
+                to = p.to
             ),
             Self::Unhealthy(why) => {
                 format!("the stack is not healthy now ({why}); fix it first, or pass --force")
@@ -519,7 +520,9 @@ pub fn backup_leaving(history: &[Release], index: usize) -> Option<&BackupRef> {
 }
 
 /// Dumps retention removes: every `db-*.dump` except the `keep` newest (names sort by time) and the
-/// protected ones (still needed by a kept release or by an unfinished run).
+/// protected ones (those for going back `keep` releases, or an unfinished run's). So `backups/`
+/// stays bounded, and a release further back has no dump: a rollback to it is refused when its
+/// code cannot read the database as it is ([`Refusal::NoBackup`]).
 #[must_use]
 pub fn prune(files: &[String], protected: &BTreeSet<String>, keep: usize) -> Vec<String> {
     let mut sorted: Vec<&String> = files.iter().collect();
@@ -532,7 +535,9 @@ pub fn prune(files: &[String], protected: &BTreeSet<String>, keep: usize) -> Vec
         .collect()
 }
 
-/// The dumps retention must keep: those of the last `keep` releases of the history.
+/// The dumps retention must keep: those recorded on the last `keep` (at least one) releases of
+/// the history, which are the dumps taken when leaving each of the `keep` releases before the
+/// current one ([`backup_leaving`]) — what going back that far restores.
 #[must_use]
 pub fn protected_backups(history: &[Release], keep: usize) -> BTreeSet<String> {
     history
@@ -658,6 +663,83 @@ mod tests {
                 .contains("recorded: v0.29.2, v0.30.0")
         );
         assert!(rollback_target(&h[..1], None).is_err());
+    }
+
+    /// Four upgrades (`v0` → `v4`), each recording the dump taken when leaving the one before.
+    fn four_upgrades() -> Vec<Release> {
+        vec![
+            release("v0.29.0", None),
+            release("v0.30.0", Some("backups/db-1-v0.29.0.dump")),
+            release("v0.31.0", Some("backups/db-2-v0.30.0.dump")),
+            release("v0.32.0", Some("backups/db-3-v0.31.0.dump")),
+            release("v0.33.0", Some("backups/db-4-v0.32.0.dump")),
+        ]
+    }
+
+    #[test]
+    fn retention_keeps_the_dumps_for_going_back_keep_releases_and_no_further() {
+        let h = four_upgrades();
+        let files: Vec<String> = h
+            .iter()
+            .filter_map(|r| r.backup.as_ref().map(|b| b.file.clone()))
+            .collect();
+        let pruned = prune(&files, &protected_backups(&h, 3), 3);
+        assert_eq!(
+            pruned,
+            ["backups/db-1-v0.29.0.dump"],
+            "backups/ stays bounded"
+        );
+        for back in 1..=3 {
+            let index = h.len() - 1 - back;
+            let dump = backup_leaving(&h, index).map(|b| b.file.clone());
+            assert!(
+                dump.is_some_and(|f| !pruned.contains(&f)),
+                "going back {back} release(s), to {}, finds its dump",
+                h[index].movim
+            );
+        }
+        assert_eq!(
+            prune(&files, &protected_backups(&h, 0), 0),
+            &files[..3],
+            "at least the dump for going back one release is kept"
+        );
+    }
+
+    #[test]
+    fn a_rollback_past_the_kept_dumps_is_refused_naming_keep_backups() {
+        let h = four_upgrades();
+        let target = rollback_target(&h, Some("v0.29.0")).unwrap();
+        let mut images = BTreeMap::new();
+        images.insert(
+            "daemon".to_owned(),
+            "movim-daemon:v0.29.0@sha256:1".to_owned(),
+        );
+        let o = Observed {
+            kind: Kind::Rollback,
+            project: "movim".into(),
+            current: MovimTag::parse("v0.33.0").unwrap(),
+            current_images: BTreeMap::new(),
+            target: MovimTag::parse(&h[target].movim).unwrap(),
+            target_images: images,
+            health: Health::Healthy,
+            force: true,
+            applied_migrations: Some(9),
+            migrations: Migrations::Newer(vec!["20250101000000".into()]),
+            db_bytes: 1,
+            free_bytes: u64::MAX,
+            // The dump the lock records is gone: retention pruned it.
+            target_backup: None,
+            notes: Vec::new(),
+        };
+        let p = compute(&o);
+        assert_eq!(p.refusal, Some(Refusal::NoBackup));
+        let said = p.render();
+        assert!(said.contains("refused:"), "{said}");
+        assert!(!said.contains("steps:"), "nothing is run: {said}");
+        assert!(
+            said.contains("no longer kept") && said.contains("--keep-backups"),
+            "names why and the setting: {said}"
+        );
     }
 
     #[test]
