@@ -4,12 +4,16 @@
 //! Three cases, one restore path:
 //! - an interrupted upgrade left a journal: put back the previous files, restore the journal's dump
 //!   if the new release touched the database (it migrated, or the old code's `phinx status` says the
-//!   database is newer), start the previous release and prove it ([`undo`]);
+//!   database is newer) — after dumping it as it is when the new release was started, since users
+//!   may have written to it (the dump is kept, and named with the command that reads it back) —
+//!   start the previous release and prove it ([`undo`]); a journal that records nothing past the
+//!   pre-pull stands for nothing done: it is removed, and there is nothing to undo;
 //! - an interrupted rollback left a journal: finish it;
 //! - by hand, `rollback [--to RELEASE]`: the same sequence as an upgrade, in reverse — pull, stop,
 //!   dump the current database, write the older files, restore the dump taken when the deployment
 //!   left that release if its code cannot read the database as it is, start, prove.
 
+use crate::adapters::Tools;
 use crate::adapters::backup;
 use crate::adapters::store;
 use crate::adapters::store::Saved;
@@ -22,9 +26,9 @@ use crate::core::plan::{self, Kind};
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::Run;
 use crate::release::observe::{Target, observe};
-use crate::release::preflight::{installed, password, run_lock};
+use crate::release::preflight::{Left, installed, left_journal, password, run_lock};
 use crate::release::run::plan_and_execute;
-use crate::release::undo::restore_previous;
+use crate::release::undo::{kept_lines, restore_previous};
 
 pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failure> {
     let saved = Saved::load(&ctx.dir)?;
@@ -33,48 +37,19 @@ pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failur
     let _held = run_lock(ctx, "rollback")?;
     backup::remove_partials(&ctx.dir);
     let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
-    if let Some(j) =
-        Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
+    let left = left_journal(ctx, true)?;
+    if let Left::ChangedNothing(j) = &left
+        && j.kind == Kind::Upgrade
+        && args.to.is_none()
     {
-        let back_to = match j.kind {
-            Kind::Upgrade => j.from.movim.clone(),
-            Kind::Rollback => j.to.movim.clone(),
-        };
-        if let Some(to) = &args.to
-            && MovimTag::parse(to).map(|t| t.to_string()).as_deref() != Ok(back_to.as_str())
-        {
-            return Err(Failure::usage(format!(
-                "an interrupted {} must be settled first: it goes back to {back_to}, not {to}",
-                j.kind.verb()
-            ))
-            .next(format!("movim-setup rollback --dir {}", ctx.dir.display())));
-        }
-        let kind = j.kind;
-        let run = Run::from_journal(ctx, &tools, &saved, j, args.keep_backups)?;
-        return match kind {
-            Kind::Rollback => {
-                ctx.ui
-                    .step(&format!("finishing the interrupted rollback to {back_to}"));
-                run.execute().await
-            }
-            Kind::Upgrade => {
-                ctx.ui.step(&format!(
-                    "undoing the interrupted upgrade {} -> {}: back to {back_to}",
-                    run.journal.from.movim, run.journal.to.movim
-                ));
-                let from = run.from.version.clone();
-                restore_previous(&run).await.map_err(|f| {
-                    f.next(format!(
-                        "movim-setup rollback --dir {}   (again)",
-                        ctx.dir.display()
-                    ))
-                })?;
-                Journal::remove(&ctx.dir).or_fail(|| "cannot remove the journal".to_owned())?;
-                ctx.ui
-                    .step(&format!("Movim {from} is up and healthy again"));
-                Ok(ExitStatus::Success)
-            }
-        };
+        ctx.ui.step(&format!(
+            "nothing to undo: Movim {} runs as before the interrupted upgrade",
+            j.from.movim
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    if let Left::Interrupted(j) = left {
+        return settle(ctx, &tools, &saved, &args, j).await;
     }
 
     let index = plan::rollback_target(&lock.history, args.to.as_deref())
@@ -116,4 +91,61 @@ fn kept_dump(ctx: &Context, history: &[Release], index: usize, keep: usize) -> O
         history[index].movim, recorded.file
     ));
     None
+}
+
+/// Settles the run an interrupted journal records: finishes a rollback, undoes an upgrade.
+async fn settle(
+    ctx: &Context,
+    tools: &Tools,
+    saved: &Saved,
+    args: &RollbackArgs,
+    j: Journal,
+) -> Result<ExitStatus, Failure> {
+    let back_to = match j.kind {
+        Kind::Upgrade => j.from.movim.clone(),
+        Kind::Rollback => j.to.movim.clone(),
+    };
+    if let Some(to) = &args.to
+        && MovimTag::parse(to).map(|t| t.to_string()).as_deref() != Ok(back_to.as_str())
+    {
+        return Err(Failure::usage(format!(
+            "an interrupted {} must be settled first: it goes back to {back_to}, not {to}",
+            j.kind.verb()
+        ))
+        .next(format!("movim-setup rollback --dir {}", ctx.dir.display())));
+    }
+    let kind = j.kind;
+    let mut run = Run::from_journal(ctx, tools, saved, j, args.keep_backups)?;
+    match kind {
+        Kind::Rollback => {
+            ctx.ui
+                .step(&format!("finishing the interrupted rollback to {back_to}"));
+            run.execute().await
+        }
+        Kind::Upgrade => {
+            ctx.ui.step(&format!(
+                "undoing the interrupted upgrade {} -> {}: back to {back_to}",
+                run.journal.from.movim, run.journal.to.movim
+            ));
+            print!(
+                "{}",
+                run.journal
+                    .undo_plan(&run.from.project, tools.runner.layout().main_file())
+            );
+            let from = run.from.version.clone();
+            restore_previous(&mut run).await.map_err(|f| {
+                f.next(format!(
+                    "movim-setup rollback --dir {}   (again)",
+                    ctx.dir.display()
+                ))
+            })?;
+            Journal::remove(&ctx.dir).or_fail(|| "cannot remove the journal".to_owned())?;
+            ctx.ui
+                .step(&format!("Movim {from} is up and healthy again"));
+            for line in kept_lines(&run).unwrap_or_default() {
+                ctx.ui.info(&line);
+            }
+            Ok(ExitStatus::Success)
+        }
+    }
 }

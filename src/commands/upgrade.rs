@@ -7,9 +7,11 @@
 //! resolved or pulled, the disk cannot hold the backup, the target is older, or another run holds
 //! the lock. Then execute step by step — pre-pull while the old release serves, stop daemon, fpm
 //! and web, dump the database, write the new files, migrate, start, prove — with the journal
-//! written before each step and a named checkpoint after it. A failure from `stop` on rolls back
-//! automatically ([`crate::release::undo`]); a crash leaves the journal for `upgrade --resume`
-//! or `rollback`.
+//! written once the user agreed and the images are pulled, then before each step, with a named
+//! checkpoint after each. A failure from `stop` on rolls back automatically
+//! ([`crate::release::undo`]); a crash leaves the journal for `upgrade --resume` (which makes the
+//! health, disk and target checks again first) or `rollback`. A journal that records nothing past
+//! the pre-pull stands for nothing done: the next run removes it and says so.
 //!
 //! The transition itself lives in [`crate::release`], shared with `rollback`, which is the same
 //! sequence with a database restore where an upgrade migrates.
@@ -21,7 +23,6 @@ use crate::cli::UpgradeArgs;
 use crate::context::Context;
 use crate::core::deployment::{Deployment, MovimTag, Service};
 use crate::core::image_ref::ImageRef;
-use crate::core::journal::Journal;
 use crate::core::lockfile::Lock;
 use crate::core::plan::{self, Kind};
 use crate::core::secret::Secret;
@@ -29,7 +30,10 @@ use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::Run;
 use crate::release::observe::{Target, observe};
 use crate::release::pin::pin_target;
-use crate::release::preflight::{done_list, installed, interrupted, password, run_lock};
+use crate::release::preflight::{
+    Left, done_list, installed, interrupted, left_journal, password, run_lock,
+};
+use crate::release::resume;
 use crate::release::run::{plan_and_execute, refusal_outcome};
 
 pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure> {
@@ -42,8 +46,8 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
     let _held = run_lock(ctx, "upgrade")?;
     backup::remove_partials(&ctx.dir);
     let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
-    match Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())? {
-        Some(j) if args.resume => {
+    match left_journal(ctx, true)? {
+        Left::Interrupted(j) if args.resume => {
             if j.kind != Kind::Upgrade {
                 return Err(Failure::usage(format!(
                     "the interrupted run is a rollback to {}, not an upgrade",
@@ -63,6 +67,7 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
                     ctx.dir.display()
                 )));
             }
+            resume::check(ctx, &tools, &d, &lock, &password, &j, args.force).await?;
             ctx.ui.step(&format!(
                 "resuming the upgrade {} -> {} (done: {})",
                 j.from.movim,
@@ -72,16 +77,20 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
             let run = Run::from_journal(ctx, &tools, &saved, j, args.keep_backups)?;
             return run.execute().await;
         }
-        Some(j) => return Err(interrupted(ctx, &j)),
-        None if args.resume => {
+        Left::Interrupted(j) => return Err(interrupted(ctx, &j)),
+        left if args.resume => {
+            let to = match &left {
+                Left::ChangedNothing(j) => j.to.movim.clone(),
+                _ => "VERSION".to_owned(),
+            };
             return Err(
                 Failure::usage("there is no interrupted upgrade to resume").next(format!(
-                    "movim-setup upgrade --dir {} --to VERSION",
+                    "movim-setup upgrade --dir {} --to {to}",
                     ctx.dir.display()
                 )),
             );
         }
-        None => {}
+        Left::None | Left::ChangedNothing(_) => {}
     }
     let Some(to) = target(ctx, &args, &d).await? else {
         return Ok(ExitStatus::Success);
@@ -116,9 +125,7 @@ async fn dry_run(
     password: &Secret,
 ) -> Result<ExitStatus, Failure> {
     let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
-    if let Some(j) =
-        Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
-    {
+    if let Left::Interrupted(j) = left_journal(ctx, false)? {
         return Err(interrupted(ctx, &j));
     }
     let Some(to) = target(ctx, args, d).await? else {

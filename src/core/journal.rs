@@ -4,8 +4,9 @@
 //! atomically before each step (by [`crate::adapters::journal`]), so a kill -9 anywhere leaves a
 //! journal that `upgrade --resume` or `rollback` acts on.
 
+use crate::core::deployment::MovimTag;
 use crate::core::lockfile::BackupRef;
-use crate::core::plan::{Kind, Step};
+use crate::core::plan::{self, Health, Kind, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -62,6 +63,10 @@ pub struct Journal {
     /// External databases: the pinned postgres image whose `pg_dump` takes the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_tool: Option<String>,
+    /// The dump of the database as `to` left it, taken before going back over it (an undo after
+    /// `to` served): what users wrote since [`Self::serving_since`]. Kept, never restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<BackupRef>,
     /// When `to` was started (RFC 3339): from then on users may have written to its database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_since: Option<String>,
@@ -86,6 +91,7 @@ impl Journal {
             backup: None,
             restore: None,
             backup_tool: None,
+            kept: None,
             serving_since: None,
         }
     }
@@ -117,6 +123,115 @@ impl Journal {
     pub fn served_since(&self) -> &str {
         self.serving_since.as_deref().unwrap_or(&self.updated_at)
     }
+}
+
+impl Journal {
+    /// The plan of undoing this run (going back to `from`), as printed before it starts; `main` is
+    /// the file that runs the deployment (`compose.yaml`). Stable text: no absolute paths.
+    #[must_use]
+    pub fn undo_plan(&self, project: &str, main: &str) -> String {
+        let (from, to) = (&self.from.movim, &self.to.movim);
+        let after = |steps: &[Step]| steps.iter().any(|s| self.touched(*s));
+        let wrote = after(&[
+            Step::Write,
+            Step::Migrate,
+            Step::Restore,
+            Step::Start,
+            Step::Prove,
+        ]);
+        let changed = after(&[Step::Migrate, Step::Restore, Step::Start, Step::Prove]);
+        let at = self
+            .current
+            .or_else(|| self.done.last().copied())
+            .map_or("the start", Step::name);
+        let mut steps: Vec<(&str, String)> = Vec::new();
+        if wrote {
+            steps.push(("stop", format!("stop web, daemon and fpm of {to}")));
+        }
+        if self.served() {
+            steps.push((
+                "keep",
+                format!(
+                    "dump the database as {to} left it: rows written on {to} since {} are kept in backups/db-<time>-{to}.dump (not pruned by this run)",
+                    self.served_since()
+                ),
+            ));
+        }
+        if wrote {
+            steps.push((
+                "files",
+                format!("put back {main}, movim-setup.yaml and movim-setup.lock of {from}"),
+            ));
+        }
+        let dump = self.backup.as_ref().map_or("its dump", |b| b.file.as_str());
+        if changed {
+            steps.push((
+                "restore",
+                format!("restore the database of {from} from {dump}"),
+            ));
+        } else if wrote {
+            steps.push((
+                "restore",
+                format!("restore the database of {from} from {dump} if {from}'s code cannot read it as it is"),
+            ));
+        }
+        steps.push(("start", format!("start {from} and prove it healthy")));
+        let mut out = format!(
+            "rollback plan for project {project}: undo the interrupted {} {from} -> {to} (last step: {at})\nsteps:\n",
+            self.kind.verb()
+        );
+        for (n, (name, what)) in steps.iter().enumerate() {
+            out.push_str(&format!("  {}. {name:8} {what}\n", n + 1));
+        }
+        out
+    }
+}
+
+/// Why an interrupted upgrade is not resumed now (see [`resume_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotResumed {
+    /// The lock names neither side of the journal: the deployment changed since.
+    Moved { locked: String },
+    /// The journal's target is not newer than the release it left.
+    NotNewer,
+    /// What must keep running while Movim is stopped (the database, …) does not.
+    Unhealthy(String),
+    /// The dump still to be taken would not fit.
+    Disk { needed: u64, free: u64 },
+}
+
+/// The checks a fresh upgrade makes, made again before resuming `j`: the deployment is still the
+/// one it left or the one it wrote (`locked`, the lock's release), the target is newer, what keeps
+/// running is healthy (unless `force`), and the dump, if still to be taken, fits in `free`.
+///
+/// # Errors
+/// [`NotResumed`], the first in the order a user would fix them.
+pub fn resume_check(
+    j: &Journal,
+    locked: &str,
+    health: &Health,
+    force: bool,
+    db_bytes: u64,
+    free: u64,
+) -> Result<(), NotResumed> {
+    if locked != j.from.movim && locked != j.to.movim {
+        return Err(NotResumed::Moved {
+            locked: locked.to_owned(),
+        });
+    }
+    let numbers = |v: &str| MovimTag::parse(v).map(|t| t.numbers()).ok();
+    match (numbers(&j.from.movim), numbers(&j.to.movim)) {
+        (Some(from), Some(to)) if to > from => {}
+        _ => return Err(NotResumed::NotNewer),
+    }
+    if let (Health::Unhealthy(why), false) = (health, force) {
+        return Err(NotResumed::Unhealthy(why.clone()));
+    }
+    let needed = plan::backup_needed(db_bytes);
+    if !j.done.contains(&Step::Backup) && free < needed {
+        return Err(NotResumed::Disk { needed, free });
+    }
+    Ok(())
 }
 
 /// Why a journal's text is not one this version acts on.

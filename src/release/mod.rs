@@ -5,6 +5,7 @@
 pub mod observe;
 pub mod pin;
 pub mod preflight;
+pub mod resume;
 pub mod run;
 pub mod steps;
 pub mod undo;

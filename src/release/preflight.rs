@@ -53,6 +53,43 @@ pub fn run_lock(ctx: &Context, command: &str) -> Result<RunLock, Failure> {
     }
 }
 
+/// The journal left in the deployment directory, as a run acts on it.
+pub enum Left {
+    None,
+    /// A run that got no further than the pre-pull: nothing was stopped or changed. The journal
+    /// is removed (and said) when `settle` is asked for; otherwise only said.
+    ChangedNothing(Journal),
+    Interrupted(Journal),
+}
+
+/// Reads the journal left in the directory; one that records nothing past the pre-pull stands for
+/// no interrupted run: with `settle` (a run holding the lock) it is removed, and that is said.
+pub fn left_journal(ctx: &Context, settle: bool) -> Result<Left, Failure> {
+    let Some(j) =
+        Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
+    else {
+        return Ok(Left::None);
+    };
+    if !j.changed_nothing() {
+        return Ok(Left::Interrupted(j));
+    }
+    let path = ctx.dir.join(journal::JOURNAL_FILE);
+    let what = format!(
+        "{} records an interrupted {} {} -> {} that got no further than the pre-pull: nothing was stopped or changed",
+        path.display(),
+        j.kind.verb(),
+        j.from.movim,
+        j.to.movim
+    );
+    if settle {
+        Journal::remove(&ctx.dir).or_fail(|| format!("cannot remove {}", path.display()))?;
+        ctx.ui.step(&format!("{what}; removed it"));
+    } else {
+        ctx.ui.info(&format!("{what} (a real run removes it)"));
+    }
+    Ok(Left::ChangedNothing(j))
+}
+
 /// The refusal when a journal is left.
 pub fn interrupted(ctx: &Context, j: &Journal) -> Failure {
     let at = j

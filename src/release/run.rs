@@ -60,36 +60,25 @@ pub async fn plan_and_execute(
     if let Database::External { .. } = d.database {
         j.backup_tool = Some(backup_tool(ctx, d).await?);
     }
-    j.begin(&ctx.dir, Step::Prepull)
-        .or_fail(|| "cannot write the upgrade journal".to_owned())?;
+    // No journal yet: until the user agrees, nothing is under way (an interrupt at the prompt or
+    // during the pre-pull leaves nothing to resume).
     let ready = async {
         prepull(ctx, tools, &j).await?;
-        let m = probe_migrations(ctx, tools, &to_d, &observed.target_images, password).await?;
-        Ok::<_, Failure>(m)
+        probe_migrations(ctx, tools, &to_d, &observed.target_images, password).await
     }
     .await;
-    let migrations = match ready {
-        Ok(m) => m,
-        Err(f) => {
-            let _ = Journal::remove(&ctx.dir);
-            return Err(f.detail("nothing was stopped or changed"));
-        }
-    };
-    observed.migrations = migrations;
+    observed.migrations = ready.map_err(|f| f.detail("nothing was stopped or changed"))?;
     let p = plan::compute(&observed);
     print!("{}", p.render());
     if let Some(r) = &p.refusal {
-        let _ = Journal::remove(&ctx.dir);
         return refusal_outcome(ctx, &p, r);
     }
-    let confirmation = confirmed(ctx, &p);
-    if !matches!(confirmation, Ok(true)) {
-        let _ = Journal::remove(&ctx.dir);
-        confirmation?;
+    if !confirmed(ctx, &p)? {
         ctx.ui.step("not confirmed: nothing was stopped or changed");
         return Ok(ExitStatus::Failed);
     }
     j.restore = p.restore.clone();
+    // The journal's first write: agreed and pulled, nothing stopped yet.
     j.finish(&ctx.dir, Step::Prepull)
         .or_fail(|| "cannot write the upgrade journal".to_owned())?;
     crate::adapters::journal::checkpoint(&Step::Prepull.checkpoint());
@@ -185,6 +174,9 @@ impl<'a> Run<'a> {
     pub async fn execute(mut self) -> Result<ExitStatus, Failure> {
         let kind = self.journal.kind;
         for step in plan::remaining(kind, &self.journal.done) {
+            if step == Step::Start && self.journal.serving_since.is_none() {
+                self.journal.serving_since = Some(self.ctx.clock.now_rfc3339());
+            }
             let outcome = async {
                 self.journal
                     .begin(&self.ctx.dir, step)

@@ -193,3 +193,38 @@ pub async fn backup_source(
         }
     }
 }
+
+/// The command that loads a kept dump (`file`, absolute) into a new database beside the running
+/// one, named after the release the dump belongs to, to read back what users wrote on it.
+#[must_use]
+pub fn read_back_command(
+    tools: &Tools,
+    d: &Deployment,
+    file: &std::path::Path,
+    version: &str,
+) -> String {
+    let DbEndpoint {
+        host,
+        port,
+        name,
+        user,
+    } = d.database.endpoint();
+    let scratch = format!("{name}_{}", version.replace(['.', '-'], "_"));
+    let file = crate::core::shell::quote(&file.to_string_lossy());
+    match &d.database {
+        Database::Bundled => format!(
+            "{} < {file}",
+            tools.commands(&d.project).exec_input(
+                "postgres",
+                &format!(
+                    "sh -c 'createdb -U {user} {scratch} && pg_restore --no-owner -U {user} -d {scratch}'"
+                ),
+            )
+        ),
+        Database::External { .. } => {
+            format!(
+                "createdb -h {host} -p {port} -U {user} {scratch} && pg_restore --no-owner -h {host} -p {port} -U {user} -d {scratch} {file}   (the password is DB_PASSWORD in movim.env)"
+            )
+        }
+    }
+}

@@ -11,14 +11,19 @@ use crate::error::{Failure, OrFail};
 use crate::stack;
 
 /// A step of `run` failed after the stop: go back to where it started and say what failed.
-pub async fn undo(run: Run<'_>, failure: Failure) -> Failure {
+pub async fn undo(mut run: Run<'_>, failure: Failure) -> Failure {
     let ctx = run.ctx;
     ctx.ui.warn(&failure.what);
     ctx.ui.step(&format!(
         "rolling back to Movim {} automatically (the failure is reported in full at the end)",
         run.from.version
     ));
-    match restore_previous(&run).await {
+    let restored = restore_previous(&mut run).await;
+    let failure = match kept_lines(&run) {
+        Some(lines) => lines.into_iter().fold(failure, Failure::detail),
+        None => failure,
+    };
+    match restored {
         Ok(()) => {
             let dropped = Journal::remove(&ctx.dir);
             let mut f = failure.detail(format!(
@@ -50,8 +55,9 @@ pub async fn undo(run: Run<'_>, failure: Failure) -> Failure {
 
 /// Puts the release the journal left back in place: stop what the run started, the previous
 /// files, the database when the run changed it, start, prove.
-pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
-    let (ctx, tools, j) = (run.ctx, run.tools, &run.journal);
+pub async fn restore_previous(run: &mut Run<'_>) -> Result<(), Failure> {
+    let (ctx, tools) = (run.ctx, run.tools);
+    let j = &run.journal;
     let after = |steps: &[Step]| steps.iter().any(|s| j.touched(*s));
     let wrote = after(&[
         Step::Write,
@@ -103,31 +109,93 @@ pub async fn restore_previous(run: &Run<'_>) -> Result<(), Failure> {
             Migrations::Newer(_)
         );
     }
+    if database_changed && j.served() && j.kept.is_none() {
+        keep_served(run).await?;
+    }
     if database_changed {
-        let Some(b) = &j.backup else {
-            return Err(Failure::new(format!(
-                "the database was changed but the journal records no backup of {}",
-                run.from.version
-            )));
-        };
-        ctx.ui.step(&format!(
-            "restoring the database of {} from {} (sha256 checked first)",
-            run.from.version, b.file
-        ));
-        let source = steps::backup_source(
-            ctx,
-            tools,
-            &run.from,
-            &run.password,
-            b.tool.clone().or_else(|| j.backup_tool.clone()),
-        )
-        .await?;
-        tools
-            .db
-            .restore(&source, &ctx.dir, b)
-            .await
-            .or_fail(|| format!("restoring the database from {} failed", b.file))?;
+        restore_database(run).await?;
     }
     steps::start_movim(ctx, tools, &run.from).await?;
     stack::prove(ctx, tools, &run.from).await
+}
+
+/// Restores the dump the journal records of the release gone back to.
+async fn restore_database(run: &Run<'_>) -> Result<(), Failure> {
+    let (ctx, tools, j) = (run.ctx, run.tools, &run.journal);
+    let Some(b) = &j.backup else {
+        return Err(Failure::new(format!(
+            "the database was changed but the journal records no backup of {}",
+            run.from.version
+        )));
+    };
+    ctx.ui.step(&format!(
+        "restoring the database of {} from {} (sha256 checked first)",
+        run.from.version, b.file
+    ));
+    let source = steps::backup_source(
+        ctx,
+        tools,
+        &run.from,
+        &run.password,
+        b.tool.clone().or_else(|| j.backup_tool.clone()),
+    )
+    .await?;
+    tools
+        .db
+        .restore(&source, &ctx.dir, b)
+        .await
+        .or_fail(|| format!("restoring the database from {} failed", b.file))?;
+    Ok(())
+}
+
+/// Before going back over a database the release gone to has served: dump it as it is (what users
+/// wrote since it started), record the dump in the journal so that a re-run does not take it
+/// again, and say where it is and how to read it back. No restore happens without it.
+async fn keep_served(run: &mut Run<'_>) -> Result<(), Failure> {
+    let (ctx, tools) = (run.ctx, run.tools);
+    let to = run.to.version.clone();
+    ctx.ui.step(&format!(
+        "keeping the database as {to} left it (rows written since {}) before going back over it",
+        run.journal.served_since()
+    ));
+    let tool = run.journal.backup_tool.clone();
+    let source = steps::backup_source(ctx, tools, &run.from, &run.password, tool).await?;
+    let kept = tools
+        .db
+        .dump(&source, &ctx.dir, to.as_str())
+        .await
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot keep the rows written on {to}: dumping the database failed, so it is not restored"
+            ))
+            .because(e)
+        })?;
+    run.journal.kept = Some(kept);
+    run.journal
+        .save(&ctx.dir)
+        .or_fail(|| "cannot write the journal".to_owned())?;
+    for line in kept_lines(run).unwrap_or_default() {
+        ctx.ui.info(&line);
+    }
+    Ok(())
+}
+
+/// Where the rows written on the release gone to are kept, and the command that reads them back.
+pub fn kept_lines(run: &Run<'_>) -> Option<Vec<String>> {
+    let b = run.journal.kept.as_ref()?;
+    let path = run.ctx.dir.join(&b.file);
+    Some(vec![
+        format!(
+            "rows written on {} since {} are in {} ({}, sha256 {}; kept, not pruned by this run)",
+            run.to.version,
+            run.journal.served_since(),
+            path.display(),
+            crate::core::plan::human(b.bytes),
+            b.sha256
+        ),
+        format!(
+            "to read them back into a database of their own: {}",
+            steps::read_back_command(run.tools, &run.from, &path, run.to.version.as_str())
+        ),
+    ])
 }

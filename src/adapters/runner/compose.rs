@@ -366,6 +366,7 @@ impl ComposeTool {
         Commands {
             logs: words(&logs),
             exec: words(&["exec"]),
+            exec_input: words(&["exec", "-T"]),
             start: words(&self.up_verb()),
             apply: Applies::Services(words(&apply)),
             restart: Applies::Services(words(&["restart"])),

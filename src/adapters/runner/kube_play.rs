@@ -195,6 +195,7 @@ impl KubePlay {
         Commands {
             logs: podman(&["logs", "--tail", "50"]),
             exec: podman(&["exec"]),
+            exec_input: podman(&["exec", "-i"]),
             start: podman(&["start"]),
             apply: Applies::Whole(play.clone()),
             restart: Applies::Whole(play.clone()),

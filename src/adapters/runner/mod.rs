@@ -177,6 +177,8 @@ pub struct Commands {
     logs: Vec<String>,
     /// Words before `<service> <command>` to run a command in a service's running container.
     exec: Vec<String>,
+    /// The same, with the command reading this terminal's standard input (`< file`).
+    exec_input: Vec<String>,
     /// Words before a service to start its stopped container.
     start: Vec<String>,
     /// Words before services to make them run what the deployment's file says now, recreating
@@ -259,6 +261,15 @@ impl Commands {
         format!(
             "{} {command}",
             Self::line(&self.exec, &[self.name(service)])
+        )
+    }
+
+    /// `command` in `service`'s running container, reading what the line's `< file` gives it.
+    #[must_use]
+    pub fn exec_input(&self, service: &str, command: &str) -> String {
+        format!(
+            "{} {command}",
+            Self::line(&self.exec_input, &[self.name(service)])
         )
     }
 
