@@ -527,3 +527,259 @@ async fn without_a_terminal_or_yes_an_upgrade_is_refused_before_anything_stops()
     assert!(!dir.path().join(JOURNAL_FILE).exists());
     assert_eq!(lock(dir.path()).movim, FROM);
 }
+
+/// A terminal's user who answers `no`, after noting whether a journal was on disk when asked.
+struct SaysNo {
+    journal: std::path::PathBuf,
+    seen: std::sync::Arc<std::sync::Mutex<Option<bool>>>,
+}
+
+impl movim_setup::core::answers::Prompter for SaysNo {
+    fn text(
+        &self,
+        _q: &movim_setup::core::answers::Question,
+        default: Option<&str>,
+    ) -> Result<String, Failure> {
+        Ok(default.unwrap_or_default().to_owned())
+    }
+    fn select(
+        &self,
+        _q: &movim_setup::core::answers::Question,
+        _choices: &[&str],
+        default: usize,
+    ) -> Result<usize, Failure> {
+        Ok(default)
+    }
+    fn password(&self, _q: &movim_setup::core::answers::Question) -> Result<String, Failure> {
+        Ok(String::new())
+    }
+    fn interactive(&self) -> bool {
+        true
+    }
+    fn confirm(&self, _prompt: &str, _default: bool) -> Result<bool, Failure> {
+        *self.seen.lock().unwrap_or_else(|e| panic!("{e}")) = Some(self.journal.exists());
+        Ok(false)
+    }
+}
+
+#[tokio::test]
+async fn no_journal_is_written_before_the_user_agrees_nor_during_the_prepull() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let mut ctx = context(dir.path(), &log);
+    ctx.prompter = Box::new(SaysNo {
+        journal: dir.path().join(JOURNAL_FILE),
+        seen: seen.clone(),
+    });
+    let cli = Cli::try_parse_from(["movim-setup", "upgrade", "--to", TO])
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let status = commands::run(&ctx, cli.command).await;
+
+    assert!(matches!(status, Ok(ExitStatus::Failed)), "{status:?}");
+    // A Ctrl-C at the prompt or during the pre-pull would have left what was on disk then.
+    assert_eq!(
+        *seen.lock().unwrap_or_else(|e| panic!("{e}")),
+        Some(false),
+        "a journal was on disk at the prompt"
+    );
+    assert!(log.has("probe"), "{:?}", log.calls());
+    assert!(
+        log.calls()
+            .iter()
+            .filter(|c| c.starts_with("probe"))
+            .all(|c| c.ends_with("(journal: false)")),
+        "a journal was on disk during the pre-pull: {:?}",
+        log.calls()
+    );
+    assert!(!log.has("stop"), "{:?}", log.calls());
+}
+
+/// The journal an upgrade of `dir` to `TO` writes once agreed, with `done` done and `current`
+/// under way (what a kill leaves).
+fn left_journal(
+    dir: &Path,
+    done: &[movim_setup::core::plan::Step],
+    current: Option<movim_setup::core::plan::Step>,
+) -> movim_setup::core::journal::Journal {
+    use movim_setup::core::journal::{Files, Journal, Side};
+    let read =
+        |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+    let from = lock(dir);
+    let to_images = from
+        .images
+        .iter()
+        .map(|(s, i)| {
+            let reference = i.split('@').next().unwrap_or_default().replace(FROM, TO);
+            (
+                s.clone(),
+                format!("{reference}@{}", fakes::digest_of(&reference)),
+            )
+        })
+        .collect();
+    let mut j = Journal::new(
+        movim_setup::core::plan::Kind::Upgrade,
+        Side {
+            movim: FROM.to_owned(),
+            images: from.images.clone(),
+        },
+        Side {
+            movim: TO.to_owned(),
+            images: to_images,
+        },
+        Files {
+            main: read("compose.yaml"),
+            answers: read("movim-setup.yaml"),
+            lock: read("movim-setup.lock"),
+        },
+        "2026-12-01T09:00:00Z",
+        1,
+    );
+    j.done = done.to_vec();
+    j.current = current;
+    j.save(dir).unwrap_or_else(|e| panic!("{e}"));
+    j
+}
+
+#[tokio::test]
+async fn a_journal_holding_nothing_past_the_prepull_is_no_interrupted_upgrade() {
+    use movim_setup::core::plan::Step;
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    // `rollback`: nothing to undo; the journal is removed, nothing stopped or restored.
+    left_journal(dir.path(), &[Step::Prepull], None);
+    let status = run(dir.path(), &log, &["rollback"]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+    assert!(!log.has("stop") && !log.has("restore"), "{:?}", log.calls());
+    assert_eq!(lock(dir.path()).movim, FROM);
+
+    // `upgrade --resume`: nothing to resume, naming the upgrade to run instead.
+    left_journal(dir.path(), &[], Some(Step::Prepull));
+    let failure = run(dir.path(), &log, &["upgrade", "--resume"])
+        .await
+        .expect_err("nothing was under way");
+    assert_eq!(failure.status, ExitStatus::CouldNotRun, "{failure}");
+    assert!(
+        failure
+            .next
+            .iter()
+            .any(|n| n.contains(&format!("--to {TO}"))),
+        "{failure}"
+    );
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+
+    // `upgrade`: runs as if there were none.
+    left_journal(dir.path(), &[Step::Prepull], None);
+    let status = run(dir.path(), &log, &["upgrade", "--yes", "--to", TO]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert_eq!(lock(dir.path()).movim, TO);
+}
+
+#[tokio::test]
+async fn resume_checks_the_health_and_the_target_again_before_going_on() {
+    use movim_setup::core::plan::Step;
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    left_journal(dir.path(), &[Step::Prepull, Step::Stop], Some(Step::Backup));
+    log.state().stopped = ["web", "fpm", "daemon", "postgres"]
+        .map(str::to_owned)
+        .to_vec();
+
+    let refused = run(dir.path(), &log, &["upgrade", "--resume"])
+        .await
+        .expect_err("the database is down");
+    assert!(refused.what.contains("postgres is exited"), "{refused}");
+    assert!(
+        refused
+            .next
+            .iter()
+            .any(|n| n.contains("--resume") && n.contains("--force")),
+        "{refused}"
+    );
+    assert!(!log.has("dump") && !log.has("pull"), "{:?}", log.calls());
+    assert!(
+        dir.path().join(JOURNAL_FILE).exists(),
+        "the journal is kept"
+    );
+
+    // The lock names neither side of the journal: the deployment changed since.
+    let text = std::fs::read_to_string(dir.path().join("movim-setup.lock"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("movim-setup.lock"),
+        text.replacen(&format!("movim: {FROM}"), "movim: v0.28.0", 1),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    log.state().stopped = ["web", "fpm", "daemon"].map(str::to_owned).to_vec();
+    let refused = run(dir.path(), &log, &["upgrade", "--resume"])
+        .await
+        .expect_err("the lock moved");
+    assert!(refused.what.contains("changed since"), "{refused}");
+    std::fs::write(dir.path().join("movim-setup.lock"), text).unwrap_or_else(|e| panic!("{e}"));
+
+    // Healthy again: the target's images are checked (pulled by digest), then it goes on.
+    let status = run(dir.path(), &log, &["upgrade", "--resume"]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    log.assert_in_order(&["pull", "dump"]);
+    assert_eq!(lock(dir.path()).movim, TO);
+}
+
+#[tokio::test]
+async fn rollback_after_a_crash_past_start_keeps_the_served_database_before_restoring() {
+    use movim_setup::core::plan::Step;
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let before = ["compose.yaml", "movim-setup.yaml", "movim-setup.lock"]
+        .map(|n| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{e}")));
+    log.state().probe_status = (3, "down  20250101000000  CreateSomething\n".to_owned());
+    let up = run(dir.path(), &log, &["upgrade", "--yes", "--to", TO]).await;
+    assert!(matches!(up, Ok(ExitStatus::Success)), "{up:?}");
+    // What a kill right after `start` leaves: the new release served, the journal says so.
+    let backup = lock(dir.path())
+        .history
+        .last()
+        .and_then(|r| r.backup.clone());
+    let after = ["compose.yaml", "movim-setup.yaml", "movim-setup.lock"]
+        .map(|n| std::fs::read_to_string(dir.path().join(n)).unwrap_or_else(|e| panic!("{e}")));
+    for (name, text) in ["compose.yaml", "movim-setup.yaml", "movim-setup.lock"]
+        .iter()
+        .zip(&before)
+    {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut j = left_journal(
+        dir.path(),
+        &[
+            Step::Prepull,
+            Step::Stop,
+            Step::Backup,
+            Step::Write,
+            Step::Migrate,
+            Step::Start,
+        ],
+        None,
+    );
+    for (name, text) in ["compose.yaml", "movim-setup.yaml", "movim-setup.lock"]
+        .iter()
+        .zip(&after)
+    {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    j.backup = backup;
+    j.serving_since = Some("2026-12-01T09:30:00Z".to_owned());
+    j.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+
+    let status = run(dir.path(), &log, &["rollback"]).await;
+
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    log.assert_in_order(&[
+        "dump backups/db-fake-v0.30.0.dump",
+        "restore backups/db-fake-v0.29.2.dump",
+    ]);
+    assert!(dir.path().join("backups/db-fake-v0.30.0.dump").is_file());
+    assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}

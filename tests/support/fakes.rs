@@ -276,13 +276,18 @@ impl Runner for FakeRunner {
     }
     fn probe_php<'a>(
         &'a self,
-        _dir: &'a Path,
+        dir: &'a Path,
         _project: &'a str,
         release: &'a Probe<'a>,
         args: &'a [&'a str],
     ) -> BoxFuture<'a, anyhow::Result<(i32, String)>> {
-        self.0
-            .push(format!("probe {} {}", release.daemon_image, args.join(" ")));
+        // Whether a journal was on disk then: the one-shot runs before the user is asked.
+        let journal = dir.join(movim_setup::core::journal::JOURNAL_FILE).exists();
+        self.0.push(format!(
+            "probe {} {} (journal: {journal})",
+            release.daemon_image,
+            args.join(" ")
+        ));
         let answer = self.0.state().probe_status.clone();
         Box::pin(async move { Ok(answer) })
     }
