@@ -7,9 +7,9 @@ use crate::core::deployment::Deployment;
 use crate::core::envfile;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock};
-use crate::core::render::COMPOSE_FILE;
 use crate::core::render::kube::KUBE_ENV_FILE;
 use crate::core::render::kube::PODMAN_FILE;
+use crate::core::render::{self, COMPOSE_FILE};
 use crate::core::render::{ANSWERS_FILE, ENV_FILE};
 use crate::core::secret::Secret;
 use crate::error::Failure;
@@ -123,8 +123,13 @@ impl Dir {
             .lock
             .map(|l| l.map_err(|why| broken(LOCK_FILE, why)))
             .transpose()?;
+        let reading = deployment.as_ref().map(|d| {
+            let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            render::reading_copies(d, &abs, |name| dir.join(name).is_file())
+        });
         Ok(Saved {
-            deployment,
+            deployment: reading,
+            recorded: deployment,
             env,
             lock,
         })
@@ -164,7 +169,11 @@ impl Dir {
 /// run): the strict view of [`Dir`].
 #[derive(Debug, Default)]
 pub struct Saved {
+    /// The answers, each file the user once named read from the directory's copy of it
+    /// ([`render::reading_copies`]): what a later run uses.
     pub deployment: Option<Deployment>,
+    /// The answers as `movim-setup.yaml` records them (the paths the user named).
+    pub recorded: Option<Deployment>,
     pub env: Option<BTreeMap<String, String>>,
     pub lock: Option<Lock>,
 }

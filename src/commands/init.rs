@@ -4,6 +4,7 @@
 //! what it changes, backs up what it replaces, and does nothing when nothing changed.
 
 mod kube;
+mod named;
 mod ports;
 mod review;
 
@@ -22,11 +23,12 @@ use crate::core::journal::Journal;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::movim::MOVIM_UID;
-use crate::core::render::{self, ANSWERS_FILE, ENV_FILE, Extras};
+use crate::core::render::{self, ANSWERS_FILE, ENV_FILE};
 use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::{pin, preflight};
 use crate::stack;
+use named::{Named, read_extras};
 use review::{changes, print_changes, review};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,8 +54,13 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         None
     };
     let saved = Saved::load(&ctx.dir)?;
-    let d_and_secret = collect_answers(ctx, &args, &saved)?;
-    let (d, password) = d_and_secret;
+    let (d, password, named) = collect_answers(ctx, &args, &saved)?;
+    // Files named on an earlier run are read from the directory's copies of them.
+    let dir = std::path::absolute(&ctx.dir)
+        .map_err(|e| Failure::usage(format!("cannot resolve {}", ctx.dir.display())).because(e))?;
+    let reading = render::reading_copies(&d, &dir, |name| {
+        !named.names(name) && ctx.dir.join(name).is_file()
+    });
     if let (Some(lock), Some(_)) = (&saved.lock, &saved.deployment)
         && lock.movim != d.version.as_str()
     {
@@ -67,7 +74,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
             d.version
         )));
     }
-    let extras = read_extras(&d)?;
+    let extras = read_extras(&reading, &dir)?;
     if let Xmpp::Bundled {
         cert: None, domain, ..
     } = &d.xmpp
@@ -98,7 +105,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         check_external_db(ctx, &tools, &d, &password).await?;
     }
 
-    let lock = pin(ctx, &d, saved.lock.as_ref()).await?;
+    let lock = pin(ctx, &reading, saved.lock.as_ref()).await?;
     let files = stack::rendered(&d, &password, &lock, &extras)?;
     let changes = changes(&ctx.dir, &files, &lock, ENV_FILE)?;
     let existing = saved.deployment.is_some();
@@ -145,19 +152,14 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     Ok(ExitStatus::Success)
 }
 
-/// A file named on the command line, as later runs (from any directory) must find it again.
-fn absolute(file: &Path) -> Result<std::path::PathBuf, Failure> {
-    std::path::absolute(file)
-        .map_err(|e| Failure::usage(format!("cannot resolve {}", file.display())).because(e))
-}
-
 /// Merges flags/env, the answers file and the saved answers, asks for the rest, and settles the
 /// database password (kept from a previous run; for an external database the given one wins).
+/// Paths named on this run are made absolute.
 fn collect_answers(
     ctx: &Context,
     args: &InitArgs,
     saved: &Saved,
-) -> Result<(Deployment, Secret), Failure> {
+) -> Result<(Deployment, Secret, Named), Failure> {
     let mut given = Answers {
         project: args.project.clone(),
         domain: args.domain.clone(),
@@ -165,7 +167,7 @@ fn collect_answers(
         http_port: args.http_port,
         acme_email: args.acme_email.clone(),
         acme_ca: args.acme_ca.clone(),
-        ca_bundle: args.ca_bundle.as_deref().map(absolute).transpose()?,
+        ca_bundle: args.ca_bundle.clone(),
         database: args.database.map(|c| c.to_string()),
         db_host: args.db_host.clone(),
         db_port: args.db_port,
@@ -176,8 +178,8 @@ fn collect_answers(
             .map(Secret::new),
         xmpp: args.xmpp.map(|c| c.to_string()),
         xmpp_domain: args.xmpp_domain.clone(),
-        xmpp_cert: args.xmpp_cert.as_deref().map(absolute).transpose()?,
-        xmpp_key: args.xmpp_key.as_deref().map(absolute).transpose()?,
+        xmpp_cert: args.xmpp_cert.clone(),
+        xmpp_key: args.xmpp_key.clone(),
         release: args.release.clone(),
         image_repository: args.image_repository.clone(),
         library_repository: args.library_repository.clone(),
@@ -199,9 +201,9 @@ fn collect_answers(
         }
         None => Answers::default(),
     };
-    let from_saved = saved
-        .deployment
-        .as_ref()
+    let recorded = saved.recorded.as_ref();
+    let named = Named::on_this_run(&[&given, &from_file], recorded);
+    let from_saved = recorded
         .map(|d| {
             Answers::from_deployment(d).from_source(&format!(
                 "{}, the answers a previous run saved",
@@ -212,7 +214,7 @@ fn collect_answers(
     let merged = given.or(from_file).or(from_saved);
     let default_project = default_project(&ctx.dir);
     let resolved = answers::resolve(merged, ctx.prompter.as_ref(), &default_project)?;
-    let d = resolved.deployment;
+    let d = named.absolute(resolved.deployment)?;
     let password = match (&d.database, resolved.db_password, saved.db_password()) {
         (Database::External { .. }, Some(given), _) => given,
         (_, _, Some(kept)) => kept,
@@ -222,7 +224,7 @@ fn collect_answers(
         }
         (Database::Bundled, _, None) => Secret::generate(32),
     };
-    Ok((d, password))
+    Ok((d, password, named))
 }
 
 fn default_project(dir: &Path) -> String {
@@ -240,44 +242,6 @@ fn default_project(dir: &Path) -> String {
     } else {
         name
     }
-}
-
-/// Reads the files the answers name: the CA bundle (with the system roots appended, since it
-/// replaces them in the containers) and Prosody's certificate and key.
-fn read_extras(d: &Deployment) -> Result<Extras, Failure> {
-    let pem = |flag: &str, path: &Path, marker: &str| -> Result<String, Failure> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::usage(format!("cannot read {flag} {}", path.display())).because(e)
-        })?;
-        if !text.contains(marker) {
-            return Err(Failure::usage(format!(
-                "{flag} {} is not PEM ({marker} not found)",
-                path.display()
-            )));
-        }
-        Ok(text)
-    };
-    let mut extras = Extras::default();
-    if let Some(ca) = &d.ca_bundle {
-        let mut bundle = pem("--ca-bundle", ca, "BEGIN CERTIFICATE")?;
-        if let Ok(system) = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt") {
-            bundle.push('\n');
-            bundle.push_str(&system);
-        }
-        extras.ca_pem = Some(bundle);
-    }
-    if let Xmpp::Bundled {
-        cert: Some(cert),
-        key: Some(key),
-        ..
-    } = &d.xmpp
-    {
-        extras.xmpp_cert = Some((
-            pem("--xmpp-cert", cert, "BEGIN CERTIFICATE")?,
-            Secret::new(pem("--xmpp-key", key, "PRIVATE KEY")?),
-        ));
-    }
-    Ok(extras)
 }
 
 fn check_disk(dir: &Path) -> Result<(), Failure> {

@@ -17,7 +17,7 @@ use movim_setup::core::lockfile::Lock;
 use movim_setup::doctor::report::{Report, Severity};
 use movim_setup::doctor::{checks, facts, gather};
 use movim_setup::error::{ExitStatus, Failure};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `movim-setup <args> --dir <dir>` on the fakes.
 async fn run(dir: &Path, log: &Log, args: &[&str]) -> Result<ExitStatus, Failure> {
@@ -96,6 +96,86 @@ async fn init_pins_writes_migrates_starts_in_order_and_proves_then_a_rerun_chang
     assert_eq!(
         std::fs::read_to_string(dir.join("movim.env")).unwrap_or_else(|e| panic!("{e}")),
         env
+    );
+}
+
+#[tokio::test]
+async fn a_ca_bundle_named_relatively_is_read_from_the_deployments_copy_by_every_later_run() {
+    let log = Log::default();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("movim");
+    let source = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        source.path().join("private-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The bundle named relative to the working directory, as a user standing beside it would.
+    let cwd = std::env::current_dir().unwrap_or_else(|e| panic!("{e}"));
+    let up = "../".repeat(cwd.components().count() - 1);
+    let relative = format!(
+        "{up}{}/private-ca.pem",
+        source.path().display().to_string().trim_start_matches('/')
+    );
+    let port = free_port().to_string();
+    let mut args = init_args(&port).to_vec();
+    args.extend(["--ca-bundle", &relative]);
+
+    let status = run(&dir, &log, &args).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    let answers =
+        std::fs::read_to_string(dir.join("movim-setup.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let recorded = answers
+        .lines()
+        .find_map(|l| l.strip_prefix("ca_bundle: "))
+        .map(PathBuf::from);
+    assert!(
+        recorded.as_ref().is_some_and(|p| p.is_absolute()
+            && std::fs::canonicalize(p).ok()
+                == std::fs::canonicalize(source.path().join("private-ca.pem")).ok()),
+        "recorded as a path any directory finds: {answers}"
+    );
+    let copy = std::fs::read_to_string(dir.join("ca.pem")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        copy.starts_with("-----BEGIN CERTIFICATE-----\nMIIBfake"),
+        "{copy}"
+    );
+
+    // From another working directory the name leads nowhere: here, the file is gone.
+    drop(source);
+    let trusted = format!("trust {}", dir.join("ca.pem").display());
+    let before = log.calls().len();
+    let again = run(&dir, &log, &init_args(&port)).await;
+    assert!(matches!(again, Ok(ExitStatus::Success)), "{again:?}");
+    let rerun = &log.calls()[before..];
+    assert!(rerun.contains(&trusted), "{rerun:?}");
+    assert!(!rerun.iter().any(|c| c.starts_with("up ")), "{rerun:?}");
+    let read =
+        |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read("ca.pem"), copy, "the copy is kept as it is");
+    assert_eq!(
+        read("movim-setup.yaml"),
+        answers,
+        "a re-run changes nothing"
+    );
+
+    let before = log.calls().len();
+    let upgraded = run(&dir, &log, &["upgrade", "--yes", "--to", TO]).await;
+    assert!(matches!(upgraded, Ok(ExitStatus::Success)), "{upgraded:?}");
+    assert!(
+        log.calls()[before..].contains(&trusted),
+        "{:?}",
+        log.calls()
+    );
+    assert_eq!(read("ca.pem"), copy);
+    let answers = read("movim-setup.yaml");
+    let again = run(&dir, &log, &init_args(&port)).await;
+    assert!(matches!(again, Ok(ExitStatus::Success)), "{again:?}");
+    assert_eq!(read("ca.pem"), copy);
+    assert_eq!(
+        read("movim-setup.yaml"),
+        answers,
+        "a re-run changes nothing"
     );
 }
 

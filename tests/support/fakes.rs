@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
+use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 use movim_setup::adapters::Tools;
 use movim_setup::adapters::backup::Source;
@@ -450,7 +451,18 @@ impl Registry for FakeRegistry {
 }
 
 impl Registries for FakeRegistry {
-    fn client(&self, _ca_bundle: Option<&Path>) -> anyhow::Result<Box<dyn Registry>> {
+    /// As the real client: a CA bundle given is read (it must be there).
+    fn client(&self, ca_bundle: Option<&Path>) -> anyhow::Result<Box<dyn Registry>> {
+        if let Some(path) = ca_bundle {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA bundle {}", path.display()))?;
+            anyhow::ensure!(
+                pem.contains("BEGIN CERTIFICATE"),
+                "the CA bundle {} is not PEM certificates",
+                path.display()
+            );
+            self.0.push(format!("trust {}", path.display()));
+        }
         Ok(Box::new(FakeRegistry(self.0.clone())))
     }
 }

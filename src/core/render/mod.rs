@@ -140,11 +140,12 @@ pub fn files(
             )?),
         );
         if let Some((cert, key)) = &extras.xmpp_cert {
-            out.insert(format!("prosody/certs/{domain}.crt"), public(cert.clone()));
+            let (cert_file, key_file) = xmpp_cert_files(domain);
+            out.insert(cert_file, public(cert.clone()));
             // Prosody reads the key as its own uid, which this tool does not know; the key is
             // protected by the deployment directory itself, which is 0700.
             out.insert(
-                format!("prosody/certs/{domain}.key"),
+                key_file,
                 File {
                     content: key.expose().to_owned(),
                     mode: 0o644,
@@ -159,10 +160,90 @@ pub fn files(
     Ok(out)
 }
 
+/// Where the deployment directory keeps its copies of Prosody's certificate and key for `domain`.
+#[must_use]
+pub fn xmpp_cert_files(domain: &crate::core::deployment::Domain) -> (String, String) {
+    (
+        format!("prosody/certs/{domain}.crt"),
+        format!("prosody/certs/{domain}.key"),
+    )
+}
+
+/// `d` with each file the user once named (`--ca-bundle`, `--xmpp-cert`, `--xmpp-key`) replaced
+/// by the copy the deployment directory `dir` keeps of it, where `kept(name)` says the directory
+/// holds that copy: later runs read those, never the user's path again (it may be relative to
+/// another working directory, moved or gone). The CA copy already has the system roots appended.
+#[must_use]
+pub fn reading_copies(
+    d: &Deployment,
+    dir: &std::path::Path,
+    kept: impl Fn(&str) -> bool,
+) -> Deployment {
+    let mut d = d.clone();
+    if d.ca_bundle.is_some() && kept(CA_FILE) {
+        d.ca_bundle = Some(dir.join(CA_FILE));
+    }
+    if let Xmpp::Bundled {
+        domain,
+        cert: cert @ Some(_),
+        key: key @ Some(_),
+    } = &mut d.xmpp
+    {
+        let (cert_file, key_file) = xmpp_cert_files(domain);
+        if kept(&cert_file) && kept(&key_file) {
+            *cert = Some(dir.join(cert_file));
+            *key = Some(dir.join(key_file));
+        }
+    }
+    d
+}
+
 /// `movim-setup.yaml`: the answers, so a re-run asks nothing and `doctor` can re-render.
 pub fn answers_yaml(d: &Deployment) -> Result<String, String> {
     let body = yaml_serde::to_string(d).map_err(|e| format!("cannot serialise answers: {e}"))?;
     Ok(format!(
         "# movim-setup answers (no secrets). Change them with `movim-setup init --FLAG value`.\n{body}"
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn named(ca: &str, cert: &str, key: &str) -> Deployment {
+        yaml_serde::from_str(&format!(
+            "project: movim\ndomain: movim.example.org\ntls: {{mode: proxy, http_port: 8080}}\n\
+             database: {{mode: bundled}}\n\
+             xmpp: {{mode: bundled, domain: example.org, cert: {cert}, key: {key}}}\n\
+             version: v0.30.0\nimage_repository: r/movim\nlibrary_repository: r/library\n\
+             ca_bundle: {ca}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn later_runs_read_the_copies_the_directory_keeps_and_only_those() {
+        let d = named("ca.pem", "certs/x.crt", "/etc/x.key");
+        let dir = Path::new("/srv/movim");
+        let all = reading_copies(&d, dir, |_| true);
+        assert_eq!(all.ca_bundle, Some(PathBuf::from("/srv/movim/ca.pem")));
+        let Xmpp::Bundled { cert, key, .. } = &all.xmpp else {
+            panic!("{all:?}")
+        };
+        assert_eq!(
+            (cert.as_deref(), key.as_deref()),
+            (
+                Some(Path::new("/srv/movim/prosody/certs/example.org.crt")),
+                Some(Path::new("/srv/movim/prosody/certs/example.org.key"))
+            )
+        );
+        // No copy (never written, or removed): the answer stays as recorded; a certificate
+        // without its key is no pair.
+        assert_eq!(reading_copies(&d, dir, |_| false), d);
+        let no_key = reading_copies(&d, dir, |n| !n.ends_with(".key"));
+        assert_eq!(no_key.xmpp, d.xmpp);
+        assert_eq!(no_key.ca_bundle, all.ca_bundle);
+    }
 }
