@@ -584,7 +584,9 @@ fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
             .stderr_has("upgrade --resume")
             .stderr_has("movim-setup rollback");
     };
-    for at in CHECKPOINTS {
+    // A kill right after the pre-pull changes nothing (the journal then stands for no interrupted
+    // upgrade): a_rollback_after_a_crash_past_start_keeps_the_rows_written_since_in_a_named_dump.
+    for at in CHECKPOINTS.into_iter().filter(|at| *at != "after-prepull") {
         // Killed upgrade, undone by `rollback`.
         crash(s.upgrade(NEXT), at);
         let t = Instant::now();
@@ -658,4 +660,79 @@ fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".dump"))
         .count();
     assert!(dumps <= 6, "{dumps} dumps kept");
+}
+
+/// What users write on a new release before a crash is not lost by the rollback that follows: a
+/// kill right after the pre-pull left nothing to undo (rollback says so); a kill right after
+/// `start` (v0.30.0 served, a user wrote a row), then `rollback`, restores v0.29.2's database only
+/// after dumping the served one to a kept, named file, and the command it prints reads the row back.
+#[test]
+fn a_rollback_after_a_crash_past_start_keeps_the_rows_written_since_in_a_named_dump() {
+    let s = Stack::up("keep");
+    s.write_rows("base");
+    let before = s.checksums();
+
+    let run = s
+        .upgrade(NEXT)
+        .env("MOVIM_SETUP_CRASH_AT", "after-prepull")
+        .run();
+    assert!(
+        killed(&run),
+        "not killed after the pre-pull: {}",
+        run.stderr()
+    );
+    let undo = s.cmd("rollback").run().success();
+    assert!(
+        format!("{}{}", undo.stdout(), undo.stderr()).contains("nothing to undo"),
+        "{}",
+        undo.stderr()
+    );
+    s.assert_no_journal();
+
+    let run = s
+        .upgrade(NEXT)
+        .env("MOVIM_SETUP_CRASH_AT", "after-start")
+        .run();
+    assert!(killed(&run), "not killed after start: {}", run.stderr());
+    s.psql("insert into users (id, nickname) values ('late@example.test', 'written on v0.30.0')");
+    let t = Instant::now();
+    let back = s.cmd("rollback").run().success();
+    eprintln!("rollback after a kill past start: {:.0?}", t.elapsed());
+    s.assert_healthy_on(BASE);
+    s.assert_no_journal();
+    assert_eq!(s.checksums(), before, "the database of v0.29.2 is not back");
+
+    let out = format!("{}{}", back.stdout(), back.stderr());
+    assert!(out.contains("rows written on v0.30.0 since"), "{out}");
+    let dump = out
+        .split_whitespace()
+        .find(|w| w.contains("/backups/db-") && w.ends_with("-v0.30.0.dump"))
+        .unwrap_or_else(|| panic!("no kept dump named:\n{out}"));
+    assert!(std::path::Path::new(dump).is_file(), "{dump} is not kept");
+    let command = out
+        .lines()
+        .find_map(|l| l.split_once("to read them back into a database of their own: "))
+        .map(|(_, c)| c.trim().to_owned())
+        .unwrap_or_else(|| panic!("no command to read the rows back:\n{out}"));
+    let read_back = Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .expect("sh runs");
+    assert!(
+        read_back.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&read_back.stderr)
+    );
+    let row = docker(&[
+        "exec",
+        &s.container("postgres"),
+        "psql",
+        "-U",
+        "movim",
+        "-d",
+        "movim_v0_30_0",
+        "-Atc",
+        "select nickname from users where id = 'late@example.test'",
+    ]);
+    assert_eq!(row.trim(), "written on v0.30.0");
 }
