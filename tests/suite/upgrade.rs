@@ -712,8 +712,10 @@ fn a_rollback_after_a_crash_past_start_keeps_the_rows_written_since_in_a_named_d
     let command = out
         .lines()
         .find_map(|l| l.split_once("to read them back into a database of their own: "))
-        .map(|(_, c)| c.trim().to_owned())
-        .unwrap_or_else(|| panic!("no command to read the rows back:\n{out}"));
+        .map_or_else(
+            || panic!("no command to read the rows back:\n{out}"),
+            |(_, c)| c.trim().to_owned(),
+        );
     let read_back = Command::new("sh")
         .args(["-c", &command])
         .output()
