@@ -9,7 +9,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Writes `content` to `path` atomically with `mode`, creating parent directories.
+/// Writes `content` to `path` atomically with `mode`, creating parent directories. The temporary
+/// file beside it is created exclusively under a random name (`O_EXCL`: never a file or symbolic
+/// link someone planted), and removed if anything fails.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("a file path without a directory")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -17,31 +19,55 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
         .file_name()
         .context("a file path without a name")?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(content)
-            .with_context(|| format!("cannot write {} (disk full?)", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("cannot flush {} (disk full?)", tmp.display()))?;
-        fs::rename(&tmp, path)
-            .with_context(|| format!("cannot move {} into place", path.display()))?;
-        if let Ok(d) = fs::File::open(dir) {
-            // Best effort: makes the rename itself durable on filesystems that need it.
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let shown = tmp.path().display().to_string();
+    let f = tmp.as_file_mut();
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.write_all(content)
+        .with_context(|| format!("cannot write {shown} (disk full?)"))?;
+    f.sync_all()
+        .with_context(|| format!("cannot flush {shown} (disk full?)"))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
+    if let Ok(d) = fs::File::open(dir) {
+        // Best effort: makes the rename itself durable on filesystems that need it.
+        let _ = d.sync_all();
     }
-    result
+    Ok(())
+}
+
+/// Opens the regular file `path` (for reading), never through a symbolic link: one at `path` is
+/// refused, and so is a file swapped in between the look and the open.
+pub fn open_regular(path: &Path) -> Result<fs::File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let seen =
+        fs::symlink_metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+    anyhow::ensure!(
+        seen.file_type().is_file(),
+        "{} is not a regular file (a symbolic link?); refusing to follow it",
+        path.display()
+    );
+    let f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let opened = f.metadata()?;
+    anyhow::ensure!(
+        (opened.dev(), opened.ino()) == (seen.dev(), seen.ino()),
+        "{} was replaced while being opened; refusing it",
+        path.display()
+    );
+    Ok(f)
+}
+
+/// Gives the regular file `path` to `uid:uid`, changed on the file opened ([`open_regular`]),
+/// never on what a symbolic link at `path` points to.
+pub fn give_to(path: &Path, uid: u32) -> Result<()> {
+    let f = open_regular(path)?;
+    std::os::unix::fs::fchown(&f, Some(uid), Some(uid))
+        .with_context(|| format!("chown {uid}:{uid} {}", path.display()))
 }
 
 /// What one transaction did to one path, so it can be undone.
@@ -180,6 +206,55 @@ pub fn tar_gz(parent: &Path, name: &str, out: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlink_planted_at_the_old_temporary_name_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").expect("seed");
+        let planted = dir
+            .path()
+            .join(format!(".movim.env.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+
+        write_atomic(&dir.path().join("movim.env"), b"new", 0o600).expect("write");
+
+        assert_eq!(fs::read_to_string(&victim).expect("read"), "precious");
+        let written = fs::symlink_metadata(dir.path().join("movim.env")).expect("stat");
+        assert!(written.file_type().is_file(), "{written:?}");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("movim.env")).expect("read"),
+            "new"
+        );
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(left.len(), 3, "no temporary file left: {left:?}");
+    }
+
+    #[test]
+    fn ownership_is_not_given_through_a_symlink() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").expect("seed");
+        let link = dir.path().join("movim.env");
+        std::os::unix::fs::symlink(&victim, &link).expect("plant");
+        let before = fs::metadata(&victim).expect("stat").uid();
+        let uid = before + 1;
+
+        let refused = give_to(&link, uid).expect_err("a symbolic link is refused");
+
+        assert!(refused.to_string().contains("symbolic link"), "{refused:#}");
+        assert_eq!(fs::metadata(&victim).expect("stat").uid(), before);
+        // A regular file is handed over (where this process may: as root).
+        let own = dir.path().join("own");
+        fs::write(&own, "x").expect("seed");
+        if give_to(&own, uid).is_ok() {
+            assert_eq!(fs::metadata(&own).expect("stat").uid(), uid);
+        }
+    }
 
     #[test]
     fn uncommitted_transactions_put_everything_back() {

@@ -30,10 +30,7 @@ pub trait ContainerEngine: Send + Sync {
         path: &'a std::path::Path,
         uid: u32,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            std::os::unix::fs::chown(path, Some(uid), Some(uid))
-                .with_context(|| format!("chown {uid}:{uid} {}", path.display()))
-        })
+        Box::pin(async move { crate::adapters::fsx::give_to(path, uid) })
     }
     /// Every container of `project` in `layout`, stopped ones included, each named back to its
     /// service.

@@ -140,10 +140,11 @@ impl Engine {
     pub async fn hand_over(&self, path: &std::path::Path, uid: u32) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
         if self.rootless.is_none() || self.kind != EngineKind::Podman {
-            return std::os::unix::fs::chown(path, Some(uid), Some(uid))
-                .with_context(|| format!("chown {uid}:{uid} {}", path.display()));
+            return crate::adapters::fsx::give_to(path, uid);
         }
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640))
+        // Never through a symbolic link: the mode is set on the file opened.
+        crate::adapters::fsx::open_regular(path)?
+            .set_permissions(std::fs::Permissions::from_mode(0o640))
             .with_context(|| format!("chmod 640 {}", path.display()))?;
         let owner = format!("0:{uid}");
         let out = crate::adapters::subprocess::command("podman")
