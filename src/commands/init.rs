@@ -19,7 +19,6 @@ use crate::cli::{InitArgs, Target};
 use crate::context::Context;
 use crate::core::answers::{self, Answers};
 use crate::core::deployment::{Database, DbEndpoint, Deployment, Tls, Xmpp};
-use crate::core::journal::Journal;
 use crate::core::layout::Layout;
 use crate::core::lockfile::{LOCK_FILE, Lock, Release};
 use crate::core::movim::MOVIM_UID;
@@ -44,9 +43,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
     // must be settled first (init would migrate and start half of it).
     let _lock = if ctx.dir.is_dir() {
         let lock = preflight::run_lock(ctx, "init")?;
-        if let Some(j) =
-            Journal::load(&ctx.dir).or_fail(|| "cannot read the upgrade journal".to_owned())?
-        {
+        if let preflight::Left::Interrupted(j) = preflight::left_journal(ctx, true)? {
             return Err(preflight::interrupted(ctx, &j).status(ExitStatus::CouldNotRun));
         }
         Some(lock)

@@ -751,6 +751,20 @@ async fn a_journal_holding_nothing_past_the_prepull_is_no_interrupted_upgrade() 
     );
     assert!(!dir.path().join(JOURNAL_FILE).exists());
 
+    // `doctor`: a warning that names the file and who removes it, not an interrupted upgrade.
+    left_journal(dir.path(), &[Step::Prepull], None);
+    let report = doctor(dir.path(), &log).await;
+    assert_eq!(severity_of(&report, "upgrade.journal"), Severity::Warn);
+    assert!(
+        dir.path().join(JOURNAL_FILE).exists(),
+        "doctor changes nothing"
+    );
+
+    // A re-run of `init`: not refused; the journal is removed.
+    let status = run(dir.path(), &log, &["init", "--yes"]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+
     // `upgrade`: runs as if there were none.
     left_journal(dir.path(), &[Step::Prepull], None);
     let status = run(dir.path(), &log, &["upgrade", "--yes", "--to", TO]).await;

@@ -64,6 +64,20 @@ pub fn check_upgrade(
             format!("an upgrade or rollback is under way (pid {pid})"),
         )
         .hint("wait for it to finish, then run: movim-setup doctor"),
+        (Some(left), None) if left.journal.as_ref().is_ok_and(Journal::changed_nothing) => {
+            Finding::warn(
+                Area::Upgrade,
+                "upgrade.journal",
+                format!(
+                    "{} is left by a run that got no further than the pre-pull: nothing was stopped or changed",
+                    path.display()
+                ),
+            )
+            .hint(format!(
+                "the next upgrade, rollback or init removes it; or now: rm {}",
+                path.display()
+            ))
+        }
         (Some(left), None) => {
             let age = left.age.map_or_else(String::new, |a| {
                 format!(", last written {} ago", human_age(a))
