@@ -3,6 +3,7 @@
 //! the transaction is dropped without [`Transaction::commit`] everything it wrote is put back.
 //! Crash-safe by construction: a kill leaves either the old or the new file, never half of one.
 
+use crate::core::trust::DirFacts;
 use anyhow::{Context, Result};
 use std::fs;
 use std::io::Write;
@@ -68,6 +69,40 @@ pub fn give_to(path: &Path, uid: u32) -> Result<()> {
     let f = open_regular(path)?;
     std::os::unix::fs::fchown(&f, Some(uid), Some(uid))
         .with_context(|| format!("chown {uid}:{uid} {}", path.display()))
+}
+
+/// The effective uid of this process: `/proc/self` belongs to it (`u32::MAX` if unreadable).
+#[must_use]
+pub fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+/// Owners and modes of the deployment directory `dir` (made absolute; `None` when it does not
+/// exist yet) and of every existing directory above it, nearest first; symbolic links are read as
+/// themselves, never followed.
+pub fn dir_facts(dir: &Path) -> Result<(Option<DirFacts>, Vec<DirFacts>)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir =
+        std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let facts = |p: &Path| -> Result<Option<DirFacts>> {
+        match fs::symlink_metadata(p) {
+            Ok(m) => Ok(Some(DirFacts {
+                path: p.display().to_string(),
+                uid: m.uid(),
+                gid: m.gid(),
+                mode: m.mode() & 0o7777,
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot stat {}", p.display())),
+        }
+    };
+    let target = facts(&dir)?;
+    let mut ancestors = Vec::new();
+    for a in dir.ancestors().skip(1) {
+        ancestors.extend(facts(a)?);
+    }
+    Ok((target, ancestors))
 }
 
 /// What one transaction did to one path, so it can be undone.

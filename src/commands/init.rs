@@ -48,6 +48,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         }
         Some(lock)
     } else {
+        preflight::trusted_dir(ctx)?;
         None
     };
     let saved = Saved::load(&ctx.dir)?;

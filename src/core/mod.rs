@@ -20,3 +20,4 @@ pub mod render;
 pub mod secret;
 pub mod shell;
 pub mod tar;
+pub mod trust;

@@ -11,6 +11,7 @@ use crate::adapters::store::Dir;
 use crate::core::containers::ContainerInfo;
 use crate::core::journal::Journal;
 use crate::core::render;
+use crate::core::trust::Untrusted;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -120,6 +121,8 @@ pub struct Facts {
     pub on_disk: BTreeMap<String, Option<String>>,
     pub free_bytes: Result<u64, String>,
     pub run_lock_holder: Option<u32>,
+    /// Why the directory (or one above it) is not trusted by this user, if it is not.
+    pub untrusted: Option<Untrusted>,
     pub journal: Option<LeftJournal>,
     pub engine: Result<EngineInfo, String>,
     /// `None` for a kube-played deployment (no compose tool needed).

@@ -15,6 +15,7 @@ use crate::core::deployment::{Deployment, Tls};
 use crate::core::journal::{JOURNAL_FILE, Journal};
 use crate::core::movim;
 use crate::core::render::{self, CA_FILE};
+use crate::core::trust;
 use crate::doctor::checks;
 use crate::doctor::facts::{
     ComposeInfo, EngineInfo, Facts, FileMeta, LeftJournal, Outcome, StackFacts, WebFacts,
@@ -148,6 +149,9 @@ pub fn local(dir: Dir) -> Facts {
         on_disk,
         free_bytes: fsx::free_bytes(&dir.dir).map_err(|e| format!("{e:#}")),
         run_lock_holder: run_lock::live_holder(&dir.dir),
+        untrusted: fsx::dir_facts(&dir.dir).ok().and_then(|(target, above)| {
+            trust::check(target.as_ref(), &above, fsx::effective_uid()).err()
+        }),
         journal,
         engine: Err(String::new()),
         compose: None,

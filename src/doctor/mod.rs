@@ -29,6 +29,7 @@
 //! | `movim.log` `movim.errors` | as a session worker (the daemon's own environment, no php.ini, `.env`): it can write its log (`LOG_PATH`); the last lines of Movim's `errors.log` |
 //! | `xmpp.dns` `xmpp.connect` `xmpp.tls` | from inside the daemon, as a session worker: the XMPP domain resolves (SRV or A), 5222 answers, STARTTLS certificate valid (with the CAs the worker trusts) and not expiring |
 //! | `host.disk` | free space in the deployment directory |
+//! | `files.trust` | the directory and those above it writable by no one but this user (and root) |
 //! | `upgrade.journal` `upgrade.run_lock` | an interrupted upgrade; another run holding the lock |
 //!
 //! The layout ([`crate::adapters::store::layout`]) decides which files are read and which commands the fixes

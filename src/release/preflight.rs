@@ -1,6 +1,7 @@
 //! Before a release transition touches anything: the deployment must be installed, its password
 //! known, no other run may hold the lock, and no interrupted run may be left unsettled.
 
+use crate::adapters::fsx;
 use crate::adapters::run_lock::RunLock;
 use crate::adapters::store::Saved;
 use crate::context::Context;
@@ -9,6 +10,7 @@ use crate::core::journal::{self, Journal};
 use crate::core::lockfile::Lock;
 use crate::core::plan::{Kind, Step};
 use crate::core::secret::Secret;
+use crate::core::trust;
 use crate::error::{Failure, OrFail};
 
 /// The deployment and lock `init` wrote, or the command that makes them.
@@ -35,6 +37,7 @@ pub fn password(ctx: &Context, saved: &Saved) -> Result<Secret, Failure> {
 
 /// Takes the run lock, or says who holds it.
 pub fn run_lock(ctx: &Context, command: &str) -> Result<RunLock, Failure> {
+    trusted_dir(ctx)?;
     match RunLock::acquire(&ctx.dir, command)
         .or_fail(|| format!("cannot take the run lock in {}", ctx.dir.display()))?
     {
@@ -51,6 +54,22 @@ pub fn run_lock(ctx: &Context, command: &str) -> Result<RunLock, Failure> {
         .detail("nothing was changed")
         .next("wait for it to finish, then: movim-setup doctor")),
     }
+}
+
+/// Refuses a deployment directory someone else could write to (it, or a directory above it): its
+/// files decide what runs, and `movim.env` holds the deployment's secrets. Nothing is changed.
+pub fn trusted_dir(ctx: &Context) -> Result<(), Failure> {
+    let (target, ancestors) = fsx::dir_facts(&ctx.dir).or_fail(|| {
+        format!(
+            "cannot read the owners of {} and its parents",
+            ctx.dir.display()
+        )
+    })?;
+    trust::check(target.as_ref(), &ancestors, fsx::effective_uid()).map_err(|u| {
+        Failure::usage(u.what)
+            .detail("nothing was changed")
+            .next(u.fix)
+    })
 }
 
 /// The journal left in the deployment directory, as a run acts on it.

@@ -877,3 +877,52 @@ async fn rollback_after_a_crash_past_start_keeps_the_served_database_before_rest
     assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
     assert!(!dir.path().join(JOURNAL_FILE).exists());
 }
+
+#[tokio::test]
+async fn a_deployment_directory_others_can_write_to_is_refused_before_anything_changes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let log = Log::default();
+
+    // An installed deployment made writable by everyone: upgrade and rollback refuse, naming the
+    // chmod that fixes it; nothing is stopped or written.
+    let dir = installed_dir(&log);
+    let before =
+        std::fs::read(dir.path().join("movim-setup.lock")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for args in [
+        &["upgrade", "--yes", "--to", TO][..],
+        &["rollback", "--yes"],
+    ] {
+        let failure = run(dir.path(), &log, args).await.expect_err("refused");
+        assert_eq!(failure.status, ExitStatus::CouldNotRun, "{failure}");
+        assert!(
+            failure
+                .next
+                .iter()
+                .any(|n| n == &format!("chmod go-w {}", dir.path().display())),
+            "{failure}"
+        );
+    }
+    assert!(!log.has("stop") && !log.has("pull"), "{:?}", log.calls());
+    // Doctor says so, with the same fix.
+    let report = doctor(dir.path(), &log).await;
+    assert_eq!(severity_of(&report, "files.trust"), Severity::Error);
+    assert_eq!(
+        std::fs::read(dir.path().join("movim-setup.lock")).unwrap_or_else(|e| panic!("{e}")),
+        before
+    );
+
+    // A new deployment under a directory another user owns (root installing into a user's home):
+    // init refuses and creates nothing.
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::chown(home.path(), Some(4242), Some(4242)).unwrap_or_else(|e| panic!("{e}"));
+    let target = home.path().join("movim");
+    let port = free_port().to_string();
+    let failure = run(&target, &log, &init_args(&port))
+        .await
+        .expect_err("refused");
+    assert_eq!(failure.status, ExitStatus::CouldNotRun, "{failure}");
+    assert!(failure.what.contains("uid 4242"), "{failure}");
+    assert!(!target.exists(), "nothing may be created");
+}

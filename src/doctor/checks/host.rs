@@ -1,6 +1,7 @@
 //! `host.disk` and `upgrade.*`: free space, an interrupted upgrade, a run holding the lock.
 
 use crate::core::journal::{JOURNAL_FILE, Journal, RUN_LOCK_FILE};
+use crate::core::trust::Untrusted;
 use crate::doctor::DISK_ERROR_BYTES;
 use crate::doctor::DISK_WARN_BYTES;
 use crate::doctor::facts::LeftJournal;
@@ -44,6 +45,24 @@ pub fn check_disk(dir: &Path, free: &Result<u64, String>) -> Finding {
         Err(e) => Finding::warn(Area::Host, "host.disk", "cannot tell the free space")
             .detail(e.clone())
             .hint(format!("df -h {}", dir.display())),
+    }
+}
+
+/// The directory and those above it writable by no one but this user (and root): otherwise
+/// upgrade, rollback and init refuse it.
+pub fn check_trust(dir: &Path, untrusted: Option<&Untrusted>) -> Finding {
+    match untrusted {
+        None => Finding::ok(
+            Area::Files,
+            "files.trust",
+            format!(
+                "{} and the directories above it are writable only by you (and root)",
+                dir.display()
+            ),
+        ),
+        Some(u) => Finding::error(Area::Files, "files.trust", u.what.clone())
+            .detail("upgrade, rollback and init refuse to run on it")
+            .hint(u.fix.clone()),
     }
 }
 

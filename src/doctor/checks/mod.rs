@@ -45,6 +45,7 @@ pub fn report(f: &Facts, tool_version: &str) -> Report {
     report.extend(images::check_images(s));
     report.extend(drift::check_drift(s, &f.expected, &f.on_disk));
     report.push(host::check_disk(&s.dir, &f.free_bytes));
+    report.push(host::check_trust(&s.dir, f.untrusted.as_ref()));
     report.extend(host::check_upgrade(
         &s.dir,
         f.run_lock_holder,
