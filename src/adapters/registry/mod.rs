@@ -7,11 +7,12 @@
 //! manifest bytes and checked against what the registry claims.
 
 mod auth;
+mod origin;
 
 pub use auth::{Challenge, Credentials, docker_config_credentials};
 use auth::{basic_header, credentials_from_config};
+use origin::scheme;
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,17 +43,6 @@ const TAG_PAGE_SIZE: usize = 1000;
 const MAX_TAG_PAGES: usize = 50;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Docker treats these as insecure registries by default, so images on them are served over plain
-/// HTTP; everything else is HTTPS.
-fn is_loopback_host(host_port: &str) -> bool {
-    let host = if let Some(rest) = host_port.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(h, _)| h)
-    } else {
-        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// Why resolution failed, kept distinct so commands can tell the user the right thing: a typo in
 /// a tag, a missing login, a network problem, or a registry serving something it should not.
@@ -237,7 +227,7 @@ impl RegistryClient {
             image: image.name(),
             registry: image.registry.clone(),
         };
-        let base = format!("{}://{}", scheme(image), image.api_host());
+        let base = origin::base(image);
         let credentials = self.credentials(&image.registry);
         let mut url = format!(
             "{base}/v2/{}/tags/list?n={}",
@@ -271,8 +261,9 @@ impl RegistryClient {
                 .map_err(|e| ctx.protocol(format!("{url} answered no tag list: {e}")))?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
-                Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
-                Some(next) => url = next,
+                Some(next) => {
+                    url = origin::next_page(image, &url, &next).map_err(|e| ctx.protocol(e))?;
+                }
                 None => return Ok(tags),
             }
         }
@@ -306,7 +297,7 @@ impl RegistryClient {
                 let scope =
                     scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
                 let token = self
-                    .bearer_token(ctx, &realm, service.as_deref(), &scope, credentials)
+                    .bearer_token(ctx, image, &realm, service.as_deref(), &scope, credentials)
                     .await?;
                 Ok(format!("Bearer {token}"))
             }
@@ -344,6 +335,7 @@ impl RegistryClient {
     async fn bearer_token(
         &self,
         ctx: &Ctx,
+        image: &ImageRef,
         realm: &str,
         service: Option<&str>,
         scope: &str,
@@ -357,6 +349,14 @@ impl RegistryClient {
                 query.append_pair("service", service);
             }
             query.append_pair("scope", scope);
+        }
+        if credentials.is_some() && !origin::may_receive_login(image, &url) {
+            return Err(ctx.protocol(format!(
+                "it asks for the login to be sent to the token service {realm}, which is not HTTPS \
+                 on {}; refusing to send it there (`docker logout {}` would pull anonymously)",
+                image.api_host(),
+                image.registry
+            )));
         }
         let mut request = self.http.get(url.as_str());
         if let Some(c) = credentials {
@@ -387,15 +387,6 @@ impl RegistryClient {
             .or(answer.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ctx.protocol(format!("the token service {realm} answered no token")))
-    }
-}
-
-/// HTTP for loopback registries (a local registry speaks plain HTTP), HTTPS for the rest.
-fn scheme(image: &ImageRef) -> &'static str {
-    if is_loopback_host(image.api_host()) {
-        "http"
-    } else {
-        "https"
     }
 }
 
@@ -606,6 +597,7 @@ impl Registries for Distribution {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
+    use super::origin::is_loopback_host;
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -838,6 +830,109 @@ mod tests {
             "{err:#}"
         );
         assert!(format!("{err:#}").contains("MANIFEST_UNKNOWN"), "{err:#}");
+    }
+
+    /// A docker config holding a login for `registry`, and the client reading it.
+    fn logged_in_client(registry: &str) -> (tempfile::TempDir, RegistryClient) {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let client = RegistryClient::new(None).unwrap().with_docker_config(path);
+        (dir, client)
+    }
+
+    /// A server that answers 200 to everything and counts what it was asked.
+    async fn elsewhere() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let addr = serve(move |_, _| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                200,
+                vec![],
+                br#"{"token":"t0k","tags":["stolen"]}"#.to_vec(),
+            )
+        })
+        .await;
+        (addr, hits)
+    }
+
+    #[tokio::test]
+    async fn a_tag_page_link_to_another_origin_is_refused_and_gets_no_login() {
+        let (other, hits) = elsewhere().await;
+        let link = format!(r#"<http://{other}/v2/movim/movim-web/tags/list?last=a>; rel="next""#);
+        let addr = serve(move |_, request| {
+            if request
+                .to_ascii_lowercase()
+                .contains("authorization: basic")
+            {
+                (
+                    200,
+                    vec![("Link".into(), link.clone())],
+                    br#"{"tags":["a"]}"#.to_vec(),
+                )
+            } else {
+                let challenge = ("WWW-Authenticate".into(), r#"Basic realm="r""#.into());
+                (401, vec![challenge], Vec::new())
+            }
+        })
+        .await;
+        let (_dir, client) = logged_in_client(&addr);
+        let err = client
+            .tags(&parsed(&format!("{addr}/movim/movim-web")))
+            .await
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!("the next tag page http://{other}/v2/movim/movim-web/tags/list?last=a is not on the registry http://{addr}/")),
+            "{message}"
+        );
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "followed the link"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_login_is_refused_to_a_token_realm_that_is_not_https_on_the_registry() {
+        let (other, hits) = elsewhere().await;
+        let realm = format!("http://{other}/token");
+        let challenge = format!(r#"Bearer realm="{realm}",service="s""#);
+        let addr = serve(move |_, _| {
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge.clone())],
+                Vec::new(),
+            )
+        })
+        .await;
+        let (_dir, client) = logged_in_client(&addr);
+        let err = client
+            .resolve(&parsed(&format!("{addr}/movim/movim-web:v0.29.2")))
+            .await
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!(
+                "the token service {realm}, which is not HTTPS on {addr}"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("docker logout {addr}")),
+            "{message}"
+        );
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "asked the realm"
+        );
     }
 
     #[tokio::test]
