@@ -327,7 +327,7 @@ pub fn compute(o: &Observed) -> Plan {
 fn short_image(pinned: &str) -> String {
     let last = pinned.rsplit('/').next().unwrap_or(pinned);
     match last.split_once("@sha256:") {
-        Some((name, hex)) => format!("{name}@sha256:{}", &hex[..hex.len().min(12)]),
+        Some((name, hex)) => format!("{name}@sha256:{}", hex.chars().take(12).collect::<String>()),
         None => last.to_owned(),
     }
 }
@@ -552,6 +552,18 @@ pub fn protected_backups(history: &[Release], keep: usize) -> BTreeSet<String> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hand_edited_digest_that_is_not_ascii_is_shown_cut_without_panicking() {
+        assert_eq!(
+            short_image("ghcr.io/movim/movim-daemon:v0.30.0@sha256:32d0e8e72075ab"),
+            "movim-daemon:v0.30.0@sha256:32d0e8e72075"
+        );
+        assert_eq!(
+            short_image("r/movim-web:v1@sha256:0123456789aé0123"),
+            "movim-web:v1@sha256:0123456789aé"
+        );
+    }
 
     #[test]
     fn the_newest_release_is_the_highest_plain_version_tag() {
