@@ -33,13 +33,33 @@ impl RunLock {
     /// `Ok(Err(holder))` when another live run holds it; `Err` when the file cannot be used.
     pub fn acquire(dir: &Path, command: &str) -> anyhow::Result<Result<Self, Holder>> {
         let path = dir.join(RUN_LOCK_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        // A holder that lets go removes the file before unlocking it: a flock won on the file it
+        // removed locks nothing anyone else opens, so the file at the path is opened again.
+        for _ in 0..MAX_ATTEMPTS {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            if let Some(taken) = Self::take(file, &path, command)? {
+                return Ok(taken);
+            }
+        }
+        anyhow::bail!(
+            "{} was replaced {MAX_ATTEMPTS} times while it was being locked; try again",
+            path.display()
+        )
+    }
+
+    /// Locks the `file` opened at `path`: `None` when the flock was won on a file no longer at
+    /// `path` (removed or replaced meanwhile), which holds nothing.
+    fn take(
+        mut file: std::fs::File,
+        path: &Path,
+        command: &str,
+    ) -> anyhow::Result<Option<Result<Self, Holder>>> {
         let mut text = String::new();
         // Unreadable content is treated as no holder: the flock decides.
         let _ = file.read_to_string(&mut text);
@@ -49,17 +69,20 @@ impl RunLock {
         };
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(holder)),
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(Some(Err(holder))),
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
+        }
+        if !is_at(&file, path)? {
+            return Ok(None);
         }
         let ours = std::process::id();
         if let Some(pid) = holder.pid
             && pid != ours
             && alive(pid, start_ticks_in(&text))
         {
-            return Ok(Err(holder));
+            return Ok(Some(Err(holder)));
         }
         let content = format!(
             "pid {ours}\nstarted {}\nproc-start {}\ncommand {command}\n",
@@ -70,7 +93,26 @@ impl RunLock {
         file.rewind()?;
         file.write_all(content.as_bytes())?;
         file.sync_all()?;
-        Ok(Ok(Self { file, path }))
+        Ok(Some(Ok(Self {
+            file,
+            path: path.to_owned(),
+        })))
+    }
+}
+
+/// How often a lock file replaced while being locked is opened again before giving up.
+const MAX_ATTEMPTS: usize = 10;
+
+/// Whether the open `file` is the one at `path` (same device and inode), not one removed from it.
+fn is_at(file: &std::fs::File, path: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let opened = file
+        .metadata()
+        .with_context(|| format!("cannot stat the open {}", path.display()))?;
+    match std::fs::metadata(path) {
+        Ok(there) => Ok(there.dev() == opened.dev() && there.ino() == opened.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot stat {}", path.display())),
     }
 }
 
@@ -168,6 +210,26 @@ mod tests {
             "{text}"
         );
         drop(taken);
+    }
+
+    #[test]
+    fn a_flock_won_on_a_lock_file_removed_meanwhile_is_not_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_LOCK_FILE);
+        let first = RunLock::acquire(dir.path(), "upgrade").unwrap().unwrap();
+        // A second run opens the file just before the first lets go (remove, then unlock)...
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        drop(first);
+        // ...and then wins the flock on the removed file: that holds nothing.
+        assert!(RunLock::take(opened, &path, "upgrade").unwrap().is_none());
+        // The file at the path is the lock, and it excludes a third run.
+        let second = RunLock::acquire(dir.path(), "upgrade").unwrap().unwrap();
+        assert!(RunLock::acquire(dir.path(), "upgrade").unwrap().is_err());
+        drop(second);
     }
 
     #[test]
