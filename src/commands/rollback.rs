@@ -26,15 +26,16 @@ use crate::core::plan::{self, Kind};
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::Run;
 use crate::release::observe::{Target, observe};
-use crate::release::preflight::{Left, installed, left_journal, password, run_lock};
+use crate::release::preflight::{Left, installed, left_journal, password, run_lock_existing};
 use crate::release::run::plan_and_execute;
 use crate::release::undo::{kept_lines, restore_previous};
 
 pub async fn run(ctx: &Context, args: RollbackArgs) -> Result<ExitStatus, Failure> {
+    // Held before the lock file and answers are read: no other run changes them meanwhile.
+    let _held = run_lock_existing(ctx, "rollback")?;
     let saved = Saved::load(&ctx.dir)?;
     let (d, lock) = installed(ctx, &saved)?;
     let password = password(ctx, &saved)?;
-    let _held = run_lock(ctx, "rollback")?;
     backup::remove_partials(&ctx.dir);
     let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
     let left = left_journal(ctx, true)?;

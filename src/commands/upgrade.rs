@@ -23,27 +23,25 @@ use crate::cli::UpgradeArgs;
 use crate::context::Context;
 use crate::core::deployment::{Deployment, MovimTag, Service};
 use crate::core::image_ref::ImageRef;
-use crate::core::lockfile::Lock;
 use crate::core::plan::{self, Kind};
-use crate::core::secret::Secret;
 use crate::error::{ExitStatus, Failure, OrFail};
 use crate::release::Run;
 use crate::release::observe::{Target, observe};
 use crate::release::pin::pin_target;
 use crate::release::preflight::{
-    Left, done_list, installed, interrupted, left_journal, password, run_lock,
+    Left, done_list, installed, interrupted, left_journal, password, run_lock_existing,
 };
 use crate::release::resume;
 use crate::release::run::{plan_and_execute, refusal_outcome};
 
 pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure> {
+    if args.dry_run {
+        return dry_run(ctx, &args).await;
+    }
+    let _held = run_lock_existing(ctx, "upgrade")?;
     let saved = Saved::load(&ctx.dir)?;
     let (d, lock) = installed(ctx, &saved)?;
     let password = password(ctx, &saved)?;
-    if args.dry_run {
-        return dry_run(ctx, &args, &d, &lock, &password).await;
-    }
-    let _held = run_lock(ctx, "upgrade")?;
     backup::remove_partials(&ctx.dir);
     let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
     match left_journal(ctx, true)? {
@@ -117,13 +115,10 @@ pub async fn run(ctx: &Context, args: UpgradeArgs) -> Result<ExitStatus, Failure
 }
 
 /// `--dry-run`: the plan, from what can be known without pulling, and nothing else.
-async fn dry_run(
-    ctx: &Context,
-    args: &UpgradeArgs,
-    d: &Deployment,
-    lock: &Lock,
-    password: &Secret,
-) -> Result<ExitStatus, Failure> {
+async fn dry_run(ctx: &Context, args: &UpgradeArgs) -> Result<ExitStatus, Failure> {
+    let saved = Saved::load(&ctx.dir)?;
+    let (d, lock) = &installed(ctx, &saved)?;
+    let password = &password(ctx, &saved)?;
     let tools = ctx.connect.tools(ctx, store::layout(&ctx.dir)).await?;
     if let Left::Interrupted(j) = left_journal(ctx, false)? {
         return Err(interrupted(ctx, &j));

@@ -56,6 +56,13 @@ pub fn run_lock(ctx: &Context, command: &str) -> Result<RunLock, Failure> {
     }
 }
 
+/// [`run_lock`] in a directory that exists (one that does not holds nothing to guard, and reading
+/// it says there is no deployment there). Taken before the lock file and answers are read, so that
+/// no other run changes them meanwhile.
+pub fn run_lock_existing(ctx: &Context, command: &str) -> Result<Option<RunLock>, Failure> {
+    ctx.dir.is_dir().then(|| run_lock(ctx, command)).transpose()
+}
+
 /// Refuses a deployment directory someone else could write to (it, or a directory above it): its
 /// files decide what runs, and `movim.env` holds the deployment's secrets. Nothing is changed.
 pub fn trusted_dir(ctx: &Context) -> Result<(), Failure> {
