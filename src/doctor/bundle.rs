@@ -25,13 +25,14 @@ pub fn write_bundle(
     secrets: &[&str],
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let staging = crate::adapters::env::temp_dir()
-        .join(format!("movim-doctor-{}-{nanos:x}", std::process::id()));
+    // A private directory (0700) of a random name, never one planted at a name known in advance.
+    let staging = tempfile::Builder::new()
+        .prefix("movim-doctor-")
+        .tempdir_in(crate::adapters::env::temp_dir())
+        .context("cannot create a staging directory")?;
+    let staging = staging.path();
     let root = staging.join("movim-doctor");
-    let result = (|| -> anyhow::Result<()> {
+    (|| -> anyhow::Result<()> {
         std::fs::create_dir_all(root.join("logs")).context("cannot create a staging directory")?;
         // A kube deployment's files live in `kube/`.
         std::fs::create_dir_all(root.join("kube")).context("cannot create a staging directory")?;
@@ -61,8 +62,37 @@ pub fn write_bundle(
                 .collect();
             put(&format!("logs/{safe}.log"), text)?;
         }
-        fsx::tar_gz(&staging, "movim-doctor", path)
-    })();
-    let _ = std::fs::remove_dir_all(&staging);
-    result
+        // Packed in the private directory, then put in place readable by its owner only.
+        let packed = staging.join("movim-doctor.tar.gz");
+        fsx::tar_gz(staging, "movim-doctor", &packed)?;
+        let bytes = std::fs::read(&packed).context("cannot read the packed bundle")?;
+        fsx::write_atomic(path, &bytes, 0o600)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+#[allow(clippy::disallowed_methods)] // the test lists the bundle with tar
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_bundle_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("bundle.tar.gz");
+        let report = Report::new("0.0.0", dir.path().display().to_string());
+        let logs = [("web".to_owned(), "a s3cret line".to_owned())];
+        write_bundle(&out, &Dir::read(dir.path()), &report, &logs, &["s3cret"]).unwrap();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        let listed = std::process::Command::new("tar")
+            .arg("-tzf")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains("movim-doctor/logs/web.log"), "{listed}");
+    }
 }
