@@ -21,7 +21,13 @@ const MOVIM_TAGS: [&str; 5] = [
     "v0.30.3-never-healthy",
 ];
 const MOVIM_COMPONENTS: [&str; 3] = ["web", "fpm", "daemon"];
-const LIBRARY_IMAGES: [&str; 4] = ["debian:bookworm", "postgres:15", "prosody:0.12", "caddy:2"];
+const LIBRARY_IMAGES: [&str; 5] = [
+    "debian:bookworm",
+    "postgres:15",
+    "postgres:17",
+    "prosody:0.12",
+    "caddy:2",
+];
 
 // ---- docker as a subprocess -------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ impl World {
         format!("{}/movim-{component}:{tag}", self.movim_repository())
     }
 
-    /// `127.0.0.1:5000/library/<name>` (postgres:15, prosody:0.12, caddy:2, debian:bookworm)
+    /// `127.0.0.1:5000/library/<name>` (postgres:15, postgres:17, prosody:0.12, caddy:2, debian:bookworm)
     pub fn library_image(&self, name_tag: &str) -> String {
         format!("{}/library/{name_tag}", self.registry)
     }

@@ -433,6 +433,14 @@ ensure_library_images() {
 			check_package_version "$REGISTRY/library/$name:$tag" "$pkg" "$prefix"
 		fi
 	done
+	# postgres:17 (an external database newer than the bundled one): trixie's package, the same
+	# entrypoint, so its context is postgres:15's directory and only its Dockerfile differs.
+	dir="$HERE/images/postgres"
+	before=$BUILT
+	build_image "$REGISTRY/library/postgres:17" "$(hash_tree "$dir")" "$dir" "$HERE/images/postgres-17/Dockerfile"
+	if [ "$BUILT" != "$before" ]; then
+		check_package_version "$REGISTRY/library/postgres:17" postgresql-17 17.
+	fi
 }
 
 check_package_version() {
@@ -471,7 +479,7 @@ ensure_movim_images() {
 
 write_manifest() {
 	local refs=("$REGISTRY/library/debian:bookworm" "$REGISTRY/library/postgres:15"
-		"$REGISTRY/library/prosody:0.12" "$REGISTRY/library/caddy:2" "${MOVIM_REFS[@]}")
+		"$REGISTRY/library/postgres:17" "$REGISTRY/library/prosody:0.12" "$REGISTRY/library/caddy:2" "${MOVIM_REFS[@]}")
 	local tmp ref digest sep=''
 	tmp="$(mktemp "$WORLD/.world.json.XXXXXX")"
 	{
