@@ -205,7 +205,8 @@ pub struct InitArgs {
     /// Prefix for movim-web, movim-fpm, movim-daemon
     #[arg(long, env = "MOVIM_IMAGE_REPOSITORY", help_heading = IMAGES)]
     pub image_repository: Option<String>,
-    /// Prefix for postgres, prosody, caddy
+    /// Prefix for postgres, prosody, caddy; an external database is backed up with the pg_dump of
+    /// its server's major release, from postgres:<major> here (postgres:17 for PostgreSQL 17.2)
     #[arg(long, env = "MOVIM_LIBRARY_REPOSITORY", help_heading = IMAGES)]
     pub library_repository: Option<String>,
     /// A setting of movim.env that movim-setup does not manage, KEY=VALUE (repeatable; KEY=

@@ -6,8 +6,9 @@
 //! - bundled database: inside the running postgres container (`docker exec`, through the engine
 //!   API), over its local socket, as the image's superuser; the client matches the server exactly;
 //! - external database: the daemon image has no `pg_dump`, and compose has no service to run it
-//!   from, so a one-shot container of `<library_repository>/postgres:15` — resolved and pulled by
-//!   digest like every other image, and recorded with the dump as its `backup-tool` so a restore
+//!   from, so a one-shot container of `<library_repository>/postgres:<major>`, the server's major
+//!   release (`pg_dump` refuses a newer server) — resolved and pulled by digest like every other
+//!   image before anything stops, and recorded with the dump as its `backup-tool` so a restore
 //!   uses the same client — runs it through the engine's CLI (`docker`/`podman run --rm -i`) on the
 //!   host network, reaching the database exactly as this tool does. The password travels as an
 //!   environment variable inherited by name (`-e PGPASSWORD`), never in an argument.

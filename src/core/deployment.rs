@@ -425,6 +425,16 @@ impl Deployment {
         out
     }
 
+    /// The postgres image whose `pg_dump` and `pg_restore` (of PostgreSQL `major`, see
+    /// [`postgres_major`]) back up an external database: `<library_repository>/postgres:<major>`.
+    #[must_use]
+    pub fn backup_tool_image(&self, major: &str) -> String {
+        format!(
+            "{}/postgres:{major}",
+            self.library_repository.trim_end_matches('/')
+        )
+    }
+
     /// Every service and its unpinned image, Movim's first.
     #[must_use]
     pub fn images(&self) -> Vec<(String, String)> {
@@ -441,7 +451,27 @@ impl Deployment {
     }
 }
 
+/// The bundled database's postgres image tag.
 pub const POSTGRES_TAG: &str = "15";
+
+/// The major release of a PostgreSQL server from what `SHOW server_version` says, as the postgres
+/// image tags it: `15` for `15.8 (Debian 15.8-0+deb12u1)`, `17` for `17.2`, `16` for `16beta1`,
+/// `9.6` for `9.6.24` (before 10 a major release was two numbers). `None` when it does not start
+/// with one.
+#[must_use]
+pub fn postgres_major(server_version: &str) -> Option<String> {
+    let leading = |s: &str| -> Option<(u32, usize)> {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        s[..n].parse().ok().map(|v| (v, n))
+    };
+    let text = server_version.trim();
+    let (major, n) = leading(text)?;
+    if major >= 10 {
+        return Some(major.to_string());
+    }
+    let (minor, _) = leading(text[n..].strip_prefix('.')?)?;
+    Some(format!("{major}.{minor}"))
+}
 pub const PROSODY_TAG: &str = "0.12";
 pub const CADDY_TAG: &str = "2";
 
@@ -465,6 +495,22 @@ pub fn parse_project(input: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_postgres_major_is_read_from_the_server_version() {
+        for (shown, major) in [
+            ("15.8 (Debian 15.8-0+deb12u1)", Some("15")),
+            ("17.2", Some("17")),
+            ("16beta1", Some("16")),
+            ("9.6.24", Some("9.6")),
+            (" 18.0 ", Some("18")),
+            ("9", None),
+            ("devel", None),
+            ("", None),
+        ] {
+            assert_eq!(postgres_major(shown).as_deref(), major, "{shown:?}");
+        }
+    }
 
     #[test]
     fn domains_are_normalised() {

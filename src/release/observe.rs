@@ -7,7 +7,7 @@ use crate::adapters::database::DbError;
 use crate::adapters::fsx;
 use crate::context::Context;
 use crate::core::containers::container_of;
-use crate::core::deployment::Deployment;
+use crate::core::deployment::{Deployment, postgres_major};
 use crate::core::lockfile::{self, Lock};
 use crate::core::plan::{self, Health, Kind, Migrations, Observed};
 use crate::core::secret::Secret;
@@ -96,6 +96,8 @@ pub async fn observe(ctx: &Context, tools: &Tools, t: Target<'_>) -> Result<Obse
         applied_migrations: facts.phinxlog.as_ref().map(Vec::len),
         migrations: Migrations::Unknown,
         db_bytes: u64::try_from(facts.size_bytes).unwrap_or(0),
+        db_major: postgres_major(&facts.server_version),
+        db_version: facts.server_version,
         free_bytes: free,
         target_backup: t.backup,
         notes,

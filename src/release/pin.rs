@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::core::deployment::{Deployment, POSTGRES_TAG};
 use crate::core::image_ref::ImageRef;
 use crate::core::lockfile::{self, Lock};
+use crate::core::plan::{Kind, Observed};
 use crate::error::{Failure, OrFail};
 use std::collections::BTreeMap;
 
@@ -83,18 +84,47 @@ pub async fn resolve(
     Ok(image.pinned(&digest))
 }
 
-/// The postgres image whose `pg_dump` backs up an external database, pinned.
-pub async fn backup_tool(ctx: &Context, d: &Deployment) -> Result<String, Failure> {
-    let reference = format!(
-        "{}/postgres:{POSTGRES_TAG}",
-        d.library_repository.trim_end_matches('/')
-    );
+/// The postgres image whose `pg_dump` backs up an external database, pinned: the server's major
+/// release (`pg_dump` refuses a newer server), `<library_repository>/postgres:<major>`. Asked
+/// before anything stops; when it cannot be resolved the run is refused, naming the server's
+/// version, the image and how to make it available.
+pub async fn backup_tool(ctx: &Context, d: &Deployment, o: &Observed) -> Result<String, Failure> {
+    let major = o.db_major.clone().unwrap_or_else(|| {
+        ctx.ui.warn(&format!(
+            "cannot tell the major release of PostgreSQL from its version {:?}; backing it up with postgres:{POSTGRES_TAG}",
+            o.db_version
+        ));
+        POSTGRES_TAG.to_owned()
+    });
+    let reference = d.backup_tool_image(&major);
     ctx.ui.info(&format!(
-        "the external database is backed up with pg_dump from {reference}"
+        "the external database runs PostgreSQL {}: it is backed up with pg_dump from {reference}",
+        o.db_version
     ));
     let client = ctx
         .registries
         .client(d.ca_bundle.as_deref())
         .or_fail(|| "cannot set up the registry client".to_owned())?;
-    resolve(client.as_ref(), &reference, &RELEASE).await
+    let dir = ctx.dir.display();
+    let again = match o.kind {
+        Kind::Upgrade => format!("movim-setup upgrade --dir {dir} --to {}", o.target),
+        Kind::Rollback => format!("movim-setup rollback --dir {dir} --to {}", o.target),
+    };
+    let image = ImageRef::parse(&reference)
+        .map_err(|e| Failure::usage(format!("bad image reference {reference}: {e}")))?;
+    let digest = client.resolve(&image).await.map_err(|e| {
+        Failure::new(format!(
+            "the external database runs PostgreSQL {}, so backing it up needs pg_dump {major} from {reference}, which cannot be resolved at its registry",
+            o.db_version
+        ))
+        .because(e)
+        .detail("nothing was stopped or changed")
+        .next(format!(
+            "make {reference} available (for instance: docker pull docker.io/library/postgres:{major} && docker tag docker.io/library/postgres:{major} {reference} && docker push {reference}), then: {again}"
+        ))
+        .next(format!(
+            "or take the postgres images from a registry that serves postgres:{major}: movim-setup init --dir {dir} --library-repository REGISTRY/PATH, then: {again}"
+        ))
+    })?;
+    Ok(image.pinned(&digest))
 }

@@ -58,7 +58,7 @@ pub async fn plan_and_execute(
         std::process::id(),
     );
     if let Database::External { .. } = d.database {
-        j.backup_tool = Some(backup_tool(ctx, d).await?);
+        j.backup_tool = Some(backup_tool(ctx, d, &observed).await?);
     }
     // No journal yet: until the user agrees, nothing is under way (an interrupt at the prompt or
     // during the pre-pull leaves nothing to resume).

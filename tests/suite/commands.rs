@@ -222,6 +222,87 @@ async fn an_older_target_is_refused_as_bad_usage_naming_rollback() {
     );
 }
 
+/// An external PostgreSQL 17 is backed up with `pg_dump` 17: when `postgres:17` cannot be had
+/// from the library repository, the upgrade is refused before anything stops, naming the
+/// server's version, the image and how to make it available; once it can be, the upgrade backs
+/// the database up with it.
+#[tokio::test]
+async fn an_external_database_whose_pg_dump_cannot_be_had_is_refused_before_anything_stops() {
+    let log = Log::default();
+    let mut d = fakes::deployment();
+    d.database = movim_setup::core::deployment::Database::External {
+        host: "10.0.0.5".to_owned(),
+        port: 5432,
+        name: "movim".to_owned(),
+        user: "movim".to_owned(),
+    };
+    let dir = fakes::installed_dir_of(&log, &d);
+    let tool = "registry.test/library/postgres:17";
+    log.state().server_version = Some("17.2 (Debian 17.2-1.pgdg120+1)".to_owned());
+    log.state().unresolvable = vec![tool.to_owned()];
+    let lock_before =
+        std::fs::read(dir.path().join("movim-setup.lock")).unwrap_or_else(|e| panic!("{e}"));
+
+    let failure = run(dir.path(), &log, &["upgrade", "--yes", "--to", TO])
+        .await
+        .expect_err("pg_dump 17 cannot be had");
+
+    let said = failure.to_string();
+    assert!(
+        failure.what.contains("PostgreSQL 17.2") && failure.what.contains(tool),
+        "{said}"
+    );
+    assert!(
+        failure
+            .details
+            .iter()
+            .any(|d| d == "nothing was stopped or changed"),
+        "{said}"
+    );
+    assert!(
+        failure
+            .next
+            .iter()
+            .any(|n| n.contains(&format!("make {tool} available"))
+                && n.contains(&format!(
+                    "movim-setup upgrade --dir {} --to {TO}",
+                    dir.path().display()
+                ))),
+        "{said}"
+    );
+    assert!(
+        failure
+            .next
+            .iter()
+            .any(|n| n.contains("--library-repository")),
+        "{said}"
+    );
+    assert!(
+        !log.has("stop") && !log.has("dump") && !log.has("pull"),
+        "{:?}",
+        log.calls()
+    );
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("movim-setup.lock")).unwrap_or_else(|e| panic!("{e}")),
+        lock_before
+    );
+
+    // Made available: the upgrade pulls it, backs the database up with it, and succeeds.
+    log.state().unresolvable.clear();
+    let status = run(dir.path(), &log, &["upgrade", "--yes", "--to", TO]).await;
+    assert!(matches!(status, Ok(ExitStatus::Success)), "{status:?}");
+    assert!(
+        log.has(&format!(
+            "pull registry.test/library/postgres@{}",
+            fakes::digest_of(tool)
+        )),
+        "{:?}",
+        log.calls()
+    );
+    assert_eq!(lock(dir.path()).movim, TO);
+}
+
 #[tokio::test]
 async fn resume_without_an_interrupted_upgrade_is_bad_usage() {
     let log = Log::default();
@@ -582,32 +663,6 @@ async fn init_waits_for_no_one_and_refuses_beside_another_run_holding_the_lock()
         refused.what.contains("another movim-setup run holds"),
         "{refused}"
     );
-    drop(held);
-}
-
-#[tokio::test]
-async fn upgrade_and_rollback_take_the_run_lock_before_reading_the_lock_file() {
-    let log = Log::default();
-    let dir = installed_dir(&log);
-    let held = movim_setup::adapters::run_lock::RunLock::acquire(dir.path(), "upgrade")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|_| panic!("the lock is free"));
-    // The run holding the lock is half-way through rewriting the lock file.
-    std::fs::write(dir.path().join("movim-setup.lock"), "movim: [")
-        .unwrap_or_else(|e| panic!("{e}"));
-
-    for args in [
-        &["upgrade", "--to", TO, "--yes"][..],
-        &["rollback", "--yes"],
-    ] {
-        let refused = run(dir.path(), &log, args)
-            .await
-            .expect_err("no run beside another run");
-        assert!(
-            refused.what.contains("another movim-setup run holds"),
-            "{args:?}: {refused}"
-        );
-    }
     drop(held);
 }
 

@@ -40,6 +40,8 @@ fn observed() -> Observed {
         applied_migrations: Some(5),
         migrations: Migrations::Pending(vec!["20250415093000 AddThreadToMessagesTable".into()]),
         db_bytes: 104_857_600,
+        db_version: "15.8".into(),
+        db_major: Some("15".into()),
         free_bytes: 50 << 30,
         target_backup: None,
         notes: vec![],

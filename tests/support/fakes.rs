@@ -59,6 +59,14 @@ pub struct State {
     /// The daemon closes every websocket right after the 101, as Movim does for an Origin it does
     /// not trust (`DAEMON_URL` names another host).
     pub origin_refused: bool,
+    /// What `SHOW server_version` answers (`None`: `15.8`). A dump taken with the `pg_dump` of an
+    /// older major release fails, as `pg_dump` refuses a newer server.
+    pub server_version: Option<String>,
+    /// References the registry cannot resolve (it answers "manifest unknown").
+    pub unresolvable: Vec<String>,
+    /// The tag of the last `…/postgres:<tag>` resolved: the `pg_dump` a one-shot runs (its
+    /// reference there is by digest alone).
+    pub postgres_resolved: Option<String>,
 }
 
 /// A handle on the shared [`State`].
@@ -317,9 +325,10 @@ impl DbClient for FakeDb {
         _login_timeout: Duration,
     ) -> BoxFuture<'a, Result<DbFacts, DbError>> {
         let phinxlog = self.0.state().phinxlog.clone();
+        let server_version = server_version(&self.0);
         Box::pin(async move {
             Ok(DbFacts {
-                server_version: "15.8".to_owned(),
+                server_version,
                 size_bytes: 1 << 20,
                 pgcrypto_available: true,
                 pgcrypto_installed: true,
@@ -330,11 +339,27 @@ impl DbClient for FakeDb {
     }
     fn dump<'a>(
         &'a self,
-        _source: &'a Source,
+        source: &'a Source,
         dir: &'a Path,
         version: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<BackupRef>> {
+        let server = server_version(&self.0);
+        let tool = self.0.state().postgres_resolved.clone();
         Box::pin(async move {
+            if let Source::OneShot { .. } = source {
+                let client = tool
+                    .as_deref()
+                    .and_then(|t| t.split('.').next())
+                    .and_then(|t| t.parse::<u32>().ok());
+                let major = server.split(['.', ' ']).next().and_then(|m| m.parse().ok());
+                if let (Some(client), Some(major)) = (client, major)
+                    && client < major
+                {
+                    anyhow::bail!(
+                        "pg_dump: error: aborting because of server version mismatch (server version: {server}; pg_dump version: {client})"
+                    );
+                }
+            }
             let file = format!("backups/db-fake-{version}.dump");
             std::fs::create_dir_all(dir.join("backups"))?;
             std::fs::write(dir.join(&file), b"a fake dump")?;
@@ -362,6 +387,14 @@ impl DbClient for FakeDb {
             Ok(())
         })
     }
+}
+
+/// What the fake server says `SHOW server_version` is.
+fn server_version(log: &Log) -> String {
+    log.state()
+        .server_version
+        .clone()
+        .unwrap_or_else(|| "15.8".to_owned())
 }
 
 pub struct FakeWeb(pub Log);
@@ -443,7 +476,17 @@ pub fn digest_of(reference: &str) -> String {
 impl Registry for FakeRegistry {
     fn resolve<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<String>> {
         self.0.push(format!("resolve {image}"));
-        Box::pin(async move { Ok(digest_of(&image.to_string())) })
+        let reference = image.to_string();
+        let unknown = self.0.state().unresolvable.contains(&reference);
+        if let Some((_, tag)) = reference.rsplit_once("/postgres:") {
+            self.0.state().postgres_resolved = Some(tag.to_owned());
+        }
+        Box::pin(async move {
+            if unknown {
+                anyhow::bail!("{image}: manifest unknown");
+            }
+            Ok(digest_of(&image.to_string()))
+        })
     }
     fn tags<'a>(&'a self, _image: &'a ImageRef) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
         Box::pin(async { Ok(vec!["v0.29.2".to_owned(), "v0.30.0".to_owned()]) })
@@ -540,8 +583,12 @@ pub fn deployment() -> Deployment {
 /// A deployment directory as `init` writes it for `FROM`, its images pinned as the fake registry
 /// serves them; the fakes see its stack running and healthy.
 pub fn installed_dir(log: &Log) -> tempfile::TempDir {
+    installed_dir_of(log, &deployment())
+}
+
+/// [`installed_dir`] for the deployment `d` (an external database, …).
+pub fn installed_dir_of(log: &Log, d: &Deployment) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let d = deployment();
     let images: BTreeMap<String, String> = d
         .images()
         .into_iter()
@@ -565,11 +612,11 @@ pub fn installed_dir(log: &Log) -> tempfile::TempDir {
         db_password: Secret::new("a-password"),
     };
     let mut files =
-        render::files(&d, &secrets, &images, &Extras::default()).unwrap_or_else(|e| panic!("{e}"));
+        render::files(d, &secrets, &images, &Extras::default()).unwrap_or_else(|e| panic!("{e}"));
     files.insert(
         render::ANSWERS_FILE.to_owned(),
         render::File {
-            content: render::answers_yaml(&d).unwrap_or_else(|e| panic!("{e}")),
+            content: render::answers_yaml(d).unwrap_or_else(|e| panic!("{e}")),
             mode: 0o644,
             secret: false,
         },

@@ -161,6 +161,11 @@ pub struct Observed {
     pub migrations: Migrations,
     /// `pg_database_size`.
     pub db_bytes: u64,
+    /// `SHOW server_version`, as the server says it.
+    pub db_version: String,
+    /// Its major release ([`crate::core::deployment::postgres_major`]): the `pg_dump` an external
+    /// database is backed up with.
+    pub db_major: Option<String>,
     /// Free bytes where `backups/` lives.
     pub free_bytes: u64,
     /// Rollback only: the dump taken when the deployment left the target release, if still kept.
@@ -738,6 +743,8 @@ mod tests {
             applied_migrations: Some(9),
             migrations: Migrations::Newer(vec!["20250101000000".into()]),
             db_bytes: 1,
+            db_version: "15.8".into(),
+            db_major: Some("15".into()),
             free_bytes: u64::MAX,
             // The dump the lock records is gone: retention pruned it.
             target_backup: None,
