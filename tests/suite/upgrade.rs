@@ -738,3 +738,227 @@ fn a_rollback_after_a_crash_past_start_keeps_the_rows_written_since_in_a_named_d
     ]);
     assert_eq!(row.trim(), "written on v0.30.0");
 }
+
+/// An external PostgreSQL server the test starts (the world's `postgres:<major>`, published on the
+/// host's address on Docker's default bridge), removed with its volume when dropped.
+struct ExternalPostgres {
+    name: String,
+    host: String,
+    port: u16,
+}
+
+impl ExternalPostgres {
+    const USER: &'static str = "movimext";
+    const PASSWORD: &'static str = "ext p$ss'word";
+
+    fn start(major: &str) -> ExternalPostgres {
+        let w = world::World::get();
+        let ip = Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "docker0"])
+            .output()
+            .expect("ip runs");
+        let text = String::from_utf8_lossy(&ip.stdout);
+        let host = text
+            .split_whitespace()
+            .nth(3)
+            .and_then(|cidr| cidr.split('/').next())
+            .unwrap_or_else(|| panic!("docker0 has no IPv4 address: {text}"))
+            .to_owned();
+        let port = free_port();
+        let pg = ExternalPostgres {
+            name: format!("movim-extdb{major}-{}", std::process::id()),
+            host,
+            port,
+        };
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &pg.name,
+            "-e",
+            &format!("POSTGRES_USER={}", Self::USER),
+            "-e",
+            &format!("POSTGRES_PASSWORD={}", Self::PASSWORD),
+            "-e",
+            &format!("POSTGRES_DB={}", Self::USER),
+            "-p",
+            &format!("{}:{port}:5432", pg.host),
+            &w.library_image(&format!("postgres:{major}")),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Command::new("docker")
+            .args([
+                "exec",
+                &pg.name,
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                Self::USER,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the external postgres never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        pg
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        docker(&[
+            "exec",
+            &self.name,
+            "psql",
+            "-U",
+            Self::USER,
+            "-d",
+            Self::USER,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+            sql,
+        ])
+    }
+
+    /// Row count and md5 of every row of every table but `sessions` (emptied by every start).
+    fn checksums(&self) -> BTreeMap<String, String> {
+        self.psql(
+            "select tablename from pg_tables where schemaname = 'public' and tablename <> 'sessions' order by 1",
+        )
+        .lines()
+        .map(|table| {
+            let sum = self.psql(&format!(
+                "select count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from \"{table}\" t"
+            ));
+            (table.to_owned(), sum)
+        })
+        .collect()
+    }
+}
+
+impl Drop for ExternalPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.name])
+            .output();
+    }
+}
+
+/// An external database on PostgreSQL 17, newer than the bundled 15: it is dumped and restored
+/// with `pg_dump` 17 (`postgres:17` of the library repository), so a release whose migration fails
+/// is rolled back with the database restored from its dump through the external restore path,
+/// every row kept; a good release upgrades; and rolling back from it restores the dump again.
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
+#[test]
+fn an_external_postgres_17_is_dumped_and_restored_with_its_own_pg_dump_across_upgrades() {
+    let pg = ExternalPostgres::start("17");
+    assert!(
+        pg.psql("show server_version").starts_with("17."),
+        "not PostgreSQL 17"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("movim");
+    let project = Project::new("ext17");
+    let port = free_port();
+    let db_port = pg.port.to_string();
+    let t = Instant::now();
+    cli::init_world(
+        &dir,
+        &project,
+        port,
+        &[
+            ("--release", BASE),
+            ("--database", "external"),
+            ("--db-host", &pg.host),
+            ("--db-port", &db_port),
+            ("--db-name", ExternalPostgres::USER),
+            ("--db-user", ExternalPostgres::USER),
+        ],
+    )
+    .env("MOVIM_DB_PASSWORD", ExternalPostgres::PASSWORD)
+    .run()
+    .success();
+    eprintln!("init on an external PostgreSQL 17: {:.0?}", t.elapsed());
+    let s = Stack {
+        _tmp: tmp,
+        dir,
+        project,
+        port,
+    };
+    s.assert_healthy_on(BASE);
+    pg.psql(
+        "insert into users (id, nickname) values ('ext@example.test', 'written on v0.29.2');\
+         insert into messages (user_id, jidfrom, jidto, body)\
+           select 'ext@example.test', 'ext@example.test', 'friend@example.test', 'message ' || g || ' ''quoted'' é'\
+           from generate_series(1, 300) g;",
+    );
+    let before = pg.checksums();
+    let lock_before = s.file("movim-setup.lock");
+    let tool = world::World::get().library_image("postgres:17");
+
+    // A migration that fails: back on v0.29.2 with the database restored from the dump pg_dump 17
+    // took, through the external restore path.
+    let t = Instant::now();
+    let failed = s
+        .upgrade("v0.30.2-migration-fails")
+        .run()
+        .code(1)
+        .stderr_has(&format!("backed up with pg_dump from {tool}"))
+        .stderr_has("failed at step `migrate`")
+        .stderr_has("restoring the database of v0.29.2 from backups/db-")
+        .stderr_has("rolled back: Movim v0.29.2 runs again and is healthy");
+    eprintln!(
+        "a failed migration rolled back on PostgreSQL 17: {:.0?}",
+        t.elapsed()
+    );
+    assert!(!failed.stderr().contains("version mismatch"));
+    s.assert_healthy_on(BASE);
+    s.assert_no_journal();
+    assert_eq!(s.file("movim-setup.lock"), lock_before, "lock not put back");
+    assert_eq!(pg.checksums(), before, "the database was not restored");
+    assert_eq!(
+        pg.psql("select nickname from users where id = 'ext@example.test'"),
+        "written on v0.29.2\n"
+    );
+
+    // A good release: upgraded, the row kept, the dump recorded with the tool that made it.
+    let t = Instant::now();
+    s.upgrade(NEXT).run().success();
+    eprintln!("upgrade on PostgreSQL 17: {:.0?}", t.elapsed());
+    s.assert_healthy_on("v0.30.0");
+    s.assert_no_journal();
+    assert_eq!(
+        pg.psql("select count(*) from messages where user_id = 'ext@example.test'"),
+        "300\n"
+    );
+    let lock = s.lock();
+    let recorded = lock["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .and_then(|r| r["backup"]["backup-tool"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let by_digest = format!(
+        "{}@{}",
+        tool.rsplit_once(':')
+            .map_or(tool.as_str(), |(repo, _)| repo),
+        world::World::get().digest(&tool)
+    );
+    assert_eq!(recorded, by_digest, "{lock}");
+
+    // Back to v0.29.2, whose code does not read v0.30.0's migrations: its dump is restored.
+    let t = Instant::now();
+    s.cmd("rollback").run().success();
+    eprintln!("rollback on PostgreSQL 17: {:.0?}", t.elapsed());
+    s.assert_healthy_on(BASE);
+    s.assert_no_journal();
+    assert_eq!(
+        pg.checksums(),
+        before,
+        "the database of v0.29.2 is not back"
+    );
+}
