@@ -114,6 +114,8 @@ pub fn podman_service_command(endpoint: &str) -> String {
 #[derive(Debug)]
 pub struct PodmanService {
     child: std::sync::Mutex<std::process::Child>,
+    /// Its log, removed with it.
+    _log: tempfile::TempPath,
 }
 
 impl Drop for PodmanService {
@@ -145,13 +147,7 @@ pub async fn start_podman_service(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create {} for the socket", dir.display()))?;
     }
-    // One log per user: another user's (root's) in the shared temporary directory is not ours.
-    let log = env::temp_dir().join(format!(
-        "movim-setup-podman-service-{}.log",
-        effective_uid()
-    ));
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let (log_file, log) = service_log(&env::temp_dir())?;
     let mut child = crate::adapters::subprocess::blocking_command("podman")
         .args(["system", "service", "--time=0", endpoint])
         .stdin(std::process::Stdio::null())
@@ -172,11 +168,18 @@ pub async fn start_podman_service(
             );
         }
         if let Ok((200, _)) = libpod_get(endpoint, "/_ping").await {
-            return Ok(for_this_run.then(|| PodmanService {
+            if !for_this_run {
+                // It serves on after this run, writing here.
+                log.keep()?;
+                return Ok(None);
+            }
+            return Ok(Some(PodmanService {
                 child: std::sync::Mutex::new(child),
+                _log: log,
             }));
         }
         if Instant::now() >= deadline {
+            let log = log.keep()?;
             bail!(
                 "`{}` started but {endpoint} did not answer within {CONNECT_TIMEOUT:?} (log: {})",
                 podman_service_command(endpoint),
@@ -185,6 +188,18 @@ pub async fn start_podman_service(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A new log file for `podman system service` in `dir`, created exclusively under a random name
+/// (0600), never through a file or symbolic link planted at a name known in advance; removed when
+/// the path is dropped unless kept.
+fn service_log(dir: &std::path::Path) -> anyhow::Result<(std::fs::File, tempfile::TempPath)> {
+    let log = tempfile::Builder::new()
+        .prefix("movim-setup-podman-service-")
+        .suffix(".log")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a log file in {}", dir.display()))?;
+    Ok(log.into_parts())
 }
 
 /// A `GET` on Podman's own (libpod) API at `endpoint`, which bollard does not speak. HTTP/1.0, so
@@ -218,4 +233,40 @@ pub(super) async fn libpod_get(endpoint: &str, path: &str) -> anyhow::Result<(u1
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("GET {path} on {endpoint}: not an HTTP answer"))?;
     Ok((status, body.to_owned()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_link_planted_where_the_podman_service_log_went_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let planted = dir.path().join(format!(
+            "movim-setup-podman-service-{}.log",
+            effective_uid()
+        ));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        let (mut file, log) = service_log(dir.path()).unwrap();
+        file.write_all(b"podman says").unwrap();
+
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let mode = std::fs::symlink_metadata(&log)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let path = log.to_path_buf();
+        drop(log);
+        assert!(
+            !path.exists(),
+            "the log of a service stopped with the run is removed"
+        );
+    }
 }
