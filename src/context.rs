@@ -5,6 +5,7 @@ use crate::adapters::Tools;
 use crate::adapters::clock::Clock;
 use crate::adapters::engine::EngineKind;
 use crate::adapters::registry::Registries;
+use crate::adapters::signals::Cancel;
 use crate::adapters::ui::Ui;
 use crate::core::answers::Prompter;
 use crate::core::layout::Layout;
@@ -28,6 +29,9 @@ pub struct Context {
     pub clock: Box<dyn Clock>,
     /// Finds the engine and what runs the deployment, once the command knows its layout.
     pub connect: Box<dyn Connect>,
+    /// Raised by SIGINT and SIGTERM: aborts the command before it changes anything, afterwards
+    /// checked between the steps of a run.
+    pub cancel: Cancel,
 }
 
 /// Finds the [`Tools`] a command drives a deployment of `layout` with: the real engine and

@@ -13,6 +13,8 @@ pub enum ExitStatus {
     Failed,
     /// 2: bad usage, or the tool could not run at all (doctor: could not check).
     CouldNotRun,
+    /// 128 + the signal's number (130 SIGINT, 143 SIGTERM): interrupted, and what it left is said.
+    Interrupted(u8),
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
@@ -21,6 +23,7 @@ impl From<ExitStatus> for std::process::ExitCode {
             ExitStatus::Success => Self::SUCCESS,
             ExitStatus::Failed => Self::from(1),
             ExitStatus::CouldNotRun => Self::from(2),
+            ExitStatus::Interrupted(code) => Self::from(code),
         }
     }
 }

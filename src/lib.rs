@@ -35,7 +35,16 @@ pub fn run() -> std::process::ExitCode {
             return ExitStatus::CouldNotRun.into();
         }
     };
-    let outcome = runtime.block_on(commands::dispatch(cli));
+    let outcome = runtime.block_on(async {
+        let cancel = adapters::signals::Cancel::new();
+        if let Err(e) = adapters::signals::listen(&cancel) {
+            return Err(Failure::new("cannot handle SIGINT, SIGTERM and SIGHUP")
+                .because(e)
+                .detail("nothing was stopped or changed")
+                .status(ExitStatus::CouldNotRun));
+        }
+        commands::dispatch(cli, cancel).await
+    });
     match outcome {
         Ok(status) => status.into(),
         Err(failure) => {

@@ -12,6 +12,9 @@ use std::path::Path;
 /// Test-only: the checkpoint at which the process kills itself (see [`checkpoint`]).
 pub const CRASH_ENV: &str = "MOVIM_SETUP_CRASH_AT";
 
+/// Test-only: the point at which the process waits a while (see [`pause`]).
+pub const PAUSE_ENV: &str = "MOVIM_SETUP_PAUSE_AT";
+
 impl Journal {
     /// The journal of `dir`, if a run left one.
     ///
@@ -102,6 +105,20 @@ pub fn checkpoint(name: &str) {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
+    }
+}
+
+/// A named point where a signal test waits. **Test-only hook:** when `MOVIM_SETUP_PAUSE_AT` equals
+/// `name`, the command says so on stderr and waits a few seconds there (as it would for the user
+/// or an engine), so that a test can send it a real signal at a known point. Users never set it.
+pub async fn pause(name: &str) {
+    if env::var(PAUSE_ENV).is_some_and(|v| v == name) {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "pause {name}: {PAUSE_ENV} is set, waiting 5s"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }
 

@@ -15,6 +15,7 @@ pub mod psql;
 pub mod registry;
 pub mod run_lock;
 pub mod runner;
+pub mod signals;
 pub mod store;
 pub mod subprocess;
 pub mod ui;

@@ -12,11 +12,16 @@ use tokio::io::AsyncReadExt as _;
 use tokio::process::Command;
 
 /// A child process of `program`, to be configured and spawned by its caller: every process this
-/// tool starts is made here (a lint keeps it so), so what runs is found in one place.
+/// tool starts is made here (a lint keeps it so), so what runs is found in one place. Each child
+/// is in a process group of its own: the terminal's Ctrl-C reaches this process only, which
+/// finishes the step the child is part of ([`crate::adapters::signals`]) instead of losing the
+/// child (a compose command, `pg_dump`) half-way.
 #[allow(clippy::disallowed_methods)] // the one place processes are made
 #[must_use]
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
+    let mut command = Command::new(program);
+    command.process_group(0);
+    command
 }
 
 /// [`command`], for the few callers that must block (no async runtime at hand, or a
@@ -24,7 +29,10 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 #[allow(clippy::disallowed_methods)] // the one place processes are made
 #[must_use]
 pub fn blocking_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    std::process::Command::new(program)
+    use std::os::unix::process::CommandExt as _;
+    let mut command = std::process::Command::new(program);
+    command.process_group(0);
+    command
 }
 
 /// How a child's output is collected.

@@ -28,9 +28,41 @@ pub fn prompter(yes: bool) -> Box<dyn Prompter> {
 pub struct Terminal;
 
 fn prompt_failed(q: &Question, e: dialoguer::Error) -> Failure {
-    Failure::usage(format!("could not ask `{}`", q.key))
-        .because(e)
-        .next(format!("movim-setup init --yes {} VALUE", q.flag))
+    interrupted(&e).unwrap_or_else(|| {
+        Failure::usage(format!("could not ask `{}`", q.key))
+            .because(e)
+            .next(format!("movim-setup init --yes {} VALUE", q.flag))
+    })
+}
+
+/// Ctrl-C in a prompt: dialoguer reads keys in raw mode, so the terminal sends no SIGINT but the
+/// prompt fails as interrupted, its cursor still hidden. Shown again, and the command ends as
+/// SIGINT would end it (exit 130), nothing changed.
+fn interrupted(e: &dialoguer::Error) -> Option<Failure> {
+    restore_terminal();
+    let dialoguer::Error::IO(io) = e;
+    (io.kind() == std::io::ErrorKind::Interrupted).then(|| {
+        crate::adapters::signals::Signal::Interrupt
+            .failure("interrupted at the prompt (Ctrl-C)")
+            .detail("nothing was stopped or changed")
+    })
+}
+
+/// Shows the cursor again (a prompt or a progress bar interrupted hides it), on a terminal only.
+pub fn restore_terminal() {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = stderr.write_all(b"\x1b[?25h");
+        let _ = stderr.flush();
+    }
+}
+
+/// A line on stderr. Never panics (unlike `eprintln!`): once an SSH connection drops, the
+/// terminal is gone and writing to it fails, and the run must go on.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 impl Prompter for Terminal {
@@ -79,9 +111,11 @@ impl Prompter for Terminal {
             .default(default)
             .interact()
             .map_err(|e| {
-                Failure::usage("could not ask for confirmation")
-                    .because(e)
-                    .next("pass --yes")
+                interrupted(&e).unwrap_or_else(|| {
+                    Failure::usage("could not ask for confirmation")
+                        .because(e)
+                        .next("pass --yes")
+                })
             })
     }
 }
@@ -107,21 +141,21 @@ impl Ui {
     /// One step of a command, as an ordered line on stderr.
     pub fn step(&self, message: &str) {
         if self.fancy {
-            eprintln!("\x1b[1m==>\x1b[0m {message}");
+            say(&format!("\x1b[1m==>\x1b[0m {message}"));
         } else {
-            eprintln!("==> {message}");
+            say(&format!("==> {message}"));
         }
     }
 
     pub fn info(&self, message: &str) {
-        eprintln!("    {message}");
+        say(&format!("    {message}"));
     }
 
     pub fn warn(&self, message: &str) {
         if self.fancy {
-            eprintln!("\x1b[33mwarning:\x1b[0m {message}");
+            say(&format!("\x1b[33mwarning:\x1b[0m {message}"));
         } else {
-            eprintln!("warning: {message}");
+            say(&format!("warning: {message}"));
         }
     }
 
@@ -219,7 +253,7 @@ impl PullProgress for Lines {
     }
 
     fn done(&self, image: &str) {
-        eprintln!("    pulled {image}");
+        say(&format!("    pulled {image}"));
     }
 }
 
@@ -263,27 +297,27 @@ impl BuildProgress for Steps {
     fn line(&self, image: &str, line: &str) {
         // Docker's classic builder says `Step 3/19 : …`, Podman's `[2/5] STEP 3/4: …`.
         if line.starts_with("Step ") || line.contains("STEP ") {
-            eprintln!("    {image}: {line}");
+            say(&format!("    {image}: {line}"));
         }
     }
 
     fn done(&self, image: &str, summary: &str) {
-        eprintln!("    {image}: {summary}");
+        say(&format!("    {image}: {summary}"));
     }
 }
 
 /// Prints a failure: what failed, why, details, and the next command(s).
 pub fn report_failure(f: &Failure) {
-    eprintln!("error: {}", f.what);
+    say(&format!("error: {}", f.what));
     if let Some(cause) = &f.cause {
         for line in format!("{cause:#}").lines() {
-            eprintln!("  cause: {line}");
+            say(&format!("  cause: {line}"));
         }
     }
     for d in &f.details {
-        eprintln!("  {d}");
+        say(&format!("  {d}"));
     }
     for n in &f.next {
-        eprintln!("  next: {n}");
+        say(&format!("  next: {n}"));
     }
 }

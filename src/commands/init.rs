@@ -131,8 +131,15 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<ExitStatus, Failure> {
         if !existing {
             print_changes(ctx, &changes);
         }
+        // The write is one transaction: a signal lets it finish (or undo itself), then stops.
+        ctx.cancel.execute()?;
         write(ctx, &files, &lock, None)?;
         hand_env_to_movim(ctx, &tools, &ctx.dir.join(ENV_FILE)).await;
+        ctx.cancel.abortable(&format!(
+            "{} is written, Movim not started: movim-setup init --dir {} starts it",
+            ctx.dir.display(),
+            ctx.dir.display()
+        ))?;
     }
     if args.no_start {
         ctx.ui.step(&format!(

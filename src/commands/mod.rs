@@ -9,14 +9,15 @@ pub mod upgrade;
 
 use crate::adapters::clock::SystemClock;
 use crate::adapters::registry::Distribution;
+use crate::adapters::signals::Cancel;
 use crate::adapters::ui::{self, Ui};
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::error::{ExitStatus, Failure};
 use crate::stack::Machine;
 
-/// Runs the parsed command on this machine.
-pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
+/// Runs the parsed command on this machine; `cancel` is raised by the signals.
+pub async fn dispatch(cli: Cli, cancel: Cancel) -> Result<ExitStatus, Failure> {
     let ctx = Context {
         dir: absolute(&cli.dir)?,
         ui: Ui::new(),
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitStatus, Failure> {
         registries: Box::new(Distribution),
         clock: Box::new(SystemClock),
         connect: Box::new(Machine),
+        cancel,
     };
     run(&ctx, cli.command).await
 }
@@ -45,8 +47,18 @@ fn absolute(dir: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
     })
 }
 
-/// Runs `command` in `ctx` (the real machine, or fakes in tests).
+/// Runs `command` in `ctx` (the real machine, or fakes in tests). A signal before the command
+/// executes anything aborts it here: the command is dropped where it waits, releasing what it
+/// holds, and ends with the signal's exit status.
 pub async fn run(ctx: &Context, command: Command) -> Result<ExitStatus, Failure> {
+    tokio::select! {
+        outcome = route(ctx, command) => outcome,
+        aborted = ctx.cancel.aborted() => Err(aborted),
+    }
+}
+
+async fn route(ctx: &Context, command: Command) -> Result<ExitStatus, Failure> {
+    crate::adapters::journal::pause("start").await;
     match command {
         Command::Init(args) => init::run(ctx, *args).await,
         Command::Upgrade(args) => upgrade::run(ctx, args).await,

@@ -134,6 +134,8 @@ async fn settle(
                     .undo_plan(&run.from.project, tools.runner.layout().main_file())
             );
             let from = run.from.version.clone();
+            // Going back is itself the undo: a signal from here on does not stop it half-way.
+            ctx.cancel.execute()?;
             restore_previous(&mut run).await.map_err(|f| {
                 f.next(format!(
                     "movim-setup rollback --dir {}   (again)",

@@ -12,6 +12,7 @@ use super::undo::undo;
 use crate::adapters::Tools;
 use crate::adapters::backup;
 use crate::adapters::fsx;
+use crate::adapters::signals::Signal;
 use crate::context::Context;
 use crate::core::deployment::{Database, Deployment, MovimTag};
 use crate::core::journal::{Files, Journal, Side};
@@ -78,6 +79,8 @@ pub async fn plan_and_execute(
         return Ok(ExitStatus::Failed);
     }
     j.restore = p.restore.clone();
+    // From here a signal no longer aborts: the step under way is finished, then undone.
+    ctx.cancel.execute()?;
     // The journal's first write: agreed and pulled, nothing stopped yet.
     j.finish(&ctx.dir, Step::Prepull)
         .or_fail(|| "cannot write the upgrade journal".to_owned())?;
@@ -173,7 +176,23 @@ impl<'a> Run<'a> {
     /// Runs the steps the journal does not record as done; a failure from `stop` on is rolled back.
     pub async fn execute(mut self) -> Result<ExitStatus, Failure> {
         let kind = self.journal.kind;
+        self.ctx.cancel.execute().map_err(|f| {
+            f.detail(format!(
+                "the journal {} is kept",
+                self.dir()
+                    .join(crate::core::journal::JOURNAL_FILE)
+                    .display()
+            ))
+            .next(format!(
+                "movim-setup {} --resume --dir {}   (or rollback)",
+                kind.verb(),
+                self.dir().display()
+            ))
+        })?;
         for step in plan::remaining(kind, &self.journal.done) {
+            if let Some(signal) = self.ctx.cancel.requested() {
+                return Err(self.interrupted(signal, step).await);
+            }
             if step == Step::Start && self.journal.serving_since.is_none() {
                 self.journal.serving_since = Some(self.ctx.clock.now_rfc3339());
             }
@@ -210,6 +229,23 @@ impl<'a> Run<'a> {
             crate::adapters::journal::checkpoint(&step.checkpoint());
         }
         self.complete()
+    }
+
+    /// A signal arrived during the step before `next`: that step is finished; nothing more is
+    /// done, and what was done is undone as for a failed step.
+    async fn interrupted(self, signal: Signal, next: Step) -> Failure {
+        let failure = signal.failure(format!(
+            "{} to {} interrupted by {} before step `{}`",
+            self.journal.kind.verb(),
+            self.journal.to.movim,
+            signal.name(),
+            next.name()
+        ));
+        if !self.journal.touched(Step::Stop) {
+            let _ = Journal::remove(self.dir());
+            return failure.detail("nothing was stopped or changed");
+        }
+        undo(self, failure).await
     }
 
     fn describe(&self, step: Step) -> String {

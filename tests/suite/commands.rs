@@ -9,6 +9,7 @@ use clap::Parser as _;
 use fakes::{FROM, FakeDb, FakeEngine, FakeWeb, Log, TO, context, installed_dir};
 use movim_setup::adapters::engine::EngineKind;
 use movim_setup::adapters::runner::compose::ComposeTool;
+use movim_setup::adapters::signals::Signal;
 use movim_setup::adapters::store::Dir;
 use movim_setup::cli::Cli;
 use movim_setup::commands;
@@ -1006,4 +1007,127 @@ async fn a_deployment_directory_others_can_write_to_is_refused_before_anything_c
     assert_eq!(failure.status, ExitStatus::CouldNotRun, "{failure}");
     assert!(failure.what.contains("uid 4242"), "{failure}");
     assert!(!target.exists(), "nothing may be created");
+}
+
+// ------------------------------------------------------------------------------------------
+// Signals: a fake call raises the context's cancel, as SIGINT or SIGTERM would mid-call.
+
+/// `movim-setup <args> --dir <dir>` on the fakes, `signal` arriving during the call `during`.
+async fn run_signalled(
+    dir: &Path,
+    log: &Log,
+    args: &[&str],
+    during: &str,
+    signal: Signal,
+) -> Result<ExitStatus, Failure> {
+    log.state().signal_during = Some((during.to_owned(), signal));
+    run(dir, log, args).await
+}
+
+#[tokio::test]
+async fn a_ctrl_c_while_movim_stops_finishes_the_stop_then_rolls_back_and_exits_130() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    let outcome = run_signalled(
+        dir.path(),
+        &log,
+        &["upgrade", "--yes", "--to", TO],
+        "stop_movim",
+        Signal::Interrupt,
+    )
+    .await;
+
+    let failure = outcome.expect_err("interrupted");
+    assert_eq!(failure.status, ExitStatus::Interrupted(130), "{failure}");
+    assert!(failure.what.contains("SIGINT"), "{failure}");
+    assert!(
+        failure.details.iter().any(|d| d.starts_with("rolled back")),
+        "{failure}"
+    );
+    // The stop was finished, nothing after it ran, and the old release serves again.
+    log.assert_in_order(&["stop_movim", "up fpm,daemon (0.29.2)", "up web (0.29.2)"]);
+    assert!(
+        !log.has("php vendor/bin/phinx migrate"),
+        "{:?}",
+        log.calls()
+    );
+    assert_eq!(log.state().running.as_deref(), Some("0.29.2"));
+    assert_eq!(lock(dir.path()).movim, FROM);
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
+
+#[tokio::test]
+async fn a_sigterm_during_the_migration_finishes_it_then_restores_the_database_and_exits_143() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+
+    let outcome = run_signalled(
+        dir.path(),
+        &log,
+        &["upgrade", "--yes", "--to", TO],
+        "php vendor/bin/phinx migrate",
+        Signal::Terminate,
+    )
+    .await;
+
+    let failure = outcome.expect_err("terminated");
+    assert_eq!(failure.status, ExitStatus::Interrupted(143), "{failure}");
+    log.assert_in_order(&[
+        "php vendor/bin/phinx migrate (0.30.0)",
+        "restore",
+        "up web (0.29.2)",
+    ]);
+    assert!(!log.has("up web (0.30.0)"), "{:?}", log.calls());
+    assert_eq!(lock(dir.path()).movim, FROM);
+    assert!(!dir.path().join(JOURNAL_FILE).exists());
+}
+
+#[tokio::test]
+async fn a_signal_during_the_prepull_or_the_probe_stops_nothing_and_leaves_no_journal() {
+    for (during, signal, code) in [
+        ("pull", Signal::Interrupt, 130),
+        ("probe", Signal::Terminate, 143),
+    ] {
+        let log = Log::default();
+        let dir = installed_dir(&log);
+
+        let outcome = run_signalled(
+            dir.path(),
+            &log,
+            &["upgrade", "--yes", "--to", TO],
+            during,
+            signal,
+        )
+        .await;
+
+        let failure = outcome.expect_err("interrupted");
+        assert_eq!(failure.status, ExitStatus::Interrupted(code), "{failure}");
+        assert!(
+            failure
+                .details
+                .iter()
+                .any(|d| d == "nothing was stopped or changed"),
+            "{failure}"
+        );
+        assert!(!log.has("stop"), "{during}: {:?}", log.calls());
+        assert!(!dir.path().join(JOURNAL_FILE).exists(), "{during}");
+        assert_eq!(lock(dir.path()).movim, FROM);
+    }
+}
+
+#[tokio::test]
+async fn init_interrupted_before_its_write_writes_nothing_and_exits_130() {
+    let log = Log::default();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("movim");
+    let port = free_port().to_string();
+
+    let outcome = run_signalled(&dir, &log, &init_args(&port), "pull", Signal::Interrupt).await;
+
+    let failure = outcome.expect_err("interrupted");
+    assert_eq!(failure.status, ExitStatus::Interrupted(130), "{failure}");
+    assert!(!dir.join("movim-setup.lock").exists());
+    assert!(!dir.join("compose.yaml").exists());
+    assert!(!log.has("up "), "{:?}", log.calls());
 }

@@ -18,6 +18,7 @@ mod registry_engine;
 mod release;
 mod render;
 mod rootless;
+mod signals;
 mod upgrade;
 mod world_infra;
 mod world_movim;

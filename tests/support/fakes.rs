@@ -20,6 +20,7 @@ use movim_setup::adapters::health::{AfterOpen, Handshake, Infos, TlsFailure, Web
 use movim_setup::adapters::registry::{Registries, Registry};
 use movim_setup::adapters::runner::compose::ComposeTool;
 use movim_setup::adapters::runner::{Commands, Probe, Runner};
+use movim_setup::adapters::signals::{Cancel, Signal};
 use movim_setup::adapters::ui::Ui;
 use movim_setup::context::{Connect, Context};
 use movim_setup::core::answers::Defaults;
@@ -67,6 +68,10 @@ pub struct State {
     /// The tag of the last `…/postgres:<tag>` resolved: the `pg_dump` a one-shot runs (its
     /// reference there is by digest alone).
     pub postgres_resolved: Option<String>,
+    /// What SIGINT and SIGTERM raise (the context's), and the call during which a signal arrives:
+    /// `("stop_movim", Signal::Interrupt)` is a Ctrl-C while Movim is being stopped.
+    pub cancel: Cancel,
+    pub signal_during: Option<(String, Signal)>,
 }
 
 /// A handle on the shared [`State`].
@@ -81,7 +86,14 @@ impl Log {
     }
 
     fn push(&self, call: impl Into<String>) {
-        self.state().calls.push(call.into());
+        let call = call.into();
+        let mut state = self.state();
+        if let Some((during, signal)) = &state.signal_during
+            && call.starts_with(during.as_str())
+        {
+            state.cancel.raise(*signal);
+        }
+        state.calls.push(call);
     }
 
     /// Whether a call starting with `prefix` was made.
@@ -530,6 +542,7 @@ pub fn context(dir: &Path, log: &Log) -> Context {
         registries: Box::new(FakeRegistry(log.clone())),
         clock: Box::new(FixedClock),
         connect: Box::new(FakeMachine(log.clone())),
+        cancel: log.state().cancel.clone(),
     }
 }
 
