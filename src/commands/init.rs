@@ -211,8 +211,9 @@ fn collect_answers(
     let from_saved = recorded
         .map(|d| {
             Answers::from_deployment(d).from_source(&format!(
-                "{}, the answers a previous run saved",
-                ctx.dir.join(ANSWERS_FILE).display()
+                "{}, {}",
+                ctx.dir.join(ANSWERS_FILE).display(),
+                answers::SAVED_BY_A_PREVIOUS_RUN
             ))
         })
         .unwrap_or_default();
@@ -234,19 +235,11 @@ fn collect_answers(
 
 fn default_project(dir: &Path) -> String {
     let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    let name: String = abs
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    let name = name.trim_start_matches(['-', '_']).to_owned();
-    if name.is_empty() {
-        "movim".to_owned()
-    } else {
-        name
-    }
+    answers::suggested_project(
+        &abs.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 fn check_disk(dir: &Path) -> Result<(), Failure> {

@@ -13,6 +13,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use valid::{acme_ca, acme_email, db_host, port};
+pub use valid::{deployment_dir, suggested_project};
+
+/// The origin of the answers a previous run saved (`movim-setup.yaml`): the project they name is
+/// kept as it is, since renaming it would leave the running containers and volumes behind.
+pub const SAVED_BY_A_PREVIOUS_RUN: &str = "the answers a previous run saved";
 
 mod valid;
 
@@ -408,8 +413,15 @@ pub fn resolve(a: Answers, p: &dyn Prompter, default_project: &str) -> Result<Re
         origins: a.origins.clone(),
     };
     let project = a.project.unwrap_or_else(|| default_project.to_owned());
-    let project = deployment::parse_project(&project).map_err(|e| ask.invalid(&q::project, e))?;
-    let domain = ask.valid(&q::domain, a.domain, None, Domain::parse)?;
+    let saved =
+        (a.origins.get(q::project.key)).is_some_and(|o| o.ends_with(SAVED_BY_A_PREVIOUS_RUN));
+    let project = if saved {
+        deployment::parse_project(&project)
+    } else {
+        valid::project(&project)
+    }
+    .map_err(|e| ask.invalid(&q::project, e))?;
+    let domain = ask.valid(&q::domain, a.domain, None, valid::domain)?;
 
     let tls = match ask.choose(&q::tls, a.tls, &["caddy", "proxy"], 1)?.as_str() {
         "caddy" => Tls::Caddy {
@@ -539,7 +551,7 @@ fn xmpp(
         &q::xmpp_domain,
         domain_given.clone(),
         Some(&default_xmpp),
-        Domain::parse,
+        valid::domain,
     )?;
     if xmpp_mode != "bundled" {
         return Ok(Xmpp::External {
@@ -731,6 +743,95 @@ mod tests {
             let err = resolve(a, &Defaults, "movim").err().expect("fails");
             assert!(err.to_string().contains(flag), "{flag}: {err}");
         }
+    }
+
+    fn refused(a: Answers) -> String {
+        resolve(a, &Defaults, "movim")
+            .err()
+            .expect("fails")
+            .to_string()
+    }
+
+    #[test]
+    fn a_project_name_kubernetes_or_dns_cannot_take_is_refused_with_a_valid_example() {
+        let err = refused(Answers {
+            project: Some("Movim_Prod".into()),
+            ..base()
+        });
+        assert!(
+            err.contains("--project") && err.contains("(e.g. movim-prod)"),
+            "{err}"
+        );
+        let err = refused(Answers {
+            project: Some("m".repeat(55)),
+            ..base()
+        });
+        assert!(err.contains(&format!("(e.g. {})", "m".repeat(54))), "{err}");
+        let err = refused(Answers {
+            project: Some("2024".into()),
+            ..base()
+        });
+        assert!(err.contains("(e.g. movim-2024)"), "{err}");
+        // A directory's name becomes a project name that is valid.
+        assert_eq!(suggested_project("movim_prod"), "movim-prod");
+        assert_eq!(suggested_project("--Movim..Chat--"), "movim-chat");
+        assert_eq!(suggested_project("é"), "movim");
+        assert_eq!(suggested_project(""), "movim");
+        assert_eq!(suggested_project(&"x".repeat(80)), "x".repeat(54));
+        for odd in [
+            format!("{}_b", "a".repeat(53)),
+            "9".repeat(60),
+            "_é-x".into(),
+        ] {
+            let suggested = suggested_project(&odd);
+            assert!(valid::project(&suggested).is_ok(), "{odd} -> {suggested}");
+        }
+    }
+
+    #[test]
+    fn a_project_a_previous_run_saved_is_kept_as_it_is() {
+        // Renaming it would leave the containers and volumes it names behind.
+        let kept = Answers {
+            project: Some("movim_prod".into()),
+            ..base()
+        }
+        .from_source(&format!(
+            "/srv/movim_prod/movim-setup.yaml, {SAVED_BY_A_PREVIOUS_RUN}"
+        ));
+        let d = resolve(kept, &Defaults, "movim").expect("kept").deployment;
+        assert_eq!(d.project, "movim_prod");
+    }
+
+    #[test]
+    fn an_internationalized_domain_is_refused_with_its_punycode_form() {
+        let err = refused(Answers {
+            domain: Some("movim.bücher.example".into()),
+            ..base()
+        });
+        assert!(err.contains("--domain is not valid"), "{err}");
+        assert!(
+            err.contains("punycode) form: movim.xn--bcher-kva.example"),
+            "{err}"
+        );
+        let err = refused(Answers {
+            xmpp_domain: Some("bücher.example".into()),
+            ..base()
+        });
+        assert!(err.contains("--xmpp-domain is not valid"), "{err}");
+        assert!(
+            err.contains("punycode) form: xn--bcher-kva.example"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_podman_volume_cannot_name_is_refused_naming_dir() {
+        for bad in ["/srv/movim:prod", "/srv/movim,prod"] {
+            let err = deployment_dir(bad).expect_err(bad);
+            assert!(err.starts_with(&format!("--dir {bad} holds")), "{err}");
+            assert!(err.contains("(e.g. --dir /srv/movim)"), "{err}");
+        }
+        assert!(deployment_dir("/srv/movim prod").is_ok());
     }
 
     #[test]

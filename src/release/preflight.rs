@@ -3,10 +3,12 @@
 
 use crate::adapters::fsx;
 use crate::adapters::run_lock::RunLock;
-use crate::adapters::store::Saved;
+use crate::adapters::store::{self, Saved};
 use crate::context::Context;
+use crate::core::answers;
 use crate::core::deployment::Deployment;
 use crate::core::journal::{self, Journal};
+use crate::core::layout::Layout;
 use crate::core::lockfile::Lock;
 use crate::core::plan::{Kind, Step};
 use crate::core::secret::Secret;
@@ -63,9 +65,25 @@ pub fn run_lock_existing(ctx: &Context, command: &str) -> Result<Option<RunLock>
     ctx.dir.is_dir().then(|| run_lock(ctx, command)).transpose()
 }
 
+/// Refuses a directory a new or kube-played deployment cannot be mounted from by
+/// `podman run --volume` (one holding `:` or `,`); a compose deployment mounts it by other means.
+fn usable_dir(ctx: &Context) -> Result<(), Failure> {
+    if store::layout_held(&ctx.dir) == Some(Layout::Compose) {
+        return Ok(());
+    }
+    let abs = std::path::absolute(&ctx.dir).unwrap_or_else(|_| ctx.dir.clone());
+    answers::deployment_dir(&abs.display().to_string()).map_err(|e| {
+        Failure::usage(e)
+            .detail("nothing was changed")
+            .next("movim-setup init --dir /srv/movim   (or another directory without : or ,)")
+    })
+}
+
 /// Refuses a deployment directory someone else could write to (it, or a directory above it): its
-/// files decide what runs, and `movim.env` holds the deployment's secrets. Nothing is changed.
+/// files decide what runs, and `movim.env` holds the deployment's secrets; and one `podman run`
+/// cannot mount ([`usable_dir`]). Nothing is changed.
 pub fn trusted_dir(ctx: &Context) -> Result<(), Failure> {
+    usable_dir(ctx)?;
     let (target, ancestors) = fsx::dir_facts(&ctx.dir).or_fail(|| {
         format!(
             "cannot read the owners of {} and its parents",

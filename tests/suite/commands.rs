@@ -668,6 +668,29 @@ async fn init_waits_for_no_one_and_refuses_beside_another_run_holding_the_lock()
 }
 
 #[tokio::test]
+async fn init_refuses_a_directory_podman_volume_cannot_name_before_writing_anything() {
+    let log = Log::default();
+    let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for name in ["movim,prod", "movim:prod"] {
+        let dir = parent.path().join(name);
+        let refused = run(
+            &dir,
+            &log,
+            &["init", "--yes", "--domain", "movim.example.org"],
+        )
+        .await
+        .expect_err("no deployment podman cannot mount");
+        assert!(
+            refused
+                .what
+                .starts_with(&format!("--dir {} holds", dir.display())),
+            "{refused}"
+        );
+        assert!(!dir.exists(), "nothing may be written");
+    }
+}
+
+#[tokio::test]
 async fn without_a_terminal_or_yes_an_upgrade_is_refused_before_anything_stops() {
     let log = Log::default();
     let dir = installed_dir(&log);

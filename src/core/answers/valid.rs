@@ -1,6 +1,7 @@
 //! The checks an answer passes before it reaches a file or a command: each says what is wrong
 //! with the value, and the answers name the flag or file it came from.
 
+use crate::core::deployment::Domain;
 use crate::core::envfile;
 
 pub(super) fn port(v: &str) -> Result<u16, String> {
@@ -87,4 +88,91 @@ pub(super) fn env_setting(name: &str, value: &str) -> Result<(), String> {
         ));
     }
     envfile::quote(name, value).map(|_| ())
+}
+
+/// The longest project name: the longest name made from it, the database's pod and Service
+/// `<project>-postgres`, is still one DNS label (63 characters).
+const MAX_PROJECT: usize = 63 - "-postgres".len();
+
+/// A project name as every name made from it takes it: Kubernetes Service names and DNS labels
+/// (`<project>-postgres`, the pods' host names) allow lowercase letters, digits and inner `-`,
+/// starting with a letter, in at most 63 characters.
+pub(super) fn project(v: &str) -> Result<String, String> {
+    let ok = v.len() <= MAX_PROJECT
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.ends_with('-');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a project name: lowercase letters, digits and inner hyphens, starting \
+             with a letter, at most {MAX_PROJECT} characters, as Kubernetes and DNS names take \
+             them (e.g. {})",
+            v.escape_debug(),
+            suggested_project(v)
+        ))
+    }
+}
+
+/// The project name closest to `v` that [`project`] takes (`movim_prod` → `movim-prod`): what a
+/// directory's name becomes as the default project, and the example a refusal gives.
+#[must_use]
+pub fn suggested_project(v: &str) -> String {
+    let mapped: String = v
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut words: Vec<&str> = mapped.split('-').filter(|p| !p.is_empty()).collect();
+    if words
+        .first()
+        .is_none_or(|w| !w.starts_with(|c: char| c.is_ascii_lowercase()))
+    {
+        words.insert(0, "movim");
+    }
+    // Cut to the length (ASCII, so at any byte), never ending in a hyphen.
+    let joined = words.join("-");
+    joined[..joined.len().min(MAX_PROJECT)]
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+/// A public or XMPP domain: [`Domain::parse`], and for an internationalized name the ASCII
+/// (punycode) form to give instead.
+pub(super) fn domain(v: &str) -> Result<Domain, String> {
+    if !v.is_ascii() {
+        let hint = match url::Host::parse(v.trim()) {
+            Ok(url::Host::Domain(ascii)) => format!("give its ASCII (punycode) form: {ascii}"),
+            _ => "give its ASCII (punycode) form, e.g. xn--bcher-kva.example for bücher.example"
+                .to_owned(),
+        };
+        return Err(format!(
+            "`{}` is an internationalized domain name; {hint}",
+            v.escape_debug()
+        ));
+    }
+    Domain::parse(v)
+}
+
+/// A deployment directory `podman run --volume SOURCE:TARGET:OPTIONS` can name: no `:` (which
+/// ends the source) and no `,` (which separates options).
+///
+/// # Errors
+/// Names the character, and an example of a directory that works.
+pub fn deployment_dir(path: &str) -> Result<(), String> {
+    match path.chars().find(|c| matches!(c, ':' | ',')) {
+        Some(c) => Err(format!(
+            "--dir {path} holds `{c}`, which `podman run --volume` reads as a separator; use a \
+             directory without : or , (e.g. --dir /srv/movim)"
+        )),
+        None => Ok(()),
+    }
 }
