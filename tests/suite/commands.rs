@@ -668,6 +668,32 @@ async fn init_waits_for_no_one_and_refuses_beside_another_run_holding_the_lock()
 }
 
 #[tokio::test]
+async fn upgrade_and_rollback_take_the_run_lock_before_reading_the_lock_file() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    let held = movim_setup::adapters::run_lock::RunLock::acquire(dir.path(), "upgrade")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|_| panic!("the lock is free"));
+    // The run holding the lock is half-way through rewriting the lock file.
+    std::fs::write(dir.path().join("movim-setup.lock"), "movim: [")
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    for args in [
+        &["upgrade", "--to", TO, "--yes"][..],
+        &["rollback", "--yes"],
+    ] {
+        let refused = run(dir.path(), &log, args)
+            .await
+            .expect_err("no run beside another run");
+        assert!(
+            refused.what.contains("another movim-setup run holds"),
+            "{args:?}: {refused}"
+        );
+    }
+    drop(held);
+}
+
+#[tokio::test]
 async fn init_refuses_a_directory_podman_volume_cannot_name_before_writing_anything() {
     let log = Log::default();
     let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
