@@ -353,7 +353,14 @@ fn upgrades_keep_every_row_and_every_faulty_release_rolls_back() {
     );
     assert!(newest.stderr().contains(&said), "{}", newest.stderr());
     let to_newest = s.upgrade(NEWEST).arg("--dry-run").run().success();
-    assert_eq!(newest.stdout(), to_newest.stdout());
+    // The same plan, but for the free space, which other processes change meanwhile.
+    let same = |plan: &str| {
+        plan.lines()
+            .filter(|l| !l.starts_with("database: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(same(&newest.stdout()), same(&to_newest.stdout()));
     assert_eq!(tree(&s.dir), files, "--dry-run changed the directory");
 
     // Older than the current release: that is `rollback`, refused as bad usage.

@@ -150,6 +150,10 @@ pub async fn start_podman_service(
     let (log_file, log) = service_log(&env::temp_dir())?;
     let mut child = crate::adapters::subprocess::blocking_command("podman")
         .args(["system", "service", "--time=0", endpoint])
+        // The endpoint named in the user's environment is the one to serve, not one to be a
+        // client of: with CONTAINER_HOST set, podman acts as a remote client and refuses the verb.
+        .env_remove("CONTAINER_HOST")
+        .env_remove("CONTAINER_CONNECTION")
         .stdin(std::process::Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
