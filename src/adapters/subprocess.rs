@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::core::shell::quote as shell_quote;
@@ -22,6 +23,20 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new(program);
     command.process_group(0);
     command
+}
+
+/// SIGKILL to the process group `leader` leads (nothing for 0), through kill(1): this crate
+/// forbids the `unsafe` a direct `kill(2)` would need. Best effort: a group already gone is fine.
+fn kill_group(leader: u32) {
+    if leader == 0 {
+        return;
+    }
+    let _ = blocking_command("kill")
+        .args(["-KILL", "--", &format!("-{leader}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// [`command`], for the few callers that must block (no async runtime at hand, or a
@@ -132,11 +147,15 @@ impl Program {
             command.current_dir(dir);
         }
         let line = || self.command_line(args);
+        // The child leads its own process group (see [`command`]); a timeout stops the group, so
+        // what the child started (a compose tool's own children) does not outlive it either.
+        let leader = std::sync::atomic::AtomicU32::new(0);
         let run = async {
             match capture {
                 Capture::Separate => {
                     command.stdout(Stdio::piped()).stderr(Stdio::piped());
                     let child = command.spawn().map_err(|e| self.spawn_error(&e))?;
+                    leader.store(child.id().unwrap_or(0), Ordering::SeqCst);
                     let out = child.wait_with_output().await?;
                     Ok::<_, anyhow::Error>(Captured {
                         code: out.status.code(),
@@ -151,6 +170,7 @@ impl Program {
                         .stdout(Stdio::from(write_end.try_clone()?))
                         .stderr(Stdio::from(write_end));
                     let mut child = command.spawn().map_err(|e| self.spawn_error(&e))?;
+                    leader.store(child.id().unwrap_or(0), Ordering::SeqCst);
                     // The command holds our copies of the write end; until they close, the
                     // pipe never reaches EOF.
                     drop(command);
@@ -168,10 +188,13 @@ impl Program {
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(result) => result.with_context(line),
-            Err(_) => Err(anyhow!(
-                "`{}` did not finish within {timeout:?}; stopped it",
-                line()
-            )),
+            Err(_) => {
+                kill_group(leader.load(Ordering::SeqCst));
+                Err(anyhow!(
+                    "`{}` did not finish within {timeout:?}; stopped it and what it started",
+                    line()
+                ))
+            }
         }
     }
 
@@ -228,4 +251,43 @@ pub fn describe_exit(code: Option<i32>) -> String {
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_timeout_stops_what_the_child_started_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let sh = Program::new("sh", vec!["-c".to_owned()]);
+        let err = sh
+            .exec(
+                None,
+                &[script],
+                Duration::from_millis(500),
+                Capture::Separate,
+            )
+            .await
+            .expect_err("timed out");
+        assert!(err.to_string().contains("did not finish within"), "{err}");
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+        // SIGKILL is delivered at once; reaping by init may take a moment.
+        let gone = (0..50).any(|_| {
+            let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+            let done = state.is_empty() || state.split_whitespace().nth(2) == Some("Z");
+            if !done {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            done
+        });
+        assert!(gone, "the grandchild {pid} outlived the timeout");
+    }
 }
