@@ -9,6 +9,11 @@ use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
+/// Variables that carry a secret to this tool and to no one else: every child process is started
+/// without them (see [`crate::adapters::subprocess::command`]); a child that needs the password
+/// is given it by name, as `PGPASSWORD`.
+pub const SECRET_VARS: &[&str] = &["MOVIM_DB_PASSWORD"];
+
 /// A variable's value, when it is set and valid UTF-8.
 #[must_use]
 pub fn var(name: &str) -> Option<String> {

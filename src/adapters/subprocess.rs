@@ -16,13 +16,11 @@ use tokio::process::Command;
 /// tool starts is made here (a lint keeps it so), so what runs is found in one place. Each child
 /// is in a process group of its own: the terminal's Ctrl-C reaches this process only, which
 /// finishes the step the child is part of ([`crate::adapters::signals`]) instead of losing the
-/// child (a compose command, `pg_dump`) half-way.
-#[allow(clippy::disallowed_methods)] // the one place processes are made
+/// child (a compose command, `pg_dump`) half-way. No child inherits a secret this tool was given
+/// in its environment ([`crate::adapters::env::SECRET_VARS`]).
 #[must_use]
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut command = Command::new(program);
-    command.process_group(0);
-    command
+    Command::from(blocking_command(program))
 }
 
 /// SIGKILL to the process group `leader` leads (nothing for 0), through kill(1): this crate
@@ -47,6 +45,9 @@ pub fn blocking_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::C
     use std::os::unix::process::CommandExt as _;
     let mut command = std::process::Command::new(program);
     command.process_group(0);
+    for name in crate::adapters::env::SECRET_VARS {
+        command.env_remove(name);
+    }
     command
 }
 
@@ -257,6 +258,18 @@ pub fn last_lines(text: &str, n: usize) -> String {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_child_inherits_the_secrets_given_to_this_tool() {
+        for built in [command("sh").as_std(), &blocking_command("sh")] {
+            let removed: Vec<_> = built
+                .get_envs()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| k.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(removed, ["MOVIM_DB_PASSWORD"]);
+        }
+    }
 
     #[tokio::test]
     async fn a_timeout_stops_what_the_child_started_too() {
