@@ -14,8 +14,10 @@
 //!   environment variable inherited by name (`-e PGPASSWORD`), never in an argument.
 //!
 //! A restore replaces the database as a whole, so that nothing a half-applied migration created
-//! survives: the bundled one is dropped and created again; for an external one (where the role
-//! may not own the database) the `public` schema is dropped and created again.
+//! survives, and only once it succeeded: the bundled one is restored into a new database that then
+//! takes its place; an external one (where the role may not own the database) has its `public`
+//! schema dropped and created again and the dump restored in one transaction, rolled back if any
+//! of it fails. Either way a restore that fails leaves the database as it was.
 
 use crate::adapters::db::DbTarget;
 use crate::adapters::engine::Engine;
@@ -297,113 +299,175 @@ pub async fn restore(
     }
     match source {
         Source::Container { id, user, database } => {
-            let drop = format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_identifier(database)
-            );
-            let create = format!(
-                "CREATE DATABASE {} OWNER {}",
-                quote_identifier(database),
-                quote_identifier(user)
-            );
-            let (code, out) = engine
-                .exec(
-                    id,
-                    &[
-                        "psql",
-                        "--no-psqlrc",
-                        "--no-password",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-U",
-                        user,
-                        "-d",
-                        "postgres",
-                        "-c",
-                        &drop,
-                        "-c",
-                        &create,
-                    ],
-                )
-                .await?;
-            if code != 0 {
-                bail!(
-                    "recreating the database {database} failed (exit {code}): {}",
-                    last_lines(&out, 5)
-                );
-            }
-            let file = tokio::fs::File::open(&path)
-                .await
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let (code, out) = engine
-                .exec_stream_stdin(
-                    id,
-                    &[
-                        "pg_restore",
-                        "--no-password",
-                        "--exit-on-error",
-                        "--single-transaction",
-                        "-U",
-                        user,
-                        "-d",
-                        database,
-                    ],
-                    file,
-                )
-                .await?;
-            if code != 0 {
-                bail!("pg_restore exited {code}: {}", last_lines(&out, 10));
-            }
+            restore_bundled(engine, id, user, database, &path).await
         }
-        Source::OneShot { cli, image, target } => {
-            let port = target.port.to_string();
-            let conn = [
-                "-h",
-                target.host.as_str(),
-                "-p",
-                &port,
-                "-U",
-                &target.user,
-                "-d",
-                &target.name,
-            ];
-            let mut psql = vec![
-                "psql",
-                "--no-psqlrc",
-                "--no-password",
-                "-v",
-                "ON_ERROR_STOP=1",
-            ];
-            psql.extend(conn);
-            psql.extend([
-                "-c",
-                "DROP SCHEMA IF EXISTS public CASCADE",
-                "-c",
-                "CREATE SCHEMA public",
-            ]);
-            let (code, out) = one_shot(cli, image, target, &psql, None, None).await?;
-            if code != 0 {
-                bail!(
-                    "emptying the database {} failed (exit {code}; the role must own the public schema): {}",
-                    target.describe(),
-                    last_lines(&out, 5)
-                );
-            }
-            let mut restore = vec![
+        Source::OneShot { cli, image, target } => restore_external(cli, image, target, &path).await,
+    }
+}
+
+/// The bundled database is restored into a new database beside it, which replaces it only once
+/// the restore succeeded: a dump that fails half-way leaves the database as it was.
+async fn restore_bundled(
+    engine: &Engine,
+    id: &str,
+    user: &str,
+    database: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let staging = staging_name(database);
+    let psql = |sql: Vec<String>| bundled_psql(engine, id, user, sql);
+    let (code, out) = psql(vec![
+        format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_identifier(&staging)
+        ),
+        format!(
+            "CREATE DATABASE {} OWNER {}",
+            quote_identifier(&staging),
+            quote_identifier(user)
+        ),
+    ])
+    .await?;
+    if code != 0 {
+        bail!(
+            "creating the database {staging} to restore into failed (exit {code}); {database} was not touched: {}",
+            last_lines(&out, 5)
+        );
+    }
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let (code, out) = engine
+        .exec_stream_stdin(
+            id,
+            &[
                 "pg_restore",
                 "--no-password",
                 "--exit-on-error",
                 "--single-transaction",
-            ];
-            restore.extend(conn);
-            let (code, out) = one_shot(cli, image, target, &restore, Some(&path), None).await?;
-            if code != 0 {
-                bail!("pg_restore exited {code}: {}", last_lines(&out, 10));
-            }
-        }
+                "-U",
+                user,
+                "-d",
+                &staging,
+            ],
+            file,
+        )
+        .await?;
+    if code != 0 {
+        let _ = psql(vec![format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_identifier(&staging)
+        )])
+        .await;
+        bail!(
+            "pg_restore exited {code}; {database} was not touched: {}",
+            last_lines(&out, 10)
+        );
+    }
+    // Two statements, each its own transaction (neither may run inside one): a kill between them
+    // leaves the restored copy under its staging name, and the next restore starts again from
+    // the dump, which is still there.
+    let (code, out) = psql(vec![
+        format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_identifier(database)
+        ),
+        format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_identifier(&staging),
+            quote_identifier(database)
+        ),
+    ])
+    .await?;
+    if code != 0 {
+        bail!(
+            "putting the restored database {staging} in place of {database} failed (exit {code}): {}",
+            last_lines(&out, 5)
+        );
     }
     Ok(())
 }
+
+/// `psql` as `user` on the maintenance database of the bundled server, one `-c` per statement.
+async fn bundled_psql(
+    engine: &Engine,
+    id: &str,
+    user: &str,
+    statements: Vec<String>,
+) -> anyhow::Result<(i64, String)> {
+    let mut cmd = vec![
+        "psql",
+        "--no-psqlrc",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        user,
+        "-d",
+        "postgres",
+    ];
+    for statement in &statements {
+        cmd.extend(["-c", statement.as_str()]);
+    }
+    engine.exec(id, &cmd).await
+}
+
+/// `<database>_restoring`, within PostgreSQL's 63-byte names.
+fn staging_name(database: &str) -> String {
+    const SUFFIX: &str = "_restoring";
+    let mut keep = database.len().min(63 - SUFFIX.len());
+    while !database.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{SUFFIX}", &database[..keep])
+}
+
+/// An external database (where the role may own neither the database nor the right to create
+/// one) is emptied and restored in ONE transaction: its `public` schema dropped and created again,
+/// then the dump's script, committed only when `pg_restore` read the whole dump and every statement
+/// succeeded; otherwise rolled back, leaving the database as it was. The drop waits at most
+/// [`LOCK_TIMEOUT`] for a lock another client holds, instead of hanging the downtime.
+async fn restore_external(
+    cli: &str,
+    image: &str,
+    target: &DbTarget,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let port = target.port.to_string();
+    // The connection's words come after the script as its arguments ("$@"), never inside it.
+    let script = format!(
+        "set -o pipefail; {{ printf '%s\\n' 'BEGIN;' \"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';\" \
+         'DROP SCHEMA IF EXISTS public CASCADE;' 'CREATE SCHEMA public;'; \
+         pg_restore --single-transaction --exit-on-error -f -; }} \
+         | psql --no-psqlrc --no-password --quiet -v ON_ERROR_STOP=1 \"$@\""
+    );
+    let cmd = [
+        "bash",
+        "-c",
+        &script,
+        "restore",
+        "-h",
+        target.host.as_str(),
+        "-p",
+        &port,
+        "-U",
+        &target.user,
+        "-d",
+        &target.name,
+    ];
+    let (code, out) = one_shot(cli, image, target, &cmd, Some(path), None).await?;
+    if code != 0 {
+        bail!(
+            "restoring {} failed (exit {code}); it was rolled back, the database is as it was (the role must own the public schema): {}",
+            target.describe(),
+            last_lines(&out, 10)
+        );
+    }
+    Ok(())
+}
+
+/// How long the external restore waits for a lock another client holds.
+const LOCK_TIMEOUT: &str = "60s";
 
 /// Runs `cmd` in a throwaway container of `image` on the host network, with `PGPASSWORD` passed
 /// by name, `stdin` fed from a file and stdout streamed to `stdout` when given. Returns the exit

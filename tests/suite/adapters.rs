@@ -440,3 +440,103 @@ async fn a_missing_compose_tool_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A dump that cannot be restored in full: a table owned by a role that is gone by the time of the
+/// restore (pg_restore stops at `ALTER TABLE … OWNER TO ghost`, after recreating other tables).
+/// Returns the dump and leaves the database with one row more than the dump holds.
+async fn an_unrestorable_dump(
+    engine: &movim_setup::adapters::engine::Engine,
+    source: &movim_setup::adapters::backup::Source,
+    conn: &mut sqlx::PgConnection,
+    dir: &Path,
+) -> movim_setup::core::lockfile::BackupRef {
+    use movim_setup::adapters::backup;
+    sqlx::raw_sql(
+        "create table precious (note text); insert into precious values ('before'); \
+         create role ghost; create table haunted (id int); alter table haunted owner to ghost;",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let dump = backup::dump(engine, source, dir, "v0.0.1").await.unwrap();
+    sqlx::raw_sql(
+        "drop table haunted; drop role ghost; insert into precious values ('written since');",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    dump
+}
+
+async fn notes(conn: &mut sqlx::PgConnection) -> Vec<String> {
+    sqlx::query_scalar("select note from precious order by note")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+/// A restore that fails half-way leaves the database as it was, for the bundled database (its
+/// container's own pg_restore into a database that takes its place only on success) and for an
+/// external one (one transaction through a one-shot container, rolled back).
+#[tokio::test]
+async fn a_restore_that_fails_half_way_leaves_the_database_as_it_was() {
+    use movim_setup::adapters::backup::{self, Source};
+    use movim_setup::adapters::engine::{Engine, EngineKind};
+    let w = world::World::get();
+    let image = w.library_image("postgres:15");
+    let engine = Engine::connect(Some(EngineKind::Docker)).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Bundled: pg_restore inside the database's own container.
+    let pg = Postgres::start(&image);
+    let mut conn = pg.ready().await;
+    let bundled = Source::Container {
+        id: pg.name.clone(),
+        user: "movim_owner".into(),
+        database: "movim_test".into(),
+    };
+    let dump = an_unrestorable_dump(&engine, &bundled, &mut conn, tmp.path()).await;
+    drop(conn);
+    let err = backup::restore(&engine, &bundled, tmp.path(), &dump)
+        .await
+        .expect_err("the role is gone");
+    assert!(format!("{err:#}").contains("ghost"), "{err:#}");
+    let mut conn = pg.ready().await;
+    assert_eq!(notes(&mut conn).await, ["before", "written since"]);
+    drop(conn);
+
+    // External: the same through a one-shot container of the tool image, on the host network.
+    let pg = Postgres::start(&image);
+    let mut conn = pg.ready().await;
+    let external = Source::OneShot {
+        cli: "docker".into(),
+        image: image.clone(),
+        target: pg.target(PASSWORD),
+    };
+    let dir = tmp.path().join("external");
+    let dump = an_unrestorable_dump(&engine, &external, &mut conn, &dir).await;
+    let err = backup::restore(&engine, &external, &dir, &dump)
+        .await
+        .expect_err("the role is gone");
+    assert!(format!("{err:#}").contains("ghost"), "{err:#}");
+    assert_eq!(notes(&mut conn).await, ["before", "written since"]);
+
+    // A dump that can be restored still is: the ghost's table left out, the rows as dumped.
+    sqlx::raw_sql("drop table precious; create table precious (note text); insert into precious values ('dumped')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let good = backup::dump(&engine, &external, &dir, "v0.0.2")
+        .await
+        .unwrap();
+    sqlx::raw_sql("insert into precious values ('lost on purpose')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    backup::restore(&engine, &external, &dir, &good)
+        .await
+        .unwrap();
+    let mut conn = pg.ready().await;
+    assert_eq!(notes(&mut conn).await, ["dumped"]);
+}
