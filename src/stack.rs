@@ -8,6 +8,7 @@ use crate::adapters::db::DbTarget;
 use crate::adapters::engine::{self, Engine, EngineKind};
 use crate::adapters::health::Http;
 use crate::adapters::runner::{self, NoRunner, Runner};
+use crate::adapters::store::Dir;
 use crate::context::{Connect, Context};
 use crate::core::containers::{ContainerInfo, NoDbAddress, container_of, db_container, db_host};
 use crate::core::deployment::{Database, Deployment, Tls, Xmpp};
@@ -15,11 +16,12 @@ use crate::core::layout::Layout;
 use crate::core::lockfile::Lock;
 use crate::core::movim;
 use crate::core::render::{self};
-use crate::core::secret::Secret;
+use crate::core::secret::{Secret, scrub};
 use crate::error::{Failure, OrFail};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 /// How long one service may take to become healthy.
@@ -158,8 +160,10 @@ pub async fn container(
     Ok(container_of(&all, service).cloned())
 }
 
-/// A failure of `service`, with its last log lines and the commands to look further.
+/// A failure of `service`, with its last log lines (every secret the deployment directory `dir`
+/// holds redacted: a service may log its configuration) and the commands to look further.
 pub async fn service_failure(
+    dir: &Path,
     tools: &Tools,
     d: &Deployment,
     service: &str,
@@ -170,8 +174,10 @@ pub async fn service_failure(
     if let Ok(Some(c)) = container(tools, &d.project, service).await
         && let Ok(logs) = tools.engine.logs_tail(&c.id, 20).await
     {
+        let secrets = Dir::read(dir).secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         f = f.detail(format!("last log lines of {service}:"));
-        for line in logs.lines() {
+        for line in scrub(&logs, &secrets).lines() {
             f = f.detail(format!("| {line}"));
         }
     }
@@ -189,6 +195,7 @@ pub async fn start_healthy(
     ctx.ui.step(&format!("starting {}", services.join(", ")));
     if let Err(e) = tools.runner.up(&ctx.dir, &d.project, services).await {
         return Err(service_failure(
+            &ctx.dir,
             tools,
             d,
             services[0],
@@ -224,6 +231,7 @@ pub async fn start_healthy(
         }
         if let Err(e) = outcome {
             return Err(service_failure(
+                &ctx.dir,
                 tools,
                 d,
                 service,
@@ -403,6 +411,7 @@ pub async fn prove(ctx: &Context, tools: &Tools, d: &Deployment) -> Result<(), F
                     Err(e) => e,
                 };
                 return Err(service_failure(
+                    &ctx.dir,
                     tools,
                     d,
                     "daemon",

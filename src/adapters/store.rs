@@ -149,6 +149,23 @@ impl Dir {
             .map(|p| Secret::new(p.clone()))
     }
 
+    /// Every secret value the directory holds: `movim.env`'s secret keys, the kube password file,
+    /// `postgres.env`'s secrets — what no output may show.
+    #[must_use]
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = self.secret_env_values();
+        if let Ok(text) =
+            std::fs::read_to_string(self.dir.join(render::kube::PODMAN_DB_PASSWORD_FILE))
+            && !text.trim().is_empty()
+        {
+            out.push(text.trim().to_owned());
+        }
+        if let Ok(text) = std::fs::read_to_string(self.dir.join(render::POSTGRES_ENV_FILE)) {
+            out.extend(envfile::secret_values(&text));
+        }
+        out
+    }
+
     /// The values of `movim.env`'s secret keys.
     #[must_use]
     pub fn secret_env_values(&self) -> Vec<String> {

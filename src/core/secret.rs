@@ -49,6 +49,16 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `text` with every occurrence of each secret value replaced by `<redacted>`. Values shorter than
+/// 4 characters are left alone: they would redact ordinary words and cannot be told from them.
+#[must_use]
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_owned(), |t, s| t.replace(s, "<redacted>"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

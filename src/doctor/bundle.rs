@@ -5,15 +5,9 @@ use crate::adapters::store::Dir;
 use crate::core::envfile;
 use crate::core::lockfile::LOCK_FILE;
 use crate::core::render::ANSWERS_FILE;
+use crate::core::secret::scrub;
 use crate::doctor::report::Report;
 use std::path::Path;
-
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| s.len() >= 4)
-        .fold(text.to_owned(), |t, s| t.replace(s, "<redacted>"))
-}
 
 /// Writes `movim-doctor/` (report as text and JSON, compose.yaml, movim.env redacted, the answers,
 /// the lock, `logs/<container>.log`) as a tar.gz with the system's `tar`.

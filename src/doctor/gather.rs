@@ -156,7 +156,7 @@ pub fn local(dir: Dir) -> Facts {
         engine: Err(String::new()),
         compose: None,
         stack: None,
-        secrets: secret_values(&dir),
+        secrets: dir.secrets(),
         now: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
@@ -187,21 +187,6 @@ fn extras(s: &Dir) -> render::Extras {
         }
     }
     extras
-}
-
-/// Every secret value the directory holds: `movim.env`'s secret keys, the kube password file,
-/// `postgres.env`'s secrets.
-fn secret_values(s: &Dir) -> Vec<String> {
-    let mut out = s.secret_env_values();
-    if let Ok(text) = std::fs::read_to_string(s.dir.join(render::kube::PODMAN_DB_PASSWORD_FILE))
-        && !text.trim().is_empty()
-    {
-        out.push(text.trim().to_owned());
-    }
-    if let Ok(text) = std::fs::read_to_string(s.dir.join(render::POSTGRES_ENV_FILE)) {
-        out.extend(crate::core::envfile::secret_values(&text));
-    }
-    out
 }
 
 /// What the running stack shows, each probe concurrent and bounded.

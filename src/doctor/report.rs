@@ -239,17 +239,7 @@ impl Report {
     /// before anything is rendered. Values shorter than 4 characters are left alone: they would
     /// redact ordinary words and cannot be told from them anyway.
     pub fn redact(&mut self, secrets: &[&str]) {
-        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
-        if secrets.is_empty() {
-            return;
-        }
-        let scrub = |s: &mut String| {
-            for secret in &secrets {
-                if s.contains(secret) {
-                    *s = s.replace(secret, "<redacted>");
-                }
-            }
-        };
+        let scrub = |s: &mut String| *s = crate::core::secret::scrub(s, secrets);
         for f in &mut self.findings {
             scrub(&mut f.summary);
             if let Some(h) = &mut f.hint {

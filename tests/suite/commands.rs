@@ -1180,3 +1180,26 @@ async fn init_interrupted_before_its_write_writes_nothing_and_exits_130() {
     assert!(!dir.join("compose.yaml").exists());
     assert!(!log.has("up "), "{:?}", log.calls());
 }
+
+#[tokio::test]
+async fn a_failed_start_shows_the_services_last_log_lines_with_every_secret_redacted() {
+    let log = Log::default();
+    let dir = installed_dir(&log);
+    log.state().fail_start_of = Some("0.30.0".to_owned());
+    log.state().logs =
+        Some("connecting as movim with password a-password\nthen failing\n".to_owned());
+
+    let failure = run(dir.path(), &log, &["upgrade", "--yes", "--to", TO])
+        .await
+        .expect_err("the start fails");
+    let shown = format!("{failure}\n{failure:?}");
+    assert!(
+        shown.contains("then failing"),
+        "the log lines are shown: {shown}"
+    );
+    assert!(
+        shown.contains("connecting as movim with password <redacted>"),
+        "{shown}"
+    );
+    assert!(!shown.contains("a-password"), "{shown}");
+}

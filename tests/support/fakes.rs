@@ -47,6 +47,8 @@ pub struct State {
     pub running: Option<String>,
     /// `up` fails while the deployment's compose file names this release.
     pub fail_start_of: Option<String>,
+    /// What every container logs last (`None`: one harmless line).
+    pub logs: Option<String>,
     /// What the target release's `phinx status` answers (exit code, output).
     pub probe_status: (i32, String),
     /// Services whose containers are stopped.
@@ -191,7 +193,14 @@ impl ContainerEngine for FakeEngine {
         _id: &'a str,
         _lines: usize,
     ) -> BoxFuture<'a, anyhow::Result<String>> {
-        Box::pin(async { Ok("a fake log line\n".to_owned()) })
+        Box::pin(async move {
+            Ok(self
+                .0
+                .state()
+                .logs
+                .clone()
+                .unwrap_or_else(|| "a fake log line\n".to_owned()))
+        })
     }
     fn exec<'a>(
         &'a self,
