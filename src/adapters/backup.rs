@@ -1,6 +1,7 @@
 //! Database dumps for `upgrade` and `rollback`: `pg_dump -Fc` streamed (never held in memory) to
-//! `<dir>/backups/db-<time>-<version>.dump` with its size and SHA-256 computed on the way, checked
-//! readable by `pg_restore --list`, and restored only after the checksum matches again.
+//! `<dir>/backups/db-<time>-<version>.dump` with its size and SHA-256 computed on the way, its
+//! header and table of contents checked by `pg_restore --list` (the data's completeness is
+//! `pg_dump`'s exit status), and restored only after the checksum matches again.
 //!
 //! Where `pg_dump` runs:
 //! - bundled database: inside the running postgres container (`docker exec`, through the engine
@@ -216,7 +217,11 @@ async fn dump_to(
     Ok((bytes, sha256))
 }
 
-/// `pg_restore --list` reads the whole table of contents: a truncated dump fails it.
+/// `pg_restore --list` reads the archive's header and its whole table of contents: it proves the
+/// file is a custom-format dump this `pg_restore` understands, listing every object. It does not
+/// read the table data: that the data is all there rests on `pg_dump` exiting 0 (only once it
+/// wrote everything) with the stream fully written and flushed, and that it stays as written, on
+/// the SHA-256 checked again before any restore.
 async fn check_readable(engine: &Engine, source: &Source, path: &Path) -> anyhow::Result<()> {
     let file = tokio::fs::File::open(path)
         .await
