@@ -199,12 +199,14 @@ impl Drop for Transaction {
     }
 }
 
+/// How long `df` may take (a dead network mount can hang it).
+const DF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Free bytes on the filesystem holding `path` (statvfs through `df`, which every system has).
 pub fn free_bytes(path: &Path) -> Result<u64> {
-    let out = crate::adapters::subprocess::blocking_command("df")
-        .args(["-P", "-k"])
-        .arg(path)
-        .output()
+    let mut df = crate::adapters::subprocess::blocking_command("df");
+    df.args(["-P", "-k"]).arg(path);
+    let out = crate::adapters::subprocess::output_within(df, DF_TIMEOUT)
         .with_context(|| format!("cannot run df on {}", path.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().nth(1).context("df printed nothing")?;

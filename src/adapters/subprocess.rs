@@ -37,6 +37,38 @@ fn kill_group(leader: u32) {
         .status();
 }
 
+/// Runs a [`blocking_command`] to its end, or stops it (and what it started) after `timeout`: a
+/// program that can hang on the system (`df` on a dead network mount) never hangs this tool.
+///
+/// # Errors
+/// It cannot start, or did not finish within `timeout`.
+pub fn output_within(
+    mut command: std::process::Command,
+    timeout: Duration,
+) -> anyhow::Result<std::process::Output> {
+    let shown = format!("{:?}", command.get_program());
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {shown}"))?;
+    let leader = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(timeout) {
+        Ok(output) => output.with_context(|| format!("cannot read what {shown} printed")),
+        Err(_) => {
+            kill_group(leader);
+            Err(anyhow!(
+                "{shown} did not finish within {timeout:?}; stopped it"
+            ))
+        }
+    }
+}
+
 /// [`command`], for the few callers that must block (no async runtime at hand, or a
 /// checkpoint that must not yield).
 #[allow(clippy::disallowed_methods)] // the one place processes are made
@@ -269,6 +301,23 @@ mod tests {
                 .collect();
             assert_eq!(removed, ["MOVIM_DB_PASSWORD"]);
         }
+    }
+
+    #[test]
+    fn a_blocking_program_that_hangs_is_stopped_at_its_timeout() {
+        let mut sleep = blocking_command("sleep");
+        sleep.arg("30");
+        let started = std::time::Instant::now();
+        let err = output_within(sleep, Duration::from_millis(300)).expect_err("hangs");
+        assert!(err.to_string().contains("did not finish within"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it waited for the program"
+        );
+        let mut echo = blocking_command("echo");
+        echo.arg("done");
+        let out = output_within(echo, Duration::from_secs(10)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
     }
 
     #[tokio::test]

@@ -208,7 +208,25 @@ fn service_log(dir: &std::path::Path) -> anyhow::Result<(std::fs::File, tempfile
 
 /// A `GET` on Podman's own (libpod) API at `endpoint`, which bollard does not speak. HTTP/1.0, so
 /// the server closes the connection after its answer and the body comes unchunked.
+/// Bounded by [`LIBPOD_TIMEOUT`]: a socket that accepts and never answers is an error, not a hang.
 pub(super) async fn libpod_get(endpoint: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    libpod_get_within(endpoint, path, LIBPOD_TIMEOUT).await
+}
+
+async fn libpod_get_within(
+    endpoint: &str,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
+    tokio::time::timeout(timeout, libpod_get_unbounded(endpoint, path))
+        .await
+        .map_err(|_| anyhow::anyhow!("GET {path} on {endpoint}: no answer within {timeout:?}"))?
+}
+
+/// How long one call to Podman's own API may take.
+const LIBPOD_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn libpod_get_unbounded(endpoint: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let request = format!("GET {path} HTTP/1.0\r\nHost: podman\r\n\r\n");
     let mut answer = Vec::new();
     if let Some(socket) = endpoint.strip_prefix("unix://") {
@@ -245,6 +263,25 @@ mod tests {
     use super::*;
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[tokio::test]
+    async fn a_podman_socket_that_accepts_and_never_answers_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("podman.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let held = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            // Holds the connection open, silent.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(stream);
+        });
+        let endpoint = format!("unix://{}", socket.display());
+        let err = libpod_get_within(&endpoint, "/_ping", Duration::from_millis(300))
+            .await
+            .expect_err("no answer");
+        assert!(err.to_string().contains("no answer within"), "{err}");
+        held.abort();
+    }
 
     #[test]
     fn a_link_planted_where_the_podman_service_log_went_is_not_followed() {
