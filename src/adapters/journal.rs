@@ -89,12 +89,18 @@ impl Journal {
     }
 }
 
+/// Whether the test-only hook `name` is armed: only in a build with the `test-hooks` feature
+/// (the suite's), where `value` (the variable, read only then) names it.
+fn armed(name: &str, value: impl FnOnce() -> Option<String>) -> bool {
+    cfg!(feature = "test-hooks") && value().is_some_and(|v| v == name)
+}
+
 /// A named point in a dangerous sequence. **Test-only hook:** when the environment variable
 /// `MOVIM_SETUP_CRASH_AT` equals `name`, the process kills itself with SIGKILL right here (no
 /// destructor, no flush: what a power cut or the OOM killer does), so crash tests can prove that
 /// the journal lets the next run recover. Users never set it.
 pub fn checkpoint(name: &str) {
-    if env::var(CRASH_ENV).is_some_and(|v| v == name) {
+    if armed(name, || env::var(CRASH_ENV)) {
         eprintln!("checkpoint {name}: {CRASH_ENV} is set, killing this process with SIGKILL");
         let pid = std::process::id().to_string();
         // std has no kill(2); the `kill` program sends the real SIGKILL (abort() would be SIGABRT).
@@ -112,7 +118,7 @@ pub fn checkpoint(name: &str) {
 /// `name`, the command says so on stderr and waits a few seconds there (as it would for the user
 /// or an engine), so that a test can send it a real signal at a known point. Users never set it.
 pub async fn pause(name: &str) {
-    if env::var(PAUSE_ENV).is_some_and(|v| v == name) {
+    if armed(name, || env::var(PAUSE_ENV)) {
         use std::io::Write as _;
         let _ = writeln!(
             std::io::stderr(),
@@ -126,6 +132,20 @@ pub async fn pause(name: &str) {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its message
 mod tests {
     use super::*;
+
+    /// Run in both builds by tests/run-all.sh: armed with the feature, inert (the variable not
+    /// even read) without it.
+    #[test]
+    fn the_test_hooks_are_armed_only_in_a_build_with_the_test_hooks_feature() {
+        let read = std::cell::Cell::new(false);
+        let value = || {
+            read.set(true);
+            Some("after-backup".to_owned())
+        };
+        assert_eq!(armed("after-backup", value), cfg!(feature = "test-hooks"));
+        assert_eq!(read.get(), cfg!(feature = "test-hooks"));
+        assert!(!armed("after-stop", || Some("after-backup".to_owned())));
+    }
     use crate::core::journal::{Files, Side};
     use crate::core::plan::{Kind, Step};
     use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 /// `movim-setup upgrade --yes --dir <dir>`, paused at its start: returns once it says so.
 fn paused_upgrade(dir: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+    crate::support::cli::require_test_hooks();
     let mut child = Command::new(env!("CARGO_BIN_EXE_movim-setup"))
         .args(["upgrade", "--yes", "--dir"])
         .arg(dir)

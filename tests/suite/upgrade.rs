@@ -566,6 +566,7 @@ fn a_two_part_release_upgrades_to_the_newest_and_both_are_healthy() {
 #[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
+    cli::require_test_hooks();
     let s = Stack::up("crash");
     s.write_rows("base");
     let before = s.checksums();
@@ -675,6 +676,7 @@ fn a_kill_at_any_checkpoint_is_recovered_by_resume_or_rollback() {
 /// after dumping the served one to a kept, named file, and the command it prints reads the row back.
 #[test]
 fn a_rollback_after_a_crash_past_start_keeps_the_rows_written_since_in_a_named_dump() {
+    cli::require_test_hooks();
     let s = Stack::up("keep");
     s.write_rows("base");
     let before = s.checksums();

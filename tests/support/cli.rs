@@ -288,3 +288,15 @@ pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The crash and pause points are compiled in only with the `test-hooks` feature: without it a
+/// test that drives them fails here, saying how to run it, instead of waiting for a hook that
+/// never comes.
+#[track_caller]
+pub fn require_test_hooks() {
+    if !cfg!(feature = "test-hooks") {
+        panic!(
+            "this test drives the test-only hooks: run it with `cargo test --features test-hooks` (tests/run-all.sh does)"
+        );
+    }
+}
