@@ -23,9 +23,25 @@ fn as_user(user: &User, setup: Setup) -> Setup {
         .run_as(user, &user.env())
 }
 
-/// `doctor --json` as the user: exit 0, and nothing not ok but what the world itself causes.
+/// The daemon's own log (as the user's Podman keeps it), and whether it shows a name lookup lost
+/// to aardvark-dns's known race (then a restart that followed is Podman's, not a fault).
+fn daemon_log(user: &User, project: &UserProject) -> (String, bool) {
+    let out = user.podman_output(&["logs", &project.container("daemon")]);
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raced = log.contains("Temporary failure in name resolution")
+        || log.contains("could not translate host name");
+    (log, raced)
+}
+
+/// `doctor --json` as the user: exit 0, and nothing not ok but what the world itself causes, or a
+/// daemon restart that followed a lookup lost to Podman's DNS race (its log says so).
 #[track_caller]
-fn assert_doctor_clean(user: &User, dir: &Path, extra: &[&str]) {
+fn assert_doctor_clean(user: &User, project: &UserProject, dir: &Path, extra: &[&str]) {
+    let (log, raced) = daemon_log(user, project);
     let run = as_user(user, Setup::new("doctor", dir).arg("--json").args(extra)).run();
     let json: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
         panic!(
@@ -39,17 +55,21 @@ fn assert_doctor_clean(user: &User, dir: &Path, extra: &[&str]) {
         .iter()
         .filter(|f| f["severity"] != "ok")
         .filter(|f| {
-            !caused_by_the_world(
+            let (id, severity) = (
                 f["id"].as_str().unwrap_or_default(),
                 f["severity"].as_str().unwrap_or_default(),
-            )
+            );
+            let race = raced && id == "container.daemon.restarts" && severity == "warn";
+            !caused_by_the_world(id, severity) && !race
         })
         .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["summary"]))
         .collect();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
     assert!(
         problems.is_empty(),
-        "doctor as {}: {problems:#?}",
-        user.name
+        "doctor as {}: {problems:#?}\nthe daemon's last log lines (newest first):\n{}",
+        user.name,
+        tail.join("\n")
     );
     assert_eq!(run.output.status.code(), Some(0), "{}", run.stderr());
     // The database was read from inside its container (its address is not reachable from here).
@@ -61,6 +81,7 @@ fn assert_doctor_clean(user: &User, dir: &Path, extra: &[&str]) {
     assert!(db.contains("PostgreSQL 15"), "{db}");
 }
 
+#[allow(clippy::too_many_lines)] // a scenario on one stack, read as one story
 #[test]
 fn rootless_podman_init_doctor_upgrade_and_a_rollback_as_an_unprivileged_user() {
     let _one = one_stack_at_a_time();
@@ -105,7 +126,7 @@ fn rootless_podman_init_doctor_upgrade_and_a_rollback_as_an_unprivileged_user() 
         "/var/www/movim/log",
     ]);
     assert_eq!(owner, "82");
-    assert_doctor_clean(&user, &dir, &[]);
+    assert_doctor_clean(&user, &guard, &dir, &[]);
     drop(service);
 
     // From here the API is served for each run only (--podman-service), as unattended runs do.
@@ -141,7 +162,12 @@ fn rootless_podman_init_doctor_upgrade_and_a_rollback_as_an_unprivileged_user() 
         .stderr_has("rolled back: Movim v0.30.0 runs again and is healthy");
     assert_eq!(web::infos_version(port).as_deref(), Some("v0.30.0"));
     assert!(web::handshake(port, "https://movim.test").trusted());
-    assert_doctor_clean(&user, &dir, &["--engine", "podman", "--podman-service"]);
+    assert_doctor_clean(
+        &user,
+        &guard,
+        &dir,
+        &["--engine", "podman", "--podman-service"],
+    );
     assert!(
         !pings(&user.socket().display().to_string()),
         "the API served for a run must be stopped when the run ends"
@@ -150,6 +176,8 @@ fn rootless_podman_init_doctor_upgrade_and_a_rollback_as_an_unprivileged_user() 
 
 #[test]
 fn rootless_podman_refuses_up_front_what_it_cannot_publish() {
+    // Its --podman-service serves the user's one socket: never while another test uses it.
+    let _one = one_stack_at_a_time();
     let user = User::get();
     let tmp = user.tempdir();
     let dir = tmp.path().join("movim");
