@@ -322,10 +322,7 @@ async fn restore_bundled(
     let staging = staging_name(database);
     let psql = |sql: Vec<String>| bundled_psql(engine, id, user, sql);
     let (code, out) = psql(vec![
-        format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_identifier(&staging)
-        ),
+        drop_database(&staging),
         format!(
             "CREATE DATABASE {} OWNER {}",
             quote_identifier(&staging),
@@ -359,11 +356,7 @@ async fn restore_bundled(
         )
         .await?;
     if code != 0 {
-        let _ = psql(vec![format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_identifier(&staging)
-        )])
-        .await;
+        let _ = psql(vec![drop_database(&staging)]).await;
         bail!(
             "pg_restore exited {code}; {database} was not touched: {}",
             last_lines(&out, 10)
@@ -373,10 +366,7 @@ async fn restore_bundled(
     // leaves the restored copy under its staging name, and the next restore starts again from
     // the dump, which is still there.
     let (code, out) = psql(vec![
-        format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_identifier(database)
-        ),
+        drop_database(database),
         format!(
             "ALTER DATABASE {} RENAME TO {}",
             quote_identifier(&staging),
@@ -415,6 +405,14 @@ async fn bundled_psql(
         cmd.extend(["-c", statement.as_str()]);
     }
     engine.exec(id, &cmd).await
+}
+
+/// `DROP DATABASE … WITH (FORCE)`: other sessions are ended first (Movim's are stopped already).
+fn drop_database(name: &str) -> String {
+    format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_identifier(name)
+    )
 }
 
 /// `<database>_restoring`, within PostgreSQL's 63-byte names.
