@@ -188,7 +188,7 @@ pub fn listen(cancel: &Cancel) -> anyhow::Result<()> {
                 if cancel.raise(signal) {
                     std::thread::spawn(move || {
                         std::thread::sleep(UNWIND);
-                        crate::adapters::ui::restore_terminal();
+                        restore_terminal();
                         std::process::exit(i32::from(signal.exit_code()));
                     });
                 }
@@ -196,4 +196,13 @@ pub fn listen(cancel: &Cancel) -> anyhow::Result<()> {
         });
     }
     Ok(())
+}
+/// Shows the cursor again (a prompt or a progress bar interrupted hides it), on a terminal only.
+pub fn restore_terminal() {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = stderr.write_all(b"\x1b[?25h");
+        let _ = stderr.flush();
+    }
 }

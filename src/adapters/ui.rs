@@ -39,23 +39,13 @@ fn prompt_failed(q: &Question, e: dialoguer::Error) -> Failure {
 /// prompt fails as interrupted, its cursor still hidden. Shown again, and the command ends as
 /// SIGINT would end it (exit 130), nothing changed.
 fn interrupted(e: &dialoguer::Error) -> Option<Failure> {
-    restore_terminal();
+    crate::adapters::signals::restore_terminal();
     let dialoguer::Error::IO(io) = e;
     (io.kind() == std::io::ErrorKind::Interrupted).then(|| {
         crate::adapters::signals::Signal::Interrupt
             .failure("interrupted at the prompt (Ctrl-C)")
             .detail("nothing was stopped or changed")
     })
-}
-
-/// Shows the cursor again (a prompt or a progress bar interrupted hides it), on a terminal only.
-pub fn restore_terminal() {
-    use std::io::{IsTerminal as _, Write as _};
-    let mut stderr = std::io::stderr();
-    if stderr.is_terminal() {
-        let _ = stderr.write_all(b"\x1b[?25h");
-        let _ = stderr.flush();
-    }
 }
 
 /// A line on stderr. Never panics (unlike `eprintln!`): once an SSH connection drops, the
