@@ -57,8 +57,10 @@ pub const BUNDLE_LOG_LINES: usize = 100;
 pub const DIFF_LINES: usize = 20;
 /// Each probe's own limit: doctor must answer even when a part hangs.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// `phinx status` connects to the database and reads every migration file.
-pub const PHINX_TIMEOUT: Duration = Duration::from_secs(30);
+/// `phinx status` starts PHP, connects to the database and reads every migration file: on a busy
+/// machine through rootless Podman that has been seen to take over 30 s, and a timeout here is a
+/// false warning.
+pub const PHINX_TIMEOUT: Duration = Duration::from_secs(60);
 /// DNS from inside a container can wait on unreachable resolvers (two lookups, retries).
 pub const XMPP_TIMEOUT: Duration = Duration::from_secs(25);
 /// Below these, the disk is a warning, then an error (backups and the database need room).
