@@ -110,6 +110,28 @@ impl Journal {
             && self.done.iter().all(|s| *s == Step::Prepull)
     }
 
+    /// Whether the run reached the write of the new release's files (they must be put back).
+    #[must_use]
+    pub fn wrote_files(&self) -> bool {
+        [
+            Step::Write,
+            Step::Migrate,
+            Step::Restore,
+            Step::Start,
+            Step::Prove,
+        ]
+        .into_iter()
+        .any(|s| self.touched(s))
+    }
+
+    /// Whether the run may have changed the database (migrations or what followed them).
+    #[must_use]
+    pub fn changed_database(&self) -> bool {
+        [Step::Migrate, Step::Restore, Step::Start, Step::Prove]
+            .into_iter()
+            .any(|s| self.touched(s))
+    }
+
     /// Whether the release gone to was started: users may have written to the database since
     /// ([`Self::serving_since`]), so going back over it must keep a dump of it first.
     #[must_use]
@@ -131,15 +153,7 @@ impl Journal {
     #[must_use]
     pub fn undo_plan(&self, project: &str, main: &str) -> String {
         let (from, to) = (&self.from.movim, &self.to.movim);
-        let after = |steps: &[Step]| steps.iter().any(|s| self.touched(*s));
-        let wrote = after(&[
-            Step::Write,
-            Step::Migrate,
-            Step::Restore,
-            Step::Start,
-            Step::Prove,
-        ]);
-        let changed = after(&[Step::Migrate, Step::Restore, Step::Start, Step::Prove]);
+        let (wrote, changed) = (self.wrote_files(), self.changed_database());
         let at = self
             .current
             .or_else(|| self.done.last().copied())

@@ -5,7 +5,7 @@ use super::Run;
 use super::steps;
 use crate::core::journal::{self, Journal};
 use crate::core::lockfile::LOCK_FILE;
-use crate::core::plan::{Migrations, Step};
+use crate::core::plan::Migrations;
 use crate::core::render::ANSWERS_FILE;
 use crate::error::{Failure, OrFail};
 use crate::stack;
@@ -58,15 +58,8 @@ pub async fn undo(mut run: Run<'_>, failure: Failure) -> Failure {
 pub async fn restore_previous(run: &mut Run<'_>) -> Result<(), Failure> {
     let (ctx, tools) = (run.ctx, run.tools);
     let j = &run.journal;
-    let after = |steps: &[Step]| steps.iter().any(|s| j.touched(*s));
-    let wrote = after(&[
-        Step::Write,
-        Step::Migrate,
-        Step::Restore,
-        Step::Start,
-        Step::Prove,
-    ]);
-    let mut database_changed = after(&[Step::Migrate, Step::Restore, Step::Start, Step::Prove]);
+    let wrote = j.wrote_files();
+    let mut database_changed = j.changed_database();
     if wrote {
         ctx.ui.step(&format!("stopping {}", run.to.version));
         if let Err(f) = steps::stop_movim(ctx, tools, &run.to).await {
