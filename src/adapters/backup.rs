@@ -184,20 +184,9 @@ async fn dump_to(
                 .await?
         }
         Source::OneShot { cli, image, target } => {
-            let port = target.port.to_string();
-            let cmd = [
-                "pg_dump",
-                "--no-password",
-                "-Fc",
-                "-h",
-                &target.host,
-                "-p",
-                &port,
-                "-U",
-                &target.user,
-                "-d",
-                &target.name,
-            ];
+            let conn = target.client_args();
+            let mut cmd = vec!["pg_dump", "--no-password", "-Fc"];
+            cmd.extend(conn.iter().map(String::as_str));
             one_shot(cli, image, target, &cmd, None, Some(&mut sink)).await?
         }
     };
@@ -436,7 +425,6 @@ async fn restore_external(
     target: &DbTarget,
     path: &Path,
 ) -> anyhow::Result<()> {
-    let port = target.port.to_string();
     // The connection's words come after the script as its arguments ("$@"), never inside it.
     let script = format!(
         "set -o pipefail; {{ printf '%s\\n' 'BEGIN;' \"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';\" \
@@ -444,20 +432,9 @@ async fn restore_external(
          pg_restore --single-transaction --exit-on-error -f -; }} \
          | psql --no-psqlrc --no-password --quiet -v ON_ERROR_STOP=1 \"$@\""
     );
-    let cmd = [
-        "bash",
-        "-c",
-        &script,
-        "restore",
-        "-h",
-        target.host.as_str(),
-        "-p",
-        &port,
-        "-U",
-        &target.user,
-        "-d",
-        &target.name,
-    ];
+    let conn = target.client_args();
+    let mut cmd = vec!["bash", "-c", &script, "restore"];
+    cmd.extend(conn.iter().map(String::as_str));
     let (code, out) = one_shot(cli, image, target, &cmd, Some(path), None).await?;
     if code != 0 {
         bail!(

@@ -44,6 +44,22 @@ pub struct DbTarget {
 }
 
 impl DbTarget {
+    /// The connection as libpq's programs take it (`-h HOST -p PORT -U USER -d NAME`); the
+    /// password never: it travels as `PGPASSWORD`.
+    #[must_use]
+    pub fn client_args(&self) -> [String; 8] {
+        [
+            "-h".into(),
+            self.host.clone(),
+            "-p".into(),
+            self.port.to_string(),
+            "-U".into(),
+            self.user.clone(),
+            "-d".into(),
+            self.name.clone(),
+        ]
+    }
+
     /// `endpoint` as this tool reaches it: at `host` ([`crate::core::containers::db_host`]).
     #[must_use]
     pub fn at(endpoint: DbEndpoint<'_>, host: String, password: Secret) -> Self {

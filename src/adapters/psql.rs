@@ -38,7 +38,7 @@ pub async fn facts(
     login_timeout: Duration,
 ) -> Result<DbFacts, DbError> {
     let timeout = format!("PGCONNECT_TIMEOUT={}", login_timeout.as_secs().max(2));
-    let port = target.port.to_string();
+    let conn = target.client_args();
     // The first line of stdin is the password; psql reads the rest as its script.
     let cmd = [
         "env",
@@ -48,15 +48,11 @@ pub async fn facts(
         "IFS= read -r PGPASSWORD; export PGPASSWORD; \
          exec psql -X -q -A -t -F '|' -v ON_ERROR_STOP=1 \"$@\"",
         "psql",
-        "-h",
-        &target.host,
-        "-p",
-        &port,
-        "-U",
-        &target.user,
-        "-d",
-        &target.name,
     ];
+    let cmd: Vec<&str> = cmd
+        .into_iter()
+        .chain(conn.iter().map(String::as_str))
+        .collect();
     let input = format!("{}\n{SCRIPT}", target.password.expose());
     let run = engine.exec_stream_stdin(container, &cmd, input.as_bytes());
     let (code, output) = tokio::time::timeout(login_timeout + Duration::from_secs(10), run)
